@@ -1,0 +1,121 @@
+import type { Request } from 'express';
+import type { SessionData, Store } from 'express-session';
+import type { ResolvedConfig } from './config.ts';
+import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
+import type { StoreHandle } from './stores/types.ts';
+
+type Cb = (err?: unknown, data?: any) => void;
+
+/** What this request's session looked like when loaded or last saved; a symbol key, so never serialized. */
+export const kState = Symbol('cluster-session.state');
+
+export interface SessionState {
+  id: string;
+  /** The session's data without its cookie, as JSON. */
+  json: string;
+  /** Store expiry when loaded or last written (ms since epoch). */
+  expires: number | undefined;
+  /** Written during this request: a second save/touch of the same data is skipped. */
+  saved: boolean;
+}
+
+type Tracked = SessionData & { [kState]?: SessionState; id?: string };
+
+export function dataJson(sess: object): string {
+  const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
+  return JSON.stringify(rest);
+}
+
+const cookieExpiry = (sess: SessionData) => (sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : undefined);
+
+export function markState(sess: SessionData, id: string, saved: boolean): void {
+  (sess as Tracked)[kState] = { id, json: dataJson(sess), expires: cookieExpiry(sess), saved };
+}
+
+/** True when the session differs from what the store holds (changed data, new id, or never stored). */
+export function isDirty(sess: SessionData, id: string): boolean {
+  const st = (sess as Tracked)[kState];
+  return !st || st.id !== id || st.json !== dataJson(sess);
+}
+
+/** Store failures become StoreUnavailableError (503); programming errors stay what they are. */
+function classify(err: unknown, storeName: string, op: string): unknown {
+  if (err instanceof ClusterSessionError) return err;
+  if (err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new StoreUnavailableError(`${storeName} store failed on ${op}: ${message}`, { cause: err });
+}
+
+/**
+ * Wraps the store's request-path methods in place: each call answers within `storeTimeout` (a late reply is
+ * dropped), store errors become StoreUnavailableError, oversized sessions are refused before anything is written,
+ * repeated writes of unchanged data in one request are skipped, and touches are lazy when `touchAfter` allows.
+ */
+export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
+  const store = handle.store as Store & Record<string, unknown>;
+  const timeout = config.storeTimeout;
+
+  const call = (op: string, original: (...a: any[]) => unknown, args: unknown[], cb: Cb | undefined) => {
+    let done = false;
+    const finish = (err?: unknown, value?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err && op === 'touch' && /unable to find the session to touch/i.test(String((err as Error).message))) err = undefined;
+      cb?.(err ? classify(err, handle.name, op) : null, value);
+    };
+    const timer = setTimeout(
+      () => finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within ${timeout} ms`)),
+      timeout,
+    );
+    try {
+      const r = original.call(store, ...args, finish) as Promise<unknown> | undefined;
+      if (r && typeof r.then === 'function') r.then(undefined, finish);
+    } catch (err) {
+      finish(err);
+    }
+  };
+
+  const get = store.get.bind(store) as (...a: any[]) => unknown;
+  store.get = (sid: string, cb: Cb) => call('get', get, [sid], cb);
+
+  const destroy = store.destroy.bind(store) as (...a: any[]) => unknown;
+  store.destroy = (sid: string, cb?: Cb) => call('destroy', destroy, [sid], cb);
+
+  const set = store.set.bind(store) as (...a: any[]) => unknown;
+  store.set = (sid: string, sess: SessionData, cb?: Cb) => {
+    const st = (sess as Tracked)[kState];
+    const json = dataJson(sess);
+    if (st?.saved && st.id === sid && st.json === json) return void cb?.(null);
+    const size = Buffer.byteLength(JSON.stringify(sess));
+    if (size > config.maxSessionBytes) return void cb?.(new SessionTooLargeError(size, config.maxSessionBytes));
+    call('set', set, [sid, sess], (err, v) => {
+      if (!err) (sess as Tracked)[kState] = { id: sid, json, expires: cookieExpiry(sess), saved: true };
+      cb?.(err, v);
+    });
+  };
+
+  if (typeof store.touch === 'function') {
+    const touch = (store.touch as (...a: any[]) => unknown).bind(store);
+    store.touch = (sid: string, sess: SessionData, cb?: Cb) => {
+      const st = (sess as Tracked)[kState];
+      const next = cookieExpiry(sess);
+      // Lazy touch: the store expiry only has to move when it would drift by touchAfter or more.
+      if (st?.saved || (config.touchAfter > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfter * 1000)) {
+        return void cb?.(null);
+      }
+      call('touch', touch, [sid, sess], (err, v) => {
+        if (!err && st) st.expires = next;
+        cb?.(err, v);
+      });
+    };
+  }
+
+  // Sessions loaded from the store get their state here (express-session builds them through createSession).
+  const createSession = store.createSession.bind(store);
+  store.createSession = (req: Request, sess: SessionData) => {
+    const s = createSession(req, sess);
+    markState(s, req.sessionID, false);
+    return s;
+  };
+}

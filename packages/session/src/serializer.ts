@@ -1,0 +1,47 @@
+import type { SessionData } from 'express-session';
+import type { Logger } from './config.ts';
+
+const warned = new WeakSet<Logger>();
+
+/**
+ * Parses a stored session. Anything that is not a JSON object with a `cookie` object (corrupted by hand, another
+ * app sharing the prefix, a truncated write) counts as no session: the client gets a fresh one instead of a 500
+ * on every request. Logged once per logger so a bad key cannot flood the log.
+ */
+export function parseSession(raw: unknown, logger: Logger): SessionData | null {
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = undefined;
+    }
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const cookie = (value as { cookie?: unknown }).cookie;
+    if (cookie && typeof cookie === 'object') return value as SessionData;
+  }
+  if (!warned.has(logger)) {
+    warned.add(logger);
+    logger.warn('cluster-session: a stored session is not a valid JSON session object; treating it as no session (logged once)');
+  }
+  return null;
+}
+
+/** The user id a session belongs to, as indexed for logoutEverywhere(). */
+export function userOf(sess: unknown, userKey: string): string | undefined {
+  const v = (sess as Record<string, unknown> | null | undefined)?.[userKey];
+  if (typeof v === 'string' && v !== '') return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/** Milliseconds since epoch the session expires at: the cookie's expiry, else now + ttl. */
+export function expiresAt(sess: SessionData, ttlSeconds: number): number {
+  const e = sess.cookie?.expires;
+  if (e) {
+    const t = new Date(e).getTime();
+    if (Number.isFinite(t)) return t;
+  }
+  return Date.now() + ttlSeconds * 1000;
+}

@@ -1,0 +1,31 @@
+import { MemoryStore } from 'express-session';
+import type { ResolvedConfig } from '../config.ts';
+import { userOf } from '../serializer.ts';
+import { alwaysUp, type StoreHandle } from './types.ts';
+
+/** express-session's MemoryStore: one process only (resolveConfig refuses it for an unsticky multi-worker cluster). */
+export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
+  const store = new MemoryStore();
+  // MemoryStore keeps each session as JSON text in `sessions` (not in its typings).
+  const sessions = (store as unknown as { sessions: Record<string, string> }).sessions;
+  return {
+    name: 'memory',
+    store,
+    ...alwaysUp,
+    async ping() {},
+    async destroyUser(userId) {
+      let n = 0;
+      const now = Date.now();
+      for (const [sid, json] of Object.entries(sessions)) {
+        const sess = JSON.parse(json) as { cookie?: { expires?: string } };
+        const expired = sess.cookie?.expires && new Date(sess.cookie.expires).getTime() <= now;
+        if (userOf(sess, config.userKey) === userId) {
+          delete sessions[sid];
+          if (!expired) n++;
+        }
+      }
+      return n;
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,210 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Store, type SessionData } from 'express-session';
+import type { Logger, ResolvedConfig } from '../config.ts';
+import { StoreUnavailableError } from '../errors.ts';
+import { parseSession, userOf, expiresAt } from '../serializer.ts';
+import { alwaysUp, type StoreHandle } from './types.ts';
+
+type Cb = (err?: unknown, data?: any) => void;
+
+/** How long SQLite itself waits for a lock, synchronously (it blocks the event loop, so keep it short). */
+const BUSY_TIMEOUT_MS = 50;
+const SWEEP_EVERY_MS = 60_000;
+
+const isBusy = (err: unknown) => {
+  const e = err as { errcode?: number; message?: string };
+  // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including extended codes (low byte).
+  return (typeof e.errcode === 'number' && ((e.errcode & 0xff) === 5 || (e.errcode & 0xff) === 6)) || /database is locked/.test(e.message ?? '');
+};
+
+/**
+ * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
+ * (see `retry`) for writers of other processes on the same host. Creates the directory.
+ */
+export function openDatabase(file: string): DatabaseSync {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
+  // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      break;
+    } catch (err) {
+      if (!isBusy(err) || attempt > 100) throw err;
+    }
+  }
+  return db;
+}
+
+/** Runs a synchronous SQLite call, retrying SQLITE_BUSY asynchronously until `timeoutMs`, then StoreUnavailableError. */
+export async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err)) throw err;
+      if (Date.now() + delay > deadline) {
+        throw new StoreUnavailableError(`sqlite store: database stayed locked for ${timeoutMs} ms`, { cause: err });
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+/**
+ * The embedded store on node:sqlite: one file shared by every process of the host. Each write is one statement
+ * (atomic on its own), so concurrent writers need no explicit transaction; last write wins per session, as on Redis.
+ */
+export class SqliteStore extends Store {
+  readonly db: DatabaseSync;
+  private readonly q: Record<'get' | 'set' | 'touch' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweep' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  private readonly timer: NodeJS.Timeout;
+  private readonly ttl: number;
+  private readonly userKey: string;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+
+  constructor(file: string, opts: { table: string; ttl: number; userKey: string; logger: Logger; timeoutMs: number }) {
+    super();
+    this.ttl = opts.ttl;
+    this.userKey = opts.userKey;
+    this.logger = opts.logger;
+    this.timeoutMs = opts.timeoutMs;
+    this.db = openDatabase(file);
+    const t = opts.table;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.db.exec(
+          `CREATE TABLE IF NOT EXISTS ${t} (sid TEXT PRIMARY KEY, sess TEXT NOT NULL, expires INTEGER NOT NULL, user TEXT) WITHOUT ROWID;
+           CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t}(expires);
+           CREATE INDEX IF NOT EXISTS ${t}_user ON ${t}(user) WHERE user IS NOT NULL;`,
+        );
+        break;
+      } catch (err) {
+        if (!isBusy(err) || attempt > 100) throw err;
+      }
+    }
+    this.q = {
+      get: this.db.prepare(`SELECT sess, expires FROM ${t} WHERE sid = ?`),
+      set: this.db.prepare(
+        `INSERT INTO ${t} (sid, sess, expires, user) VALUES (?, ?, ?, ?)
+         ON CONFLICT(sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires, user = excluded.user`,
+      ),
+      touch: this.db.prepare(`UPDATE ${t} SET expires = ? WHERE sid = ? AND expires > ?`),
+      destroy: this.db.prepare(`DELETE FROM ${t} WHERE sid = ?`),
+      ids: this.db.prepare(`SELECT sid FROM ${t} WHERE expires > ?`),
+      count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE expires > ?`),
+      all: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE expires > ?`),
+      clear: this.db.prepare(`DELETE FROM ${t}`),
+      sweep: this.db.prepare(`DELETE FROM ${t} WHERE expires <= ?`),
+      deleteUser: this.db.prepare(`DELETE FROM ${t} WHERE user = ? AND expires > ?`),
+      deleteExpired1: this.db.prepare(`DELETE FROM ${t} WHERE sid = ? AND expires <= ?`),
+    };
+    this.timer = setInterval(() => void this.sweep().catch(() => {}), SWEEP_EVERY_MS);
+    this.timer.unref();
+  }
+
+  private run<T>(cb: Cb | undefined, fn: () => T): Promise<T> {
+    const p = retry(fn, this.timeoutMs);
+    if (cb) p.then((v) => cb(null, v), (e) => cb(e));
+    return p;
+  }
+
+  override get(sid: string, cb: Cb): void {
+    void this.run(cb, () => {
+      const now = Date.now();
+      const row = this.q.get.get(sid) as { sess: string; expires: number } | undefined;
+      if (!row) return null;
+      if (row.expires <= now) {
+        this.q.deleteExpired1.run(sid, now);
+        return null;
+      }
+      return parseSession(row.sess, this.logger);
+    }).catch(() => {});
+  }
+
+  override set(sid: string, sess: SessionData, cb?: Cb): void {
+    void this.run(cb, () => {
+      this.q.set.run(sid, JSON.stringify(sess), expiresAt(sess, this.ttl), userOf(sess, this.userKey) ?? null);
+    }).catch(() => {});
+  }
+
+  override touch(sid: string, sess: SessionData, cb?: Cb): void {
+    void this.run(cb, () => {
+      this.q.touch.run(expiresAt(sess, this.ttl), sid, Date.now());
+    }).catch(() => {});
+  }
+
+  override destroy(sid: string, cb?: Cb): void {
+    void this.run(cb, () => {
+      this.q.destroy.run(sid);
+    }).catch(() => {});
+  }
+
+  ids(cb: Cb): void {
+    void this.run(cb, () => (this.q.ids.all(Date.now()) as { sid: string }[]).map((r) => r.sid)).catch(() => {});
+  }
+
+  override length(cb: Cb): void {
+    void this.run(cb, () => Number((this.q.count.get(Date.now()) as { n: number }).n)).catch(() => {});
+  }
+
+  override all(cb: Cb): void {
+    void this.run(cb, () => {
+      const out: SessionData[] = [];
+      for (const row of this.q.all.all(Date.now()) as { sid: string; sess: string }[]) {
+        const sess = parseSession(row.sess, this.logger);
+        if (sess) out.push(Object.assign(sess, { id: row.sid }));
+      }
+      return out;
+    }).catch(() => {});
+  }
+
+  override clear(cb?: Cb): void {
+    void this.run(cb, () => {
+      this.q.clear.run();
+    }).catch(() => {});
+  }
+
+  /** Deletes expired rows; also runs on a timer (unref'd, so it never keeps the process alive). */
+  sweep(): Promise<number> {
+    return retry(() => Number(this.q.sweep.run(Date.now()).changes), this.timeoutMs);
+  }
+
+  destroyUser(userId: string): Promise<number> {
+    return retry(() => Number(this.q.deleteUser.run(userId, Date.now()).changes), this.timeoutMs);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    if (this.db.isOpen) this.db.close();
+  }
+}
+
+export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
+  const s = config.store;
+  if (s.type !== 'sqlite') throw new Error('unreachable');
+  const store = new SqliteStore(s.path, {
+    table: config.collection,
+    ttl: config.ttl,
+    userKey: config.userKey,
+    logger: config.logger,
+    timeoutMs: config.storeTimeout,
+  });
+  return {
+    name: 'sqlite',
+    store,
+    ...alwaysUp,
+    async ping() {
+      await retry(() => store.db.prepare('SELECT 1').get(), config.storeTimeout);
+    },
+    destroyUser: (userId) => store.destroyUser(userId),
+    async close() {
+      store.close();
+    },
+  };
+}
