@@ -3,3 +3,11 @@ export { startNode, startProcess, type Proc } from './process.ts';
 export { startRedis, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';
 export { cookieHeader, request, type HttpRequest, type HttpResult } from './http.ts';
+export {
+  redisCli,
+  startRedisCluster,
+  type RedisCluster,
+  type RedisClusterNode,
+  type RedisClusterOptions,
+} from './redis-cluster.ts';
+export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';

@@ -36,9 +36,15 @@ export async function startMongo(options: MongoOptions = {}): Promise<MongoServe
     return { url: process.env.MONGO_URL, external: true, proc: undefined, close: async () => {} };
   }
   const args = ['--host=127.0.0.1', '--port=0', `--database=${database}`];
-  if (options.replicaSet) args.push('--topology-profile=SINGLE_NODE_REPLICA_SET', `--replica-set-name=${options.replicaSet}`);
+  // jongodb spells the profile in camelCase; 'SINGLE_NODE_REPLICA_SET' is rejected at startup.
+  if (options.replicaSet) args.push('--topology-profile=singleNodeReplicaSet', `--replica-set-name=${options.replicaSet}`);
   const proc = startProcess(jongodbBinary(), args);
-  const [, url] = await proc.waitFor(/JONGODB_URI=(\S+)/, 30_000);
+  // A bad argument makes jongodb print a Java exception without exiting: fail at once rather than time out.
+  const [, url, failure] = await proc.waitFor(/JONGODB_URI=(\S+)|Exception in thread "main" (.*)/, 30_000);
+  if (!url) {
+    await proc.stop('SIGKILL');
+    throw new Error(`jongodb refused to start: ${failure}`);
+  }
   return {
     url: url!,
     external: false,
