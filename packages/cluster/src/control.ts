@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ClusterControlError, ClusterNameInUseError } from './errors.ts';
+
+/**
+ * The control socket: a unix socket per cluster name, newline-delimited JSON, one request per connection.
+ * Only the owner can reach it (0700 directory), so it needs no authentication of its own.
+ */
+
+export type ControlCommand = 'status' | 'reload' | 'stop';
+
+/** Directory holding control sockets: CLUSTER_SESSION_RUNTIME_DIR, else $XDG_RUNTIME_DIR/cluster-session, else tmpdir. */
+export function runtimeDir(): string {
+  if (process.env.CLUSTER_SESSION_RUNTIME_DIR) return path.resolve(process.env.CLUSTER_SESSION_RUNTIME_DIR);
+  if (process.env.XDG_RUNTIME_DIR) return path.join(process.env.XDG_RUNTIME_DIR, 'cluster-session');
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
+  return path.join(os.tmpdir(), `cluster-session-${uid}`);
+}
+
+export function controlPath(name: string): string {
+  return path.join(runtimeDir(), `${name}.sock`);
+}
+
+/** Names of clusters with a socket in the runtime directory (some may be stale). */
+export function listControlNames(): string[] {
+  try {
+    return fs.readdirSync(runtimeDir()).filter((f) => f.endsWith('.sock')).map((f) => f.slice(0, -5)).sort();
+  } catch {
+    return [];
+  }
+}
+
+function probe(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export type ControlHandler = (command: ControlCommand) => Promise<unknown>;
+
+/** Listens on `socketPath`; a stale socket left by a killed primary is replaced, a live one is an error. */
+export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  if (fs.existsSync(socketPath)) {
+    if (await probe(socketPath)) {
+      throw new ClusterNameInUseError(
+        `a cluster already runs with control socket ${socketPath}; give this one another name (--name / name option)`,
+      );
+    }
+    fs.rmSync(socketPath, { force: true });
+  }
+  const server = net.createServer((socket) => {
+    socket.setEncoding('utf8');
+    socket.on('error', () => socket.destroy());
+    let buffer = '';
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > 4096) return void socket.destroy();
+      const nl = buffer.indexOf('\n');
+      if (nl === -1) return;
+      let command: unknown;
+      try {
+        command = (JSON.parse(buffer.slice(0, nl)) as { command?: unknown }).command;
+      } catch {
+        command = undefined;
+      }
+      if (command !== 'status' && command !== 'reload' && command !== 'stop') {
+        socket.end(`${JSON.stringify({ ok: false, error: { code: 'CS_ERR_CLUSTER_CONTROL', message: 'unknown command' } })}\n`);
+        return;
+      }
+      handler(command).then(
+        (result) => socket.end(`${JSON.stringify({ ok: true, result })}\n`),
+        (err: { message?: string; code?: string }) =>
+          socket.end(`${JSON.stringify({ ok: false, error: { code: err.code ?? 'CS_ERR_CLUSTER_CONTROL', message: err.message ?? String(err) } })}\n`),
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  fs.chmodSync(socketPath, 0o600);
+  server.unref();
+  return server;
+}
+
+/** Sends one command to a running primary and returns its result. */
+export function controlRequest(socketPath: string, command: ControlCommand, timeoutMs = 120_000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let data = '';
+    socket.setEncoding('utf8');
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ClusterControlError(`no answer from ${socketPath} within ${timeoutMs} ms`, 'CS_ERR_CLUSTER_CONTROL_TIMEOUT'));
+    }, timeoutMs);
+    socket.once('connect', () => socket.write(`${JSON.stringify({ command })}\n`));
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new ClusterControlError(`no cluster is running at ${socketPath} (${err.code})`, 'CS_ERR_CLUSTER_NOT_RUNNING')
+          : new ClusterControlError(`control socket ${socketPath}: ${err.message}`),
+      );
+    });
+    socket.once('end', () => {
+      clearTimeout(timer);
+      let reply: { ok?: boolean; result?: unknown; error?: { code?: string; message?: string } };
+      try {
+        reply = JSON.parse(data) as typeof reply;
+      } catch {
+        return reject(new ClusterControlError(`control socket ${socketPath} closed without an answer`));
+      }
+      if (reply.ok) resolve(reply.result);
+      else reject(new ClusterControlError(reply.error?.message ?? 'failed', reply.error?.code));
+    });
+  });
+}

@@ -1,0 +1,447 @@
+import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import type net from 'node:net';
+import { pick } from '@cluster-session/hash';
+import { controlPath, startControlServer } from './control.ts';
+import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './errors.ts';
+import { backoffDelay, resolveOptions, type ClusterOptions, type ResolvedOptions } from './options.ts';
+import { createStickyRouter } from './sticky.ts';
+import { WorkerProcess } from './worker-process.ts';
+
+export type SlotState = 'starting' | 'ready' | 'backoff' | 'parked' | 'stopping' | 'stopped';
+
+export interface SlotStatus {
+  slot: number;
+  pid: number | null;
+  state: SlotState;
+  /** Milliseconds since the current worker started (0 when none). */
+  uptime: number;
+  /** Crashes of this slot since the cluster started. */
+  restarts: number;
+  /** Resident set size in bytes, null when the worker did not answer. */
+  memory: number | null;
+  /** Requests served by the current worker, null when it did not answer. */
+  requests: number | null;
+  /** Milliseconds until the next restart attempt, in state 'backoff'. */
+  nextRestartIn?: number;
+  /** Why the last worker of this slot went away, if it did. */
+  lastExit?: string;
+}
+
+export interface ReloadReport {
+  ok: boolean;
+  /** Slots whose worker was replaced, in order. */
+  replaced: number[];
+  /** When not ok: the slot whose new worker failed, and why. Workers not yet replaced keep running. */
+  failed?: { slot: number; reason: string };
+  durationMs: number;
+}
+
+export interface Cluster {
+  readonly name: string;
+  /** The control socket path, or undefined when disabled. */
+  readonly controlPath: string | undefined;
+  /** Rolling reload, one slot at a time. A reload requested while one runs is queued (one at most). */
+  reload(): Promise<ReloadReport>;
+  /** Graceful stop: drain every worker (killTimeout bounds it). Idempotent. */
+  stop(): Promise<void>;
+  status(): Promise<SlotStatus[]>;
+}
+
+interface Slot {
+  id: number;
+  worker: WorkerProcess | undefined;
+  restarts: number;
+  consecutive: number;
+  timer: NodeJS.Timeout | undefined;
+  nextStartAt: number | undefined;
+  parked: boolean;
+  lastExit: string | undefined;
+}
+
+let running = false;
+
+class ClusterPrimary implements Cluster {
+  readonly name: string;
+  readonly controlPath: string | undefined;
+  readonly #o: ResolvedOptions;
+  readonly #slots: Slot[];
+  readonly #live = new Set<WorkerProcess>();
+  readonly #env: Record<string, string>;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  #ops: Promise<unknown> = Promise.resolve();
+  #reloadRunning: Promise<ReloadReport> | undefined;
+  #reloadQueued: Promise<ReloadReport> | undefined;
+  #router: net.Server | undefined;
+  #control: net.Server | undefined;
+  #memTimer: NodeJS.Timeout | undefined;
+  #keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(o: ResolvedOptions) {
+    this.#o = o;
+    this.name = o.name;
+    this.controlPath = o.control || undefined;
+    this.#slots = Array.from({ length: o.workers }, (_, id) => ({
+      id, worker: undefined, restarts: 0, consecutive: 0, timer: undefined, nextStartAt: undefined, parked: false, lastExit: undefined,
+    }));
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(o.env)) if (v !== undefined) env[k] = v;
+    const port = o.sticky?.port ?? o.port;
+    if (port !== undefined) env.PORT = String(port);
+    const nodeEnv = o.env.NODE_ENV ?? process.env.NODE_ENV;
+    if (!(o.env.SESSION_SECRET ?? process.env.SESSION_SECRET) && nodeEnv !== 'production') {
+      // Generated once per primary, so every worker (restarted ones too) signs and verifies with the same key.
+      env.SESSION_SECRET = randomBytes(32).toString('base64url');
+    }
+    Object.assign(env, {
+      CLUSTER_SESSION_WORKERS: String(o.workers),
+      CLUSTER_SESSION_STICKY: o.sticky ? '1' : '0',
+      CLUSTER_SESSION_NAME: o.name,
+      CLUSTER_SESSION_WAIT_READY: o.waitReady ? '1' : '0',
+    });
+    if (o.sticky?.host) env.CLUSTER_SESSION_HOST = o.sticky.host;
+    this.#env = env;
+  }
+
+  log(line: string): void {
+    if (this.#o.log) this.#o.log(line);
+    else process.stderr.write(`[cluster-session ${this.name}] ${line}\n`);
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    this.#keepAlive = setInterval(() => {}, 1 << 30);
+    if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+    if (o.sticky) {
+      const { port, host, trustProxy } = o.sticky;
+      this.#router = createStickyRouter({ port, host, trustProxy, route: (key, socket, head) => this.#route(key, socket, head) });
+      await new Promise<void>((resolve, reject) => {
+        this.#router!.once('error', (err: NodeJS.ErrnoException) =>
+          reject(new ClusterStartError(`sticky mode cannot listen on port ${port}: ${err.code ?? err.message}; choose a free port (--port / sticky.port)`, { cause: err })),
+        );
+        this.#router!.listen(port, host, () => resolve());
+      });
+    }
+    const first = this.#slots.map((slot) => this.#startSlot(slot));
+    const results = await Promise.allSettled(first.map((wp) => wp.ready));
+    const readyCount = results.filter((r) => r.status === 'fulfilled').length;
+    if (readyCount === 0) {
+      const reasons = [...new Set(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : '')))].join('; ');
+      await this.#forceStop();
+      throw new ClusterStartError(`no worker became ready (${reasons}); check the app's output above`);
+    }
+    if (o.maxMemory !== undefined) {
+      this.#memTimer = setInterval(() => void this.#checkMemory(), o.memoryCheckInterval);
+      this.#memTimer.unref();
+    }
+    this.log(`${readyCount}/${o.workers} workers ready${o.sticky ? ` (sticky on port ${o.sticky.port})` : ''}`);
+  }
+
+  #spawn(slot: number): WorkerProcess {
+    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout);
+    this.#live.add(wp);
+    void wp.exited.then((info) => {
+      this.#live.delete(wp);
+      const s = this.#slots[wp.slot]!;
+      if (s.worker !== wp) return; // a reload candidate or a retired worker: whoever started it handles it
+      s.worker = undefined;
+      if (!this.#stopping) this.#crashed(s, wp, info.reason);
+    });
+    return wp;
+  }
+
+  #startSlot(slot: Slot): WorkerProcess {
+    slot.timer = undefined;
+    slot.nextStartAt = undefined;
+    const wp = this.#spawn(slot.id);
+    slot.worker = wp;
+    wp.ready.then(
+      () => slot.worker === wp && this.log(`slot ${slot.id} ready (pid ${wp.pid})`),
+      () => {},
+    );
+    return wp;
+  }
+
+  #crashed(slot: Slot, wp: WorkerProcess, reason: string): void {
+    const uptime = wp.readyAt ? Date.now() - wp.readyAt : 0;
+    if (uptime >= this.#o.backoff.stableAfter) slot.consecutive = 0;
+    slot.consecutive++;
+    slot.restarts++;
+    slot.lastExit = reason;
+    if (slot.consecutive > this.#o.maxRestarts) {
+      slot.parked = true;
+      this.log(
+        `slot ${slot.id} (pid ${wp.pid}) ${reason}; PARKED after ${slot.consecutive} consecutive crashes ` +
+          `(maxRestarts ${this.#o.maxRestarts}); the other slots keep serving; fix the app and reload to revive it`,
+      );
+      return;
+    }
+    const delay = backoffDelay(slot.consecutive, this.#o.backoff);
+    slot.nextStartAt = Date.now() + delay;
+    this.log(`slot ${slot.id} (pid ${wp.pid}) ${reason}; restarting in ${delay} ms (crash ${slot.consecutive} in a row)`);
+    slot.timer = setTimeout(() => this.#startSlot(slot), delay);
+  }
+
+  /** Start a new worker for the slot, wait until ready, then retire the old one. The old one stays on failure. */
+  async #replace(slot: Slot): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const candidate = this.#spawn(slot.id);
+    try {
+      await candidate.ready;
+    } catch (err) {
+      await candidate.exited;
+      return { ok: false, reason: (err as Error).message };
+    }
+    if (this.#stopping) {
+      await candidate.retire(this.#o.killTimeout);
+      return { ok: false, reason: 'the cluster is stopping' };
+    }
+    const old = slot.worker;
+    clearTimeout(slot.timer);
+    slot.timer = undefined;
+    slot.nextStartAt = undefined;
+    slot.parked = false;
+    slot.consecutive = 0;
+    slot.worker = candidate;
+    this.log(`slot ${slot.id} ready (pid ${candidate.pid})${old ? `, retiring pid ${old.pid}` : ''}`);
+    if (old) {
+      const info = await old.retire(this.#o.killTimeout);
+      this.log(`pid ${old.pid} retired (${info.reason})`);
+    }
+    return { ok: true };
+  }
+
+  /** Reloads and memory replacements run one at a time, never interleaved. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#ops.then(fn, fn);
+    this.#ops = run.catch(() => {});
+    return run;
+  }
+
+  reload(): Promise<ReloadReport> {
+    if (this.#stopping) return Promise.reject(new ClusterStoppedError('cannot reload: the cluster is stopping'));
+    if (this.#reloadRunning) {
+      if (!this.#reloadQueued) {
+        this.log('reload requested while one is running: queued, it starts when the current one ends');
+        this.#reloadQueued = this.#reloadRunning.catch(() => {}).then(() => {
+          this.#reloadQueued = undefined;
+          if (this.#stopping) throw new ClusterStoppedError('cannot reload: the cluster is stopping');
+          return this.#runReload();
+        });
+      }
+      return this.#reloadQueued;
+    }
+    return this.#runReload();
+  }
+
+  #runReload(): Promise<ReloadReport> {
+    const p = this.#exclusive(() => this.#doReload());
+    this.#reloadRunning = p;
+    p.finally(() => {
+      if (this.#reloadRunning === p) this.#reloadRunning = undefined;
+    }).catch(() => {});
+    return p;
+  }
+
+  async #doReload(): Promise<ReloadReport> {
+    const started = Date.now();
+    const replaced: number[] = [];
+    this.log(`reload: replacing ${this.#slots.length} workers one at a time`);
+    for (const slot of this.#slots) {
+      const result = this.#stopping ? { ok: false as const, reason: 'the cluster is stopping' } : await this.#replace(slot);
+      if (!result.ok) {
+        this.log(`reload ABORTED at slot ${slot.id}: new worker ${result.reason}; the remaining old workers keep serving`);
+        return { ok: false, replaced, failed: { slot: slot.id, reason: result.reason }, durationMs: Date.now() - started };
+      }
+      replaced.push(slot.id);
+    }
+    const report = { ok: true, replaced, durationMs: Date.now() - started };
+    this.log(`reload complete: ${replaced.length} workers replaced in ${report.durationMs} ms`);
+    return report;
+  }
+
+  async #checkMemory(): Promise<void> {
+    if (this.#stopping || this.#reloadRunning) return;
+    for (const slot of this.#slots) {
+      const wp = slot.worker;
+      if (!wp || wp.phase !== 'ready') continue;
+      const stats = await wp.stats();
+      if (!stats || stats.rss <= this.#o.maxMemory! || slot.worker !== wp || this.#stopping) continue;
+      const mb = (n: number) => `${Math.round(n / 1048576)} MB`;
+      this.log(`slot ${slot.id} (pid ${wp.pid}) uses ${mb(stats.rss)} > maxMemory ${mb(this.#o.maxMemory!)}: replacing`);
+      await this.#exclusive(async () => {
+        if (slot.worker !== wp || this.#stopping) return;
+        const result = await this.#replace(slot);
+        if (!result.ok) this.log(`slot ${slot.id}: replacement failed (${result.reason}); pid ${wp.pid} keeps serving`);
+      });
+    }
+  }
+
+  #route(key: string, socket: net.Socket, head: Buffer | undefined): boolean {
+    const nodes = this.#slots.filter((s) => s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
+    const chosen = pick(key, nodes);
+    if (!chosen) return false;
+    chosen.worker.send({ cs: 'conn', ...(head ? { head: head.toString('base64') } : {}) }, socket, () => socket.destroy());
+    return true;
+  }
+
+  async status(): Promise<SlotStatus[]> {
+    const now = Date.now();
+    return Promise.all(
+      this.#slots.map(async (slot): Promise<SlotStatus> => {
+        const wp = slot.worker;
+        const stats = wp ? await wp.stats() : undefined;
+        let state: SlotState;
+        if (this.#stopping) state = wp ? 'stopping' : 'stopped';
+        else if (slot.parked) state = 'parked';
+        else if (slot.timer) state = 'backoff';
+        else state = wp?.phase === 'ready' ? 'ready' : wp ? 'starting' : 'stopped';
+        return {
+          slot: slot.id,
+          pid: wp?.pid ?? null,
+          state,
+          uptime: wp ? now - wp.startedAt : 0,
+          restarts: slot.restarts,
+          memory: stats?.rss ?? null,
+          requests: stats?.requests ?? null,
+          ...(slot.nextStartAt !== undefined ? { nextRestartIn: Math.max(0, slot.nextStartAt - now) } : {}),
+          ...(slot.lastExit !== undefined ? { lastExit: slot.lastExit } : {}),
+        };
+      }),
+    );
+  }
+
+  #onControl(command: 'status' | 'reload' | 'stop'): Promise<unknown> {
+    if (command === 'status') return this.status();
+    if (command === 'reload') return this.reload();
+    // Answer first, then stop: the caller learns the stop began; it watches the socket disappear for the end.
+    setImmediate(() => void this.stop().then(() => this.#afterControlStop?.()));
+    return Promise.resolve({ stopping: true });
+  }
+
+  /** Set by the signal/CLI layer: what to do once a stop requested over the control socket finished. */
+  #afterControlStop: (() => void) | undefined;
+  onStoppedByControl(fn: () => void): void {
+    this.#afterControlStop = fn;
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= this.#doStop();
+    return this.#stopped;
+  }
+
+  async #doStop(): Promise<void> {
+    this.#stopping = true;
+    this.log(`stopping: draining ${this.#live.size} workers (killTimeout ${this.#o.killTimeout} ms)`);
+    this.#clearTimers();
+    this.#router?.close();
+    await Promise.all([...this.#live].map((wp) => wp.retire(this.#o.killTimeout)));
+    this.#closeControl();
+    running = false;
+    this.log('stopped');
+  }
+
+  /** Stop now: SIGKILL every worker (second Ctrl-C, failed start). */
+  async #forceStop(): Promise<void> {
+    this.#stopping = true;
+    this.#clearTimers();
+    this.#router?.close();
+    for (const wp of this.#live) wp.kill('SIGKILL');
+    await Promise.all([...this.#live].map((wp) => wp.exited));
+    this.#closeControl();
+    running = false;
+  }
+
+  forceStop(): Promise<void> {
+    this.log('stopping NOW: killing every worker');
+    return this.#forceStop();
+  }
+
+  #clearTimers(): void {
+    clearInterval(this.#memTimer);
+    clearInterval(this.#keepAlive);
+    for (const slot of this.#slots) clearTimeout(slot.timer);
+  }
+
+  #closeControl(): void {
+    if (!this.#control) return;
+    this.#control.close();
+    this.#control = undefined;
+    if (this.#o.control) fs.rmSync(this.#o.control, { force: true });
+  }
+}
+
+export interface StartedCluster extends Cluster {
+  /** Resolves when the cluster has stopped (by stop(), a signal, or `cluster-session stop`). */
+  readonly stopped: Promise<void>;
+}
+
+/**
+ * Starts the primary: forks the workers, waits until each is ready (or has failed), and supervises them.
+ * Rejects when no worker became ready. Installs SIGHUP (reload) and SIGTERM/SIGINT (graceful stop, exit 0;
+ * a second SIGINT stops at once) handlers unless `signals: false`.
+ */
+export async function startCluster(options: ClusterOptions & { signals?: boolean }): Promise<StartedCluster> {
+  if (!cluster.isPrimary) throw new ClusterConfigError('startCluster() runs in the primary; it was called inside a worker');
+  if (running) throw new ClusterConfigError('startCluster(): a cluster already runs in this process; one primary per process');
+  const { signals = true, ...rest } = options ?? ({} as ClusterOptions);
+  const o = resolveOptions(rest as ClusterOptions, controlPath);
+  running = true;
+
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+  // Running from sources: workspace imports must resolve to src/ in the workers too.
+  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=source') || a === '-C')) {
+    execArgv.push('--conditions=source');
+  }
+  const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
+  cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  cluster.setupPrimary({ exec: o.entry, args: [...o.args], execArgv: [...execArgv, ...o.execArgv, '--import', preload], silent: true });
+
+  const primary = new ClusterPrimary(o);
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const stop = () => primary.stop().then(resolveStopped);
+  try {
+    await primary.start();
+  } catch (err) {
+    running = false;
+    throw err;
+  }
+
+  if (signals) {
+    let interrupts = 0;
+    const onHup = () => {
+      primary.reload().catch((err: Error) => primary.log(`reload refused: ${err.message}`));
+    };
+    const onStop = (signal: NodeJS.Signals) => {
+      interrupts++;
+      if (interrupts > 1) {
+        if (signal === 'SIGINT') void primary.forceStop().then(() => process.exit(130));
+        return;
+      }
+      primary.log(`${signal}: graceful stop (send SIGINT again to stop at once)`);
+      void stop().then(() => process.exit(0));
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGINT', onStop);
+    process.on('SIGTERM', onStop);
+    void stopped.then(() => {
+      process.off('SIGHUP', onHup);
+      // SIGINT/SIGTERM handlers stay until exit so a second Ctrl-C during the drain still means "now".
+    });
+  }
+  primary.onStoppedByControl(() => {
+    resolveStopped();
+    if (signals) process.exit(0);
+  });
+
+  return {
+    name: primary.name,
+    controlPath: primary.controlPath,
+    stopped,
+    reload: () => primary.reload(),
+    stop,
+    status: () => primary.status(),
+  };
+}

@@ -1,0 +1,134 @@
+import cluster, { type Worker } from 'node:cluster';
+import { pipeLines } from './output.ts';
+import { isToPrimary, type ToWorker } from './protocol.ts';
+
+export type WorkerPhase = 'starting' | 'ready' | 'retiring' | 'exited';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: string | null;
+  /** Human-readable: "exited with code 1", "killed by SIGKILL", "not ready within 1000 ms (readyTimeout)". */
+  reason: string;
+}
+
+export interface WorkerStats {
+  rss: number;
+  requests: number;
+}
+
+/** One worker process as the primary sees it: readiness, retirement, on-demand stats. */
+export class WorkerProcess {
+  readonly worker: Worker;
+  readonly slot: number;
+  readonly pid: number;
+  readonly startedAt = Date.now();
+  phase: WorkerPhase = 'starting';
+  readyAt: number | undefined;
+  /** Set when the primary gave up on the worker (readyTimeout), so the exit reason says why. */
+  failReason: string | undefined;
+  /** Resolves when the worker is ready; rejects (with the reason) if it exits or times out first. */
+  readonly ready: Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+  #stats = new Map<number, (s: WorkerStats | undefined) => void>();
+  #nextId = 1;
+  #drained = false;
+
+  constructor(slot: number, env: Record<string, string>, readyTimeout: number) {
+    this.slot = slot;
+    this.worker = cluster.fork(env);
+    this.pid = this.worker.process.pid ?? -1;
+    const prefix = `[slot ${slot} pid ${this.pid}] `;
+    if (this.worker.process.stdout) pipeLines(this.worker.process.stdout, process.stdout, prefix);
+    if (this.worker.process.stderr) pipeLines(this.worker.process.stderr, process.stderr, prefix);
+    // A send to a worker that just died reports EPIPE/ERR_IPC_CHANNEL_CLOSED here; its exit is handled below.
+    this.worker.on('error', () => {});
+
+    let onReady!: () => void;
+    let onFail!: (err: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      onFail = reject;
+    });
+    this.ready.catch(() => {});
+
+    const timer = setTimeout(() => {
+      this.failReason = `not ready within ${readyTimeout} ms (readyTimeout): FAILED`;
+      onFail(new Error(this.failReason));
+      this.kill('SIGKILL');
+    }, readyTimeout);
+
+    this.worker.on('message', (msg: unknown) => {
+      if (!isToPrimary(msg)) return;
+      if (msg.cs === 'ready' && this.phase === 'starting') {
+        clearTimeout(timer);
+        this.phase = 'ready';
+        this.readyAt = Date.now();
+        onReady();
+      } else if (msg.cs === 'drained' && this.phase === 'retiring' && !this.#drained) {
+        // Every connection is closed: let the app's own SIGTERM handler (if any) release the rest.
+        this.#drained = true;
+        this.kill('SIGTERM');
+      } else if (msg.cs === 'stats') {
+        this.#stats.get(msg.id)?.({ rss: msg.rss, requests: msg.requests });
+      }
+    });
+
+    this.exited = new Promise<ExitInfo>((resolve) => {
+      this.worker.once('exit', (code: number | null, signal: string | null) => {
+        clearTimeout(timer);
+        this.phase = 'exited';
+        const reason = this.failReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+        onFail(new Error(reason));
+        for (const done of this.#stats.values()) done(undefined);
+        resolve({ code, signal, reason });
+      });
+    });
+  }
+
+  send(msg: ToWorker, handle?: import('node:net').Socket, onError?: (err: Error) => void): void {
+    if (this.phase === 'exited' || !this.worker.isConnected()) {
+      onError?.(new Error('worker is gone'));
+      return;
+    }
+    this.worker.send(msg, handle as never, (err: Error | null) => {
+      if (err) onError?.(err);
+    });
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (this.phase !== 'exited') this.worker.process.kill(signal);
+  }
+
+  /**
+   * Graceful retirement: the worker stops accepting, finishes in-flight requests with `Connection: close`,
+   * closes idle keep-alive connections, reports `drained` and gets SIGTERM; SIGKILL after `killTimeout`.
+   */
+  retire(killTimeout: number): Promise<ExitInfo> {
+    if (this.phase !== 'exited' && this.phase !== 'retiring') {
+      this.phase = 'retiring';
+      this.send({ cs: 'retire' }, undefined, () => this.kill('SIGTERM'));
+      const timer = setTimeout(() => {
+        if (this.phase !== 'exited') this.failReason = `still running ${killTimeout} ms after retirement (killTimeout): killed`;
+        this.kill('SIGKILL');
+      }, killTimeout);
+      void this.exited.then(() => clearTimeout(timer));
+    }
+    return this.exited;
+  }
+
+  /** Memory and request count, asked on demand (no periodic chatter). Undefined if the worker does not answer. */
+  stats(timeoutMs = 1000): Promise<WorkerStats | undefined> {
+    if (this.phase === 'exited') return Promise.resolve(undefined);
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      const done = (s: WorkerStats | undefined) => {
+        clearTimeout(timer);
+        this.#stats.delete(id);
+        resolve(s);
+      };
+      this.#stats.set(id, done);
+      this.send({ cs: 'stats', id }, undefined, () => done(undefined));
+    });
+  }
+}

@@ -1,0 +1,248 @@
+import dc from 'node:diagnostics_channel';
+import http from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { ClusterWorkerError } from './errors.ts';
+import type { ToPrimary, ToWorker } from './protocol.ts';
+
+/**
+ * The worker side: readiness, graceful retirement and request counting for apps that never heard of us.
+ *
+ * The preload (`--import`) calls install() before the app's entry runs, so a plain `app.listen(PORT)` is found
+ * through diagnostics_channel (no monkey-patching in normal mode). Sticky mode is the one exception: the primary
+ * owns the port, so `listen(PORT)` must not bind; there the preload intercepts that one listen call.
+ */
+
+interface Conn {
+  inFlight: number;
+  idleSince: number;
+}
+
+interface WorkerState {
+  installed: boolean;
+  readySent: boolean;
+  retiring: boolean;
+  retiredAt: number;
+  drainedSent: boolean;
+  servers: Set<net.Server>;
+  target: net.Server | undefined;
+  sockets: Map<net.Socket, Conn>;
+  inflight: Set<http.ServerResponse>;
+  requests: number;
+}
+
+// One state per process even if the app resolves this package through another path (dist vs src) than the preload.
+const KEY = Symbol.for('cluster-session.worker');
+const g = globalThis as unknown as Record<symbol, WorkerState | undefined>;
+const st: WorkerState = (g[KEY] ??= {
+  installed: false,
+  readySent: false,
+  retiring: false,
+  retiredAt: 0,
+  drainedSent: false,
+  servers: new Set(),
+  target: undefined,
+  sockets: new Map(),
+  inflight: new Set(),
+  requests: 0,
+});
+
+/**
+ * How long a keep-alive connection must sit idle after retirement began before it is closed. Closing an idle
+ * connection races with a client that is just sending on it; a grace lets busy clients get their answer (with
+ * `Connection: close`) instead, which is what makes a reload lose nothing under load.
+ */
+const IDLE_GRACE_MS = 500;
+
+const managed = (): boolean => typeof process.send === 'function' && process.env.CLUSTER_SESSION_SLOT !== undefined;
+const stickyMode = (): boolean => process.env.CLUSTER_SESSION_STICKY === '1';
+const waitReady = (): boolean => process.env.CLUSTER_SESSION_WAIT_READY === '1';
+
+function send(msg: ToPrimary): void {
+  if (process.connected) process.send!(msg, undefined, {}, () => {});
+}
+
+function markListening(): void {
+  if (!waitReady()) markReady();
+}
+
+function markReady(): void {
+  if (st.readySent || !managed()) return;
+  st.readySent = true;
+  send({ cs: 'ready' });
+}
+
+function adopt(server: net.Server): void {
+  if (st.servers.has(server)) return;
+  st.servers.add(server);
+  server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', track);
+}
+
+function track(socket: net.Socket): Conn {
+  let conn = st.sockets.get(socket);
+  if (conn) return conn;
+  conn = { inFlight: 0, idleSince: Date.now() };
+  st.sockets.set(socket, conn);
+  socket.once('close', () => {
+    st.sockets.delete(socket);
+    checkDrained();
+  });
+  return conn;
+}
+
+interface RequestStart {
+  request: http.IncomingMessage;
+  response: http.ServerResponse;
+  socket: net.Socket;
+  server: net.Server;
+}
+
+function onRequest(message: unknown): void {
+  const { response, socket, server } = message as RequestStart;
+  st.requests++;
+  adopt(server);
+  const conn = track(socket);
+  conn.inFlight++;
+  st.inflight.add(response);
+  // Keep-alive clients learn the worker is leaving from this header and reconnect (to a live worker).
+  if (st.retiring && !response.headersSent) response.setHeader('connection', 'close');
+  response.once('close', () => {
+    conn.inFlight--;
+    conn.idleSince = Date.now();
+    st.inflight.delete(response);
+  });
+}
+
+function retire(): void {
+  if (st.retiring) return;
+  st.retiring = true;
+  st.retiredAt = Date.now();
+  for (const server of st.servers) {
+    // net's close, not http's: http.Server#close also drops idle keep-alive sockets at once, which races with
+    // clients sending on them; the sweep below closes them after a grace instead.
+    if (server !== st.target && server.listening) net.Server.prototype.close.call(server);
+  }
+  for (const res of st.inflight) if (!res.headersSent) res.setHeader('connection', 'close');
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, conn] of st.sockets) {
+      if (conn.inFlight === 0 && now - Math.max(conn.idleSince, st.retiredAt) >= IDLE_GRACE_MS) socket.destroy();
+    }
+    if (checkDrained()) clearInterval(sweep);
+  }, 50);
+  sweep.unref();
+  checkDrained();
+}
+
+function checkDrained(): boolean {
+  if (!st.retiring) return false;
+  if (st.drainedSent) return true;
+  if (st.sockets.size > 0) return false;
+  st.drainedSent = true;
+  send({ cs: 'drained' });
+  return true;
+}
+
+function onMessage(msg: unknown, handle: unknown): void {
+  if (msg === null || typeof msg !== 'object' || !('cs' in msg)) return;
+  const m = msg as ToWorker;
+  if (m.cs === 'conn') {
+    const socket = handle as net.Socket | undefined;
+    if (!socket) return;
+    const target = st.target;
+    if (!target || (m.head && target instanceof tls.Server)) {
+      // No sticky server (the app never listened on PORT), or TLS bytes already read by a trustProxy primary.
+      socket.destroy();
+      return;
+    }
+    target.emit('connection', socket);
+    if (m.head) socket.emit('data', Buffer.from(m.head, 'base64'));
+    socket.resume();
+  } else if (m.cs === 'retire') {
+    retire();
+  } else if (m.cs === 'stats') {
+    send({ cs: 'stats', id: m.id, rss: process.memoryUsage.rss(), requests: st.requests });
+  }
+}
+
+function requestedPort(args: unknown[]): number | undefined {
+  const first = args[0];
+  if (typeof first === 'number') return first;
+  if (typeof first === 'string' && /^\d+$/.test(first)) return Number(first);
+  if (first && typeof first === 'object' && 'port' in first) return Number((first as { port: unknown }).port);
+  return undefined;
+}
+
+function interceptStickyListen(): void {
+  const stickyPort = Number(process.env.PORT);
+  const original = net.Server.prototype.listen;
+  net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
+    if (st.target !== undefined || requestedPort(args) !== stickyPort) {
+      return (original as (...a: unknown[]) => net.Server).apply(this, args);
+    }
+    // The primary owns the port and hands this server its connections; binding here would collide.
+    st.target = this;
+    adopt(this);
+    const cb = args.at(-1);
+    if (typeof cb === 'function') this.once('listening', cb as () => void);
+    this.address = () => ({ address: process.env.CLUSTER_SESSION_HOST || '::', family: 'IPv6', port: stickyPort });
+    process.nextTick(() => {
+      this.emit('listening');
+      markListening();
+    });
+    return this;
+  } as typeof net.Server.prototype.listen;
+}
+
+/** Called by the preload before the app's entry runs. Idempotent; a no-op outside a cluster-session worker. */
+export function installWorker(): void {
+  if (st.installed || !managed()) return;
+  st.installed = true;
+  dc.tracingChannel('net.server.listen').subscribe({
+    start() {},
+    end() {},
+    asyncStart(message: unknown) {
+      adopt((message as { server: net.Server }).server);
+      markListening();
+    },
+    asyncEnd() {},
+    error() {},
+  });
+  dc.subscribe('http.server.request.start', onRequest);
+  if (stickyMode()) interceptStickyListen();
+  process.on('message', onMessage);
+  // Ctrl-C reaches the whole process group; the primary owns shutdown and drains workers itself.
+  process.on('SIGINT', () => {});
+}
+
+/**
+ * Tells the primary this worker can take traffic. Only needed with `waitReady: true` (apps that warm caches or
+ * connections first); otherwise the first `listening` counts. A no-op when not running under cluster-session.
+ */
+export function ready(): void {
+  markReady();
+}
+
+type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/**
+ * Starts serving: `app.listen(port)` in normal mode, takes the connections the primary hands over in sticky mode.
+ * Accepts an Express app (any request listener) or an http/https server. Resolves once listening.
+ */
+export function listen(appOrServer: Listener | net.Server, port?: number): Promise<net.Server> {
+  const server = typeof appOrServer === 'function' ? http.createServer(appOrServer) : appOrServer;
+  if (!(server instanceof net.Server)) {
+    throw new ClusterWorkerError(`listen(): expected an Express app, a request listener or an http(s) server, got ${typeof appOrServer}`);
+  }
+  const p = port ?? Number(process.env.PORT ?? 3000);
+  if (!Number.isInteger(p) || p < 0 || p > 65535) {
+    throw new ClusterWorkerError(`listen(): port ${String(port ?? process.env.PORT)} is not a port number; pass 0-65535 or set PORT`);
+  }
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(p, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
