@@ -1,0 +1,67 @@
+import type { ServerResponse } from 'node:http';
+
+type Method = 'writeHead' | 'write' | 'end';
+
+/**
+ * Runs `beforeHeaders` once, just before the response's headers would go out, and holds the response until it
+ * settles. Signing with jose is asynchronous while writeHead/write/end are not, so the first of those calls (and any
+ * that follow while signing) is queued and replayed afterwards in order. When `beforeHeaders` returns undefined
+ * (nothing to issue) the call passes straight through, so the common case adds no latency. If it rejects, the
+ * queued calls are dropped and `onFailure` answers instead.
+ */
+export function holdResponse(
+  res: ServerResponse,
+  beforeHeaders: () => Promise<void> | undefined,
+  onFailure: (err: unknown) => void,
+): void {
+  const original = { writeHead: res.writeHead, write: res.write, end: res.end } as Record<Method, (...args: unknown[]) => unknown>;
+  let state: 'idle' | 'busy' | 'done' = 'idle';
+  const queue: [Method, unknown[]][] = [];
+
+  const restore = () => {
+    state = 'done';
+    res.writeHead = original.writeHead as never;
+    res.write = original.write as never;
+    res.end = original.end as never;
+  };
+  const flush = () => {
+    for (const [method, args] of queue.splice(0)) original[method].apply(res, args);
+  };
+
+  const intercept = (method: Method) =>
+    function (this: ServerResponse, ...args: unknown[]): unknown {
+      if (state === 'done') return original[method].apply(res, args);
+      if (state === 'idle') {
+        let pending: Promise<void> | undefined;
+        try {
+          pending = beforeHeaders();
+        } catch {
+          pending = undefined;
+        }
+        if (pending === undefined) {
+          restore();
+          return original[method].apply(res, args);
+        }
+        state = 'busy';
+        pending.then(
+          () => {
+            restore();
+            flush();
+          },
+          (err: unknown) => {
+            // The app's response cannot go out as written (e.g. its session no longer fits a cookie): drop it and
+            // let onFailure answer instead, through the now-unwrapped methods.
+            queue.length = 0;
+            restore();
+            onFailure(err);
+          },
+        );
+      }
+      queue.push([method, args]);
+      return method === 'write' ? true : res;
+    };
+
+  res.writeHead = intercept('writeHead') as never;
+  res.write = intercept('write') as never;
+  res.end = intercept('end') as never;
+}

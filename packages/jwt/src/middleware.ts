@@ -1,0 +1,73 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readCookie } from './cookie.ts';
+import { JwtDenyListUnavailableError, JwtInvalidError } from './errors.ts';
+import { holdResponse } from './hold-response.ts';
+import { resolveOptions, type JwtSessionOptions, type ResolvedOptions } from './options.ts';
+import { bounded, RequestSession, type Transport } from './request-session.ts';
+import type { VerifiedToken } from './ring.ts';
+
+export type JwtSessionMiddleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
+
+/** Where the request's token comes from, and so where a new one goes back. */
+function findToken(req: IncomingMessage, o: ResolvedOptions): { transport: Transport; token: string | undefined } {
+  if (o.bearer) {
+    const auth = req.headers.authorization;
+    if (auth !== undefined && /^bearer(\s|$)/i.test(auth)) return { transport: 'bearer', token: auth.slice(6).trim() || undefined };
+    // A client with no token yet opts into bearer transport with the token header. The cookie is ignored then, so
+    // page script can never read an HttpOnly cookie's token back through the response header.
+    if (req.headers[o.tokenHeader] !== undefined) return { transport: 'bearer', token: undefined };
+  }
+  return { transport: 'cookie', token: readCookie(req, o.cookie.name) || undefined };
+}
+
+/** Verifies a token into a session, or undefined when it is refused for any reason (the request is logged out). */
+async function load(token: string | undefined, o: ResolvedOptions): Promise<VerifiedToken | undefined> {
+  if (token === undefined) return undefined;
+  let verified: VerifiedToken;
+  try {
+    verified = await o.codec.decode(token);
+    const { payload } = verified;
+    const iat0 = typeof payload.iat0 === 'number' ? payload.iat0 : payload.iat;
+    const now = Date.now() / 1000;
+    if (iat0 > now + o.clockTolerance || now > iat0 + o.maxAge + o.clockTolerance)
+      throw new JwtInvalidError('max_age', 'the session is past its absolute maximum age');
+  } catch (err) {
+    if (err instanceof JwtInvalidError) return undefined;
+    throw err;
+  }
+  if (o.denyList && (await bounded(o.denyList.has(verified.payload.jti), o.denyListTimeout, 'has'))) return undefined;
+  return verified;
+}
+
+function unavailable(res: ServerResponse, err: JwtDenyListUnavailableError): void {
+  res.statusCode = 503;
+  res.setHeader('retry-after', '1');
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify({ error: 'the session service is unavailable, retry shortly', code: err.code }));
+}
+
+/**
+ * Express/connect middleware giving `req.session` backed by a signed (or encrypted) token instead of a store.
+ * A missing, invalid, expired or revoked token gives an empty, logged-out session: the app's own check answers
+ * 401. Options are validated here, once; a wrong one throws JwtConfigError at startup.
+ */
+export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
+  const o = resolveOptions(options);
+  return function jwtSessionMiddleware(req, res, next) {
+    if ((req as { session?: unknown }).session !== undefined) return next(); // mounted twice: the first one owns it
+    const { transport, token } = findToken(req, o);
+    load(token, o).then(
+      (verified) => {
+        const rs = new RequestSession(o, req, res, transport, verified);
+        holdResponse(res, () => rs.beforeHeaders(), (err) => rs.fail(err));
+        next();
+      },
+      (err: unknown) => {
+        if (err instanceof JwtDenyListUnavailableError) {
+          o.onError(err, req);
+          unavailable(res, err);
+        } else next(err);
+      },
+    );
+  };
+}

@@ -1,0 +1,221 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { COOKIE_LIMIT, isSecureRequest, serializeCookie, setCookieLine } from './cookie.ts';
+import {
+  JwtDenyListUnavailableError,
+  JwtHeadersSentError,
+  JwtReservedClaimError,
+  JwtRevokedError,
+  JwtTooLargeError,
+} from './errors.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { VerifiedToken } from './ring.ts';
+import {
+  isReservedName,
+  JwtSession,
+  loadData,
+  newState,
+  stateOf,
+  type SessionController,
+  type SessionCookieView,
+  type SessionState,
+} from './session.ts';
+
+export type Transport = 'cookie' | 'bearer';
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Bounds a deny-list call: a store that hangs must turn into a 503, never a hung request. */
+export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new JwtDenyListUnavailableError(`deny list did not answer ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout])
+    .catch((err: unknown) => {
+      throw err instanceof JwtDenyListUnavailableError ? err : new JwtDenyListUnavailableError(`deny list failed on ${what}`, { cause: err });
+    })
+    .finally(() => clearTimeout(timer));
+}
+
+/** One request's session: loads it from the verified token, and issues, renews, revokes and clears tokens. */
+export class RequestSession implements SessionController {
+  current: JwtSession | undefined;
+  readonly #o: ResolvedOptions;
+  readonly #req: IncomingMessage & { session?: JwtSession; sessionID?: string };
+  readonly #res: ServerResponse;
+  readonly #transport: Transport;
+
+  constructor(o: ResolvedOptions, req: IncomingMessage, res: ServerResponse, transport: Transport, loaded: VerifiedToken | undefined) {
+    this.#o = o;
+    this.#req = req;
+    this.#res = res;
+    this.#transport = transport;
+    if (!loaded) {
+      this.#attach(new JwtSession(this, newState(), {}));
+      return;
+    }
+    const { payload } = loaded;
+    const state: SessionState = {
+      jti: payload.jti,
+      iat0: typeof payload.iat0 === 'number' ? payload.iat0 : payload.iat,
+      iat: payload.iat,
+      exp: payload.exp,
+      snapshot: '',
+      isNew: false,
+      force: false,
+    };
+    const session = new JwtSession(this, state, payload);
+    state.snapshot = JSON.stringify(session);
+    this.#attach(session);
+  }
+
+  #attach(session: JwtSession | undefined): void {
+    this.current = session;
+    this.#req.session = session;
+    if (session) this.#req.sessionID = session.id;
+  }
+
+  /** Called just before the response's headers go out: a promise when a token must be issued, else undefined. */
+  beforeHeaders(): Promise<void> | undefined {
+    const session = this.current;
+    if (!session) return undefined;
+    const state = stateOf(session);
+    return this.#needsIssue(session, state) ? this.#issue(session, state) : undefined;
+  }
+
+  #needsIssue(session: JwtSession, state: SessionState): boolean {
+    if (state.force) return true;
+    const json = JSON.stringify(session);
+    if (json !== state.snapshot) return json !== state.rejected;
+    if (state.isNew) return false; // an untouched new session is not worth a token (express-session's saveUninitialized: false)
+    // Sliding expiry: renew past half the lifetime, unless the absolute cap leaves nothing to extend.
+    const now = nowSeconds();
+    return now - state.iat >= this.#o.ttl / 2 && Math.min(now + this.#o.ttl, state.iat0 + this.#o.maxAge) > state.exp;
+  }
+
+  async #issue(session: JwtSession, state: SessionState): Promise<void> {
+    const res = this.#res;
+    if (res.headersSent) throw new JwtHeadersSentError('save');
+    const json = JSON.stringify(session);
+    const data = JSON.parse(json) as Record<string, unknown>;
+    for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
+    const now = nowSeconds();
+    const exp = Math.min(now + this.#o.ttl, state.iat0 + this.#o.maxAge);
+    if (exp <= now) {
+      // The absolute max age is reached: there is no lifetime left to give, so the session ends here.
+      this.#attach(undefined);
+      this.#clearCookie();
+      return;
+    }
+    const token = await this.#o.codec.encode({ ...data, iat0: state.iat0, iat: now, exp, jti: state.jti });
+    if (this.current !== session) return; // regenerated or destroyed while signing: that outcome wins
+    if (res.headersSent) throw new JwtHeadersSentError('save');
+    if (this.#transport === 'cookie') {
+      const line = serializeCookie(this.#o.cookie, token, exp - now, this.#secure());
+      const size = Buffer.byteLength(line);
+      if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
+      setCookieLine(res, this.#o.cookie.name, line);
+    } else {
+      if (token.length > this.#o.maxTokenLength) throw new JwtTooLargeError(token.length, this.#o.maxTokenLength, 'bearer token');
+      res.setHeader(this.#o.tokenHeader, token);
+      // A token in a response header must never land in a shared cache.
+      if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'no-store');
+    }
+    Object.assign(state, { iat: now, exp, snapshot: json, isNew: false, force: false });
+  }
+
+  #secure(): boolean {
+    const { secure } = this.#o.cookie;
+    return secure === 'auto' ? isSecureRequest(this.#req, this.#o.trustProxy) : secure;
+  }
+
+  #clearCookie(): void {
+    if (this.#transport !== 'cookie' || this.#res.headersSent) return;
+    setCookieLine(this.#res, this.#o.cookie.name, serializeCookie(this.#o.cookie, '', 0, this.#secure()));
+  }
+
+  async #revoke(state: SessionState): Promise<void> {
+    const { denyList, ttl, maxAge, clockTolerance, denyListTimeout } = this.#o;
+    if (!denyList || state.isNew) return;
+    // Another response may have renewed this jti meanwhile: deny until the latest expiry any copy could have.
+    const until = Math.max(state.exp, Math.min(nowSeconds() + ttl, state.iat0 + maxAge)) + clockTolerance;
+    await bounded(denyList.add(state.jti, until * 1000), denyListTimeout, 'add');
+  }
+
+  async save(session: JwtSession): Promise<void> {
+    if (session !== this.current) return; // a session replaced by regenerate() has nothing to save
+    const state = stateOf(session);
+    try {
+      await this.#issue(session, state);
+    } catch (err) {
+      // The caller gets the error; the client keeps its previous token rather than a second failure at the end.
+      state.rejected = JSON.stringify(session);
+      throw err;
+    }
+  }
+
+  async regenerate(session: JwtSession): Promise<void> {
+    if (this.#res.headersSent) throw new JwtHeadersSentError('regenerate');
+    await this.#revoke(stateOf(session));
+    const state = newState();
+    state.force = true; // the new id must replace the old token even if no data is set
+    this.#attach(new JwtSession(this, state, {}));
+  }
+
+  async destroy(session: JwtSession): Promise<void> {
+    if (session === this.current) {
+      this.#attach(undefined);
+      delete this.#req.session;
+    }
+    this.#clearCookie();
+    await this.#revoke(stateOf(session));
+  }
+
+  async reload(session: JwtSession): Promise<void> {
+    const state = stateOf(session);
+    const { denyList, denyListTimeout } = this.#o;
+    if (denyList && !state.isNew && (await bounded(denyList.has(state.jti), denyListTimeout, 'has'))) throw new JwtRevokedError();
+    for (const name of Object.keys(session)) delete (session as unknown as Record<string, unknown>)[name];
+    loadData(session, JSON.parse(state.snapshot) as Record<string, unknown>);
+  }
+
+  touch(session: JwtSession): void {
+    stateOf(session).force = true;
+  }
+
+  cookie(session: JwtSession): SessionCookieView {
+    const state = stateOf(session);
+    const ttlMs = this.#o.ttl * 1000;
+    const expiresMs = state.isNew ? Date.now() + ttlMs : state.exp * 1000;
+    const { sameSite, path, domain } = this.#o.cookie;
+    return Object.freeze({
+      maxAge: Math.max(0, expiresMs - Date.now()),
+      originalMaxAge: ttlMs,
+      expires: new Date(expiresMs),
+      httpOnly: true as const,
+      secure: this.#secure(),
+      sameSite,
+      path,
+      domain,
+    });
+  }
+
+  report(err: unknown): void {
+    this.#o.onError(err instanceof Error ? err : new Error(String(err)), this.#req);
+  }
+
+  /** Answers in place of the app's response when the token could not be issued (too large, reserved claim). */
+  fail(err: unknown): void {
+    this.report(err);
+    const res = this.#res;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    const e = err as { status?: number; code?: string; message?: string };
+    res.statusCode = e.status && e.status >= 400 && e.status < 600 ? e.status : 500;
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    res.end(JSON.stringify({ error: 'the session could not be saved', code: e.code ?? 'CS_ERR_JWT_SAVE' }));
+  }
+}

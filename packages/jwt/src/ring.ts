@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, jwtVerify, type JWK, type JWTPayload, type JWSHeaderParameters } from 'jose';
+import { seconds, type Duration } from './duration.ts';
+import { JwtConfigError, JwtInvalidError } from './errors.ts';
+import { buildKeys, publicJwk, type JwtAlgorithm, type KeyRingOptions, type RingKey } from './keys.ts';
+
+export interface SignOptions {
+  /** Lifetime; default 15 minutes. Ignored when `expiresAt` is given. */
+  ttl?: Duration;
+  /** Absolute expiry, in seconds since the epoch. */
+  expiresAt?: number;
+  issuer?: string;
+  audience?: string | string[];
+  /** Defaults to a random UUID. */
+  jti?: string;
+}
+
+export interface VerifyOptions {
+  /** When set, `iss` must equal it (or one of them). */
+  issuer?: string | string[];
+  /** When set, `aud` must contain it (or one of them). */
+  audience?: string | string[];
+  /** Leeway for exp/nbf between machines' clocks; default 5 s. */
+  clockTolerance?: Duration;
+  /** Tokens longer than this are refused before any parsing; default 8192 characters. */
+  maxLength?: number;
+}
+
+export interface VerifiedToken {
+  payload: JWTPayload & { exp: number; iat: number; jti: string };
+  kid: string;
+}
+
+export interface KeyRing {
+  /** Every kid, the signing one first. */
+  readonly kids: readonly string[];
+  /** The kid new tokens carry, or undefined for a verify-only ring (public keys only). */
+  readonly signingKid: string | undefined;
+  /** Public keys as a JWKS document, for services that verify with the public half. HMAC secrets are never included. */
+  jwks(): { keys: JWK[] };
+  /** Signs `claims` with the first key; sets iat, exp and jti (typ "JWT", kid in the header). */
+  sign(claims: JWTPayload, options?: SignOptions): Promise<string>;
+  /** Verifies a compact JWS; throws JwtInvalidError (with a `reason`) for every refusal. */
+  verify(token: string, options?: VerifyOptions): Promise<VerifiedToken>;
+}
+
+/** Header parameters that would let a token choose its own key: refused outright (RFC 8725 §3.10). */
+const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
+export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
+const DEFAULT_CLOCK_TOLERANCE = 5;
+
+const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
+/** The validated keys behind a ring (internal: used to derive encryption keys; never exported from the package). */
+export function keysOf(ring: KeyRing): readonly RingKey[] {
+  const keys = ringKeys.get(ring);
+  if (!keys) throw new JwtConfigError('ring: expected a key ring from createKeyRing() or keyRingFromEnv().');
+  return keys;
+}
+
+/** Maps jose's errors onto stable reasons; the message never contains the token. */
+export function toInvalid(err: unknown): JwtInvalidError {
+  if (err instanceof JwtInvalidError) return err;
+  const e = err as { code?: string; claim?: string; message?: string };
+  switch (e.code) {
+    case 'ERR_JWT_EXPIRED':
+      return new JwtInvalidError('expired', 'the token has expired', { cause: err });
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return new JwtInvalidError('claim', e.message ?? `claim ${e.claim} failed`, { cause: err });
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+    case 'ERR_JWE_DECRYPTION_FAILED':
+      return new JwtInvalidError('signature', 'the signature (or encryption tag) does not match', { cause: err });
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return new JwtInvalidError('alg', e.message ?? 'algorithm not allowed', { cause: err });
+    default:
+      return new JwtInvalidError('malformed', 'not a well-formed token', { cause: err });
+  }
+}
+
+/** Resolves the verification key from the ring only; the header may name a kid, never supply a key. */
+export function checkHeader(header: JWSHeaderParameters, byKid: ReadonlyMap<string, { alg: string }>): string {
+  for (const name of FORBIDDEN_HEADERS)
+    if (header[name] !== undefined) throw new JwtInvalidError('header', `the "${name}" header is not accepted: keys come from the key ring only`);
+  const { kid } = header;
+  if (typeof kid !== 'string') throw new JwtInvalidError('kid', 'the token has no "kid" header');
+  const key = byKid.get(kid);
+  if (!key) throw new JwtInvalidError('kid', 'the token\'s "kid" is not in the key ring');
+  if (header.alg !== key.alg) throw new JwtInvalidError('alg', `this kid is bound to ${key.alg}`);
+  return kid;
+}
+
+/** Parses the shared verify options once (callers on the hot path keep the result). */
+export function verifyOptions(options: VerifyOptions = {}): { clockTolerance: number; maxLength: number; issuer?: string | string[]; audience?: string | string[] } {
+  const maxLength = options.maxLength ?? DEFAULT_MAX_TOKEN_LENGTH;
+  if (!Number.isInteger(maxLength) || maxLength < 64) throw new JwtConfigError(`maxLength: expected an integer >= 64, got ${JSON.stringify(options.maxLength)}.`);
+  const clockTolerance = seconds(options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE, 'clockTolerance', { allowZero: true });
+  if (clockTolerance > 300) throw new JwtConfigError(`clockTolerance: ${clockTolerance} s is not small; use at most 300 s (default 5 s).`);
+  return { clockTolerance, maxLength, issuer: options.issuer, audience: options.audience };
+}
+
+/** Checks the claims every session token carries, after the signature or decryption succeeded. */
+export function checkClaims(payload: JWTPayload): asserts payload is JWTPayload & { exp: number; iat: number; jti: string } {
+  if (typeof payload.exp !== 'number') throw new JwtInvalidError('claim', 'the token has no "exp"');
+  if (typeof payload.iat !== 'number') throw new JwtInvalidError('claim', 'the token has no "iat"');
+  if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 128)
+    throw new JwtInvalidError('claim', 'the token has no usable "jti"');
+}
+
+/**
+ * Builds a key ring from HMAC secrets or keys by kid. The first key signs; every key verifies, so rotation is:
+ * add the new key first, keep the old one until its tokens have expired, then remove it.
+ */
+export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing {
+  const keys = buildKeys(options, label);
+  const byKid = new Map(keys.map((k) => [k.kid, k]));
+  const signer = keys[0]!.signKey ? keys[0] : undefined;
+  const algorithms = [...new Set(keys.map((k) => k.alg))] as JwtAlgorithm[];
+
+  const ring: KeyRing = {
+    kids: keys.map((k) => k.kid),
+    signingKid: signer?.kid,
+    jwks: () => ({ keys: keys.filter((k) => k.alg !== 'HS256').map(publicJwk) }),
+    async sign(claims, opts = {}) {
+      if (!signer)
+        throw new JwtConfigError(`sign: the first key of the ring (kid "${keys[0]!.kid}") has no private key or secret; this ring can only verify.`);
+      const now = Math.floor(Date.now() / 1000);
+      const exp = opts.expiresAt ?? now + seconds(opts.ttl ?? 900, 'ttl');
+      const jwt = new SignJWT({ ...claims })
+        .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
+        .setIssuedAt(typeof claims.iat === 'number' ? claims.iat : now)
+        .setExpirationTime(exp)
+        .setJti(opts.jti ?? (typeof claims.jti === 'string' ? claims.jti : randomUUID()));
+      if (opts.issuer !== undefined) jwt.setIssuer(opts.issuer);
+      if (opts.audience !== undefined) jwt.setAudience(opts.audience);
+      return jwt.sign(signer.signKey!);
+    },
+    async verify(token, opts) {
+      const o = verifyOptions(opts);
+      return verifyWith(token, o);
+    },
+  };
+
+  async function verifyWith(token: string, o: ReturnType<typeof verifyOptions>): Promise<VerifiedToken> {
+    if (typeof token !== 'string' || token.length === 0) throw new JwtInvalidError('malformed', 'no token');
+    if (token.length > o.maxLength) throw new JwtInvalidError('too_large', `the token is over ${o.maxLength} characters`);
+    let kid = '';
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        (header) => {
+          kid = checkHeader(header, byKid);
+          return byKid.get(kid)!.verifyKey;
+        },
+        { algorithms, issuer: o.issuer, audience: o.audience, clockTolerance: o.clockTolerance, requiredClaims: ['exp', 'iat', 'jti'] },
+      );
+      checkClaims(payload);
+      return { payload, kid };
+    } catch (err) {
+      throw toInvalid(err);
+    }
+  }
+
+  ringKeys.set(ring, keys);
+  return ring;
+}

@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+
+/** What a session's token currently says; owned by the request that loaded it. */
+export interface SessionState {
+  /** The session id: the token's `jti`, kept across renewals, new on regenerate(). */
+  jti: string;
+  /** When the session began (seconds): the absolute maximum age counts from here. Carried as the `iat0` claim. */
+  iat0: number;
+  /** iat/exp of the token the client holds (0 when none was issued yet). */
+  iat: number;
+  exp: number;
+  /** JSON of the data as last loaded or issued: a response re-issues only when the data differs from it. */
+  snapshot: string;
+  /** No token has been issued for this session yet. */
+  isNew: boolean;
+  /** Issue a token at the end of the request even if nothing changed (regenerate, touch). */
+  force: boolean;
+  /** JSON of data whose explicit save() failed (and was reported to its callback): not retried at response end. */
+  rejected?: string;
+}
+
+export interface SessionCookieView {
+  readonly maxAge: number;
+  readonly originalMaxAge: number;
+  readonly expires: Date;
+  readonly httpOnly: true;
+  readonly secure: boolean;
+  readonly sameSite: string;
+  readonly path: string;
+  readonly domain: string | undefined;
+}
+
+/** The request-side logic a session delegates to (see request-session.ts). */
+export interface SessionController {
+  save(s: JwtSession): Promise<void>;
+  regenerate(s: JwtSession): Promise<void>;
+  destroy(s: JwtSession): Promise<void>;
+  reload(s: JwtSession): Promise<void>;
+  touch(s: JwtSession): void;
+  cookie(s: JwtSession): SessionCookieView;
+  report(err: unknown): void;
+}
+
+/** Claims the token needs for itself: the app cannot store data under these names. */
+export const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0']);
+/** Names the session object uses itself, plus ones that would change an object's prototype. */
+const OWN_NAMES = new Set(['id', 'cookie', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge', '__proto__', 'constructor', 'toJSON']);
+
+export function isReservedName(name: string): boolean {
+  return REGISTERED_CLAIMS.has(name) || OWN_NAMES.has(name);
+}
+
+export function newState(): SessionState {
+  const now = Math.floor(Date.now() / 1000);
+  return { jti: randomUUID(), iat0: now, iat: 0, exp: 0, snapshot: '{}', isNew: true, force: false };
+}
+
+type Callback = (err?: unknown) => void;
+
+let stateOf: (s: JwtSession) => SessionState;
+let controllerOf: (s: JwtSession) => SessionController;
+
+/**
+ * `req.session` in JWT mode, shaped like express-session's Session so the same app code runs in both modes: data
+ * lives in own enumerable properties (each a token claim); methods, `id` and `cookie` live on the prototype.
+ */
+export class JwtSession {
+  #controller: SessionController;
+  #state: SessionState;
+
+  static {
+    stateOf = (s) => s.#state;
+    controllerOf = (s) => s.#controller;
+  }
+
+  constructor(controller: SessionController, state: SessionState, data: Record<string, unknown>) {
+    this.#controller = controller;
+    this.#state = state;
+    loadData(this, data);
+  }
+
+  /** The session id (the token's jti). */
+  get id(): string {
+    return this.#state.jti;
+  }
+
+  /** A read-only view of the cookie: lifetime comes from the ttl/maxAge options in JWT mode. */
+  get cookie(): SessionCookieView {
+    return this.#controller.cookie(this);
+  }
+
+  /** Issues a token for the current data now; the callback gets a JwtTooLargeError if it would not fit. */
+  save(callback?: Callback): this {
+    settle(this, this.#controller.save(this), callback);
+    return this;
+  }
+
+  /** Replaces req.session with an empty session under a new id (against fixation); the old id is revoked. */
+  regenerate(callback: Callback): this {
+    settle(this, this.#controller.regenerate(this), callback);
+    return this;
+  }
+
+  /** Clears the cookie, revokes the id on the deny list (when configured) and removes req.session. */
+  destroy(callback?: Callback): this {
+    settle(this, this.#controller.destroy(this), callback);
+    return this;
+  }
+
+  /** Discards unsaved changes (back to the data of the last token) and re-checks the deny list. */
+  reload(callback: Callback): this {
+    settle(this, this.#controller.reload(this), callback);
+    return this;
+  }
+
+  /** Re-issues the token with a fresh expiry at the end of the request (within the absolute max age). */
+  touch(): this {
+    this.#controller.touch(this);
+    return this;
+  }
+
+  resetMaxAge(): this {
+    return this.touch();
+  }
+}
+
+export { stateOf, controllerOf };
+
+/** Copies claims onto a session as plain data properties, skipping names the session or the token own. */
+export function loadData(session: JwtSession, data: Record<string, unknown>): void {
+  for (const [name, value] of Object.entries(data)) {
+    if (isReservedName(name)) continue;
+    Object.defineProperty(session, name, { value, enumerable: true, writable: true, configurable: true });
+  }
+}
+
+function settle(session: JwtSession, work: Promise<void>, callback: Callback | undefined): void {
+  if (callback) work.then(() => callback(), callback);
+  else work.catch((err: unknown) => controllerOf(session).report(err));
+}
