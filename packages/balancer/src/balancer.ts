@@ -1,0 +1,198 @@
+import { once } from 'node:events';
+import type http from 'node:http';
+import net from 'node:net';
+import { createAdminServer } from './admin.ts';
+import { ClientConn } from './client.ts';
+import type { ProxyContext, Timed } from './context.ts';
+import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors.ts';
+import { HealthChecker } from './health.ts';
+import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
+import { Selector } from './strategy.ts';
+import { Upstream, type UpstreamStatus } from './upstream.ts';
+
+export interface BalancerStatus {
+  url: string;
+  strategy: Strategy;
+  totals: { connections: number; openConnections: number; requests: number; rejected: number };
+  upstreams: UpstreamStatus[];
+}
+
+export interface Balancer {
+  /** `http://host:port` the balancer listens on. */
+  readonly url: string;
+  /** The status page, when `admin` was given. */
+  readonly adminUrl: string | undefined;
+  /** Adds an instance at runtime; it takes traffic at once (and is checked like the others). */
+  add(upstream: string | UpstreamInput): UpstreamStatus;
+  /** Stops sending new requests to an instance; resolves when its in-flight requests have finished. */
+  drain(id: string): Promise<void>;
+  /** Drains an instance, then forgets it. */
+  remove(id: string): Promise<void>;
+  status(): BalancerStatus;
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface CreateBalancerOptions extends BalancerOptions {
+  /** Receives state changes (instance down/up/ejected, retries). Default: silent. Never gets secrets. */
+  log?: (message: string) => void;
+}
+
+/** Starts a balancer; resolves once it listens (rejects with ListenError or BalancerConfigError). */
+export async function createBalancer(options: CreateBalancerOptions): Promise<Balancer> {
+  const config = balancerConfig(options);
+  if (options.log !== undefined && typeof options.log !== 'function') {
+    throw new BalancerConfigError(`balancer option log = ${String(options.log)} is invalid: expected a function`);
+  }
+  const log = options.log ?? (() => {});
+  const upstreams = config.upstreams.map((u) => new Upstream(u));
+  const selector = new Selector(config.strategy, upstreams);
+  const clients = new Set<Timed>();
+  const origins = new Set<Timed>();
+  const ctx: ProxyContext = {
+    config,
+    selector,
+    upstreams,
+    now: Date.now(),
+    closing: false,
+    clients,
+    origins,
+    totals: { connections: 0, requests: 0, rejected: 0 },
+    log,
+    retryAfter() {
+      // The soonest moment something may change: an ejection ending or the next health check.
+      let ms = config.health ? config.health.interval : Infinity;
+      for (const u of upstreams) if (u.downUntil > ctx.now) ms = Math.min(ms, u.downUntil - ctx.now);
+      return Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
+    },
+  };
+
+  // One sweep for every timeout instead of a timer per socket per request.
+  const t = config.timeouts;
+  const tick = Math.max(10, Math.min(250, Math.floor(Math.min(t.clientHeaders, t.keepAlive, t.connect, t.response, t.upstreamIdle) / 4)));
+  const sweep = setInterval(() => {
+    const now = (ctx.now = Date.now());
+    for (const c of clients) if (c.deadline !== 0 && now >= c.deadline) c.onTimeout();
+    for (const o of origins) if (o.deadline !== 0 && now >= o.deadline) o.onTimeout();
+  }, tick);
+  sweep.unref();
+
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    if (ctx.closing) {
+      socket.destroy();
+      return;
+    }
+    new ClientConn(ctx, socket);
+  });
+  server.on('error', (err) => log(`listener error: ${err.message}`));
+  await listen(server, config.port, config.host, 'listen');
+
+  const checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
+  checker?.start();
+
+  let admin: http.Server | undefined;
+  let adminUrl: string | undefined;
+  const hostPort = (s: net.Server) => {
+    const a = s.address() as net.AddressInfo;
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  };
+  const url = hostPort(server);
+
+  const find = (id: string): Upstream => {
+    const u = upstreams.find((x) => x.id === id);
+    if (!u) throw new UnknownUpstreamError(`no instance with id ${JSON.stringify(id)}; known: ${upstreams.map((x) => x.id).join(', ') || 'none'}`);
+    return u;
+  };
+
+  const status = (): BalancerStatus => ({
+    url,
+    strategy: config.strategy,
+    totals: { ...ctx.totals, openConnections: clients.size },
+    upstreams: upstreams.map((u) => u.snapshot(Date.now())),
+  });
+
+  if (config.admin) {
+    admin = createAdminServer(status);
+    try {
+      await listen(admin, config.admin.port, config.admin.host, 'admin');
+    } catch (err) {
+      checker?.stop();
+      clearInterval(sweep);
+      server.close();
+      throw err;
+    }
+    adminUrl = hostPort(admin);
+  }
+
+  return {
+    url,
+    adminUrl,
+    add(input) {
+      const cfg = upstreamConfig(input, 'add()');
+      const existing = upstreams.find((x) => x.id === cfg.id);
+      if (existing) {
+        if (existing.draining && existing.url === cfg.url) {
+          existing.draining = false; // undo a drain: the same instance takes traffic again
+          return existing.snapshot(Date.now());
+        }
+        throw new BalancerConfigError(`add(): an instance with id ${JSON.stringify(cfg.id)} already exists; remove it first or pick another id`);
+      }
+      const u = new Upstream(cfg);
+      upstreams.push(u);
+      log(`instance ${u.id} (${u.url}) added`);
+      return u.snapshot(Date.now());
+    },
+    async drain(id) {
+      const u = find(id);
+      u.draining = true;
+      log(`instance ${u.id} (${u.url}) draining (${u.active} in flight)`);
+      await u.idleNow();
+    },
+    async remove(id) {
+      const u = find(id);
+      u.draining = true;
+      upstreams.splice(upstreams.indexOf(u), 1);
+      u.removed = true;
+      await u.idleNow();
+      log(`instance ${u.id} (${u.url}) removed`);
+    },
+    status,
+    async close(graceMs = 5_000) {
+      if (ctx.closing) return;
+      ctx.closing = true;
+      checker?.stop();
+      const closed = once(server, 'close');
+      server.close();
+      admin?.close();
+      admin?.closeAllConnections();
+      // Idle keep-alive clients go now; clients mid-request get Connection: close after their response.
+      for (const c of clients) if ((c as ClientConn).req === null) (c as ClientConn).socket.destroy();
+      const deadline = Date.now() + graceMs;
+      while (clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const c of clients) c.destroy();
+      for (const u of upstreams) u.closeIdle();
+      for (const o of origins) o.destroy();
+      clearInterval(sweep);
+      await closed;
+    },
+  };
+}
+
+function listen(server: net.Server, port: number, host: string, option: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new ListenError(
+          `balancer option ${option} = ${host}:${port} cannot be bound (${err.code ?? err.message}); ` +
+            (err.code === 'EADDRINUSE' ? 'another process uses that port: pick a free one' : 'check the host and port'),
+          { cause: err },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,401 @@
+import type net from 'node:net';
+import { ChunkedTracker, parseRequestHead, type RequestHead } from './http1.ts';
+import { errorResponse, type ProxyContext, type Timed } from './context.ts';
+import { readCookie, stripCookie } from './cookie.ts';
+import { ProxyCodes } from './errors.ts';
+import { OriginConn } from './origin.ts';
+import type { Upstream } from './upstream.ts';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+const C_IDLE = 0; // waiting for a request head
+const C_BODY = 1; // request body still arriving
+const C_WAIT = 2; // request complete, response in progress
+const C_TUNNEL = 3; // upgraded: bytes flow both ways untouched
+const C_CLOSED = 4;
+
+/**
+ * One client connection. Requests on it are handled one after the other (pipelined requests wait in `buf`);
+ * each is parsed from raw bytes, sent to an instance chosen by the strategy, and answered with the instance's
+ * bytes as they arrive. Answers the balancer writes itself (400, 431, 502, 503, 504...) are small JSON bodies.
+ */
+export class ClientConn implements Timed {
+  readonly socket: net.Socket;
+  private readonly ctx: ProxyContext;
+  private readonly ip: string;
+  deadline: number;
+  private phase = C_IDLE;
+  private buf: Buffer | null = null;
+  req: RequestHead | null = null;
+  private head = '';
+  private sticky = '';
+  bodyDone = true;
+  private bodyLeft = 0;
+  private bodyBytes = 0;
+  private readonly tracker = new ChunkedTracker();
+  /** Body bytes read before an instance connection was ready; kept so a never-sent request can go elsewhere. */
+  private pending: Buffer[] | null = null;
+  private replayable = false;
+  private origin: OriginConn | null = null;
+  private upstream: Upstream | null = null;
+  private sent = false;
+  private attempt = 0;
+  private tried: Upstream[] | null = null;
+  private lastFailure = 502;
+  insertCookie = false;
+  /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
+  started = false;
+  closeAfter = false;
+
+  constructor(ctx: ProxyContext, socket: net.Socket) {
+    this.ctx = ctx;
+    this.socket = socket;
+    const addr = socket.remoteAddress ?? '';
+    this.ip = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+    this.deadline = ctx.now + ctx.config.timeouts.clientHeaders;
+    ctx.clients.add(this);
+    ctx.totals.connections++;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      if (this.origin !== null && this.origin.socket.isPaused()) this.origin.socket.resume();
+    });
+    socket.on('end', () => this.onEnd());
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose());
+  }
+
+  private onData(chunk: Buffer): void {
+    switch (this.phase) {
+      case C_IDLE:
+        return this.onHead(chunk);
+      case C_BODY:
+        return this.onBody(chunk, 0);
+      case C_WAIT:
+        // A pipelined request: keep it for later, but stop reading if a client floods us.
+        this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+        if (this.buf.length > this.ctx.config.limits.headerSize) this.socket.pause();
+        return;
+      case C_TUNNEL:
+        if (!this.origin!.socket.write(chunk)) this.socket.pause();
+        return;
+    }
+  }
+
+  private onHead(chunk: Buffer): void {
+    const limit = this.ctx.config.limits.headerSize;
+    let buf = chunk;
+    let from = 0;
+    if (this.buf !== null) {
+      from = Math.max(0, this.buf.length - 3);
+      buf = Buffer.concat([this.buf, chunk]);
+      this.buf = null;
+    } else {
+      this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
+    }
+    // RFC 9112 2.2: ignore empty lines before a request line (some clients send CRLF after a body).
+    while (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) buf = buf.subarray(2);
+    if (buf.length === 0) return;
+    const idx = buf.indexOf(CRLFCRLF, from);
+    if (idx === -1 || idx + 4 > limit) {
+      if (buf.length > limit) return this.reject(431, ProxyCodes.headersTooLarge, `request head larger than ${limit} bytes`);
+      this.buf = buf;
+      return;
+    }
+    const parsed = parseRequestHead(buf.toString('latin1', 0, idx + 2));
+    if ('reason' in parsed) {
+      const code = parsed.status === 501 ? ProxyCodes.notImplemented : ProxyCodes.badRequest;
+      return this.reject(parsed.status, code, parsed.reason);
+    }
+    this.start(parsed, buf, idx + 4);
+  }
+
+  private start(req: RequestHead, buf: Buffer, offset: number): void {
+    const { config } = this.ctx;
+    this.ctx.totals.requests++;
+    this.req = req;
+    this.started = false;
+    this.attempt = 0;
+    this.tried = null;
+    this.pending = null;
+    this.closeAfter = !req.keepAlive;
+    this.bodyBytes = 0;
+    if (req.chunked) {
+      this.tracker.reset();
+      this.bodyDone = false;
+    } else if (req.contentLength > 0) {
+      if (config.limits.bodySize && req.contentLength > config.limits.bodySize) {
+        return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
+      }
+      this.bodyLeft = req.contentLength;
+      this.bodyDone = false;
+    } else this.bodyDone = true;
+    this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
+
+    let headers = req.headers;
+    this.sticky = '';
+    if (config.strategy === 'cookie' && req.cookie) {
+      this.sticky = readCookie(req.cookie, config.cookie.name);
+      if (this.sticky) headers = stripCookie(headers, config.cookie.name);
+    }
+    const forwardedFor = config.trustProxy && req.forwardedFor ? `${req.forwardedFor}, ${this.ip}` : this.ip;
+    const proto = (config.trustProxy && req.forwardedProto) || 'http';
+    const host = (config.trustProxy && req.forwardedHost) || req.host;
+    // HTTP/1.0 clients cannot read chunked answers: ask the instance in 1.0 too, it then frames by length or close.
+    let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
+    if (host) head += `X-Forwarded-Host: ${host}\r\n`;
+    if (req.chunked) head += 'Transfer-Encoding: chunked\r\n';
+    else if (req.contentLength >= 0) head += `Content-Length: ${req.contentLength}\r\n`;
+    head += req.upgrade ? `Connection: upgrade\r\nUpgrade: ${req.upgrade}\r\n\r\n` : 'Connection: keep-alive\r\n\r\n';
+    this.head = head;
+
+    this.phase = this.bodyDone ? C_WAIT : C_BODY;
+    this.deadline = 0;
+    if (offset < buf.length) {
+      if (this.bodyDone) this.buf = buf.subarray(offset);
+      else this.onBody(buf, offset);
+      if (this.phase === C_CLOSED) return;
+    }
+    // Hold the body until an instance connection is ready, so a refused connection can still go elsewhere.
+    if (!this.bodyDone) this.socket.pause();
+    this.dispatch();
+  }
+
+  private onBody(buf: Buffer, offset: number): void {
+    let end = buf.length;
+    let done = false;
+    if (this.req!.chunked) {
+      const r = this.tracker.advance(buf, offset, buf.length);
+      if (r === -2) return this.bodyError(400, ProxyCodes.badRequest, 'invalid chunked request body');
+      if (r >= 0) {
+        end = r;
+        done = true;
+      }
+    } else {
+      const take = Math.min(this.bodyLeft, buf.length - offset);
+      this.bodyLeft -= take;
+      end = offset + take;
+      done = this.bodyLeft === 0;
+    }
+    const limit = this.ctx.config.limits.bodySize;
+    this.bodyBytes += end - offset;
+    if (limit && this.bodyBytes > limit) return this.bodyError(413, ProxyCodes.bodyTooLarge, `request body larger than ${limit} bytes`);
+    if (end > offset) {
+      const part = offset === 0 && end === buf.length ? buf : buf.subarray(offset, end);
+      if (this.sent) {
+        if (!this.origin!.socket.write(part)) this.socket.pause();
+        this.origin!.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+      } else (this.pending ??= []).push(part);
+    }
+    if (!done) {
+      if (this.sent) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
+      return;
+    }
+    this.bodyDone = true;
+    this.deadline = 0;
+    if (this.phase === C_BODY) this.phase = C_WAIT;
+    if (end < buf.length) this.buf = buf.subarray(end);
+  }
+
+  private bodyError(status: number, code: string, reason: string): void {
+    if (this.started || this.sent) return this.abort();
+    this.reject(status, code, reason);
+  }
+
+  /** Picks an instance and sends the request, or answers 503 at once when none is available. */
+  private dispatch(): void {
+    const ctx = this.ctx;
+    const u = ctx.selector.choose(ctx.now, this.ip, this.sticky, this.tried);
+    if (u === undefined) {
+      if (this.attempt === 0) {
+        ctx.totals.rejected++;
+        return this.reject(503, ProxyCodes.noUpstream, 'no healthy instance available', ctx.retryAfter());
+      }
+      const timeout = this.lastFailure === 504;
+      return this.reject(
+        this.lastFailure,
+        timeout ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
+        timeout ? 'the instance did not answer in time' : 'the instance failed before answering',
+      );
+    }
+    this.upstream = u;
+    u.active++;
+    u.requests++;
+    if (this.attempt > 0) u.retries++;
+    this.insertCookie = ctx.config.strategy === 'cookie' && this.sticky !== u.id;
+    this.sent = false;
+    const idle = u.idle.pop() as OriginConn | undefined;
+    if (idle !== undefined) {
+      this.origin = idle;
+      this.attach(idle);
+    } else {
+      this.origin = new OriginConn(ctx, u, this);
+    }
+  }
+
+  /** The instance connection is ready: write the head and whatever body has arrived. */
+  attach(origin: OriginConn): void {
+    origin.expect(this);
+    const s = origin.socket;
+    s.cork();
+    s.write(this.head, 'latin1');
+    if (this.pending !== null) for (const part of this.pending) s.write(part);
+    s.uncork();
+    this.pending = null;
+    this.sent = true;
+    if (this.phase === C_BODY) {
+      this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
+      if (!s.writableNeedDrain) this.socket.resume();
+    }
+  }
+
+  /** The instance socket drained: read more of the request body (or tunnel bytes). */
+  resumeFromOrigin(): void {
+    if ((this.phase === C_BODY || this.phase === C_TUNNEL) && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /** The response ended cleanly (its socket already went back to the pool or was closed). */
+  responseDone(status: number): void {
+    const u = this.upstream!;
+    this.countStatus(u, status);
+    // 502/503/504 from an instance mean it cannot serve (overloaded, its own upstream down); an application 500
+    // on one route must not eject every instance.
+    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
+    u.release();
+    this.origin = null;
+    this.upstream = null;
+    this.next();
+  }
+
+  private countStatus(u: Upstream, status: number): void {
+    const r = u.responses;
+    if (status < 200) r['1xx']++;
+    else if (status < 300) r['2xx']++;
+    else if (status < 400) r['3xx']++;
+    else if (status < 500) r['4xx']++;
+    else r['5xx']++;
+  }
+
+  private noteFailure(u: Upstream, reason: string): void {
+    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive)) {
+      this.ctx.log(`instance ${u.id} (${u.url}) ejected for ${this.ctx.config.passive ? this.ctx.config.passive.cooldown : 0} ms: ${reason}`);
+    }
+  }
+
+  /** Ready for the next request on this connection, or close it. */
+  private next(): void {
+    this.req = null;
+    this.tried = null;
+    if (this.closeAfter || !this.bodyDone || this.ctx.closing) {
+      this.phase = C_CLOSED;
+      this.socket.end();
+      return;
+    }
+    this.phase = C_IDLE;
+    this.deadline = this.ctx.now + this.ctx.config.timeouts.keepAlive;
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.buf !== null) {
+      const b = this.buf;
+      this.buf = null;
+      this.onHead(b);
+    }
+  }
+
+  /** The instance failed before any response byte reached the client: retry when safe, else 502/504. */
+  originFailed(origin: OriginConn, reason: string, timedOut: boolean): void {
+    const u = origin.upstream;
+    this.origin = null;
+    this.upstream = null;
+    this.noteFailure(u, reason);
+    u.release();
+    if (this.phase === C_CLOSED) return;
+    if (this.started) return this.abort();
+    // Never connected: nothing was sent, any method may go elsewhere. Sent: only idempotent requests without
+    // a body, and only while no response byte came back.
+    const safe = !origin.connected || (this.replayable && origin.received === 0);
+    this.lastFailure = timedOut ? 504 : 502;
+    if (safe && this.attempt < this.ctx.config.retries) {
+      this.attempt++;
+      (this.tried ??= []).push(u);
+      this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} failed: ${reason}`);
+      return this.dispatch();
+    }
+    this.reject(
+      this.lastFailure,
+      timedOut ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
+      timedOut ? 'the instance did not answer in time' : 'the instance failed before answering',
+    );
+  }
+
+  startTunnel(origin: OriginConn): void {
+    this.phase = C_TUNNEL;
+    this.deadline = 0;
+    this.started = true;
+    this.countStatus(origin.upstream, 101);
+    if (this.buf !== null) {
+      origin.socket.write(this.buf);
+      this.buf = null;
+    }
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  tunnelClosed(): void {
+    const u = this.upstream;
+    this.upstream = null;
+    this.origin = null;
+    u?.release();
+    if (this.phase !== C_CLOSED) this.socket.end();
+    this.phase = C_CLOSED;
+  }
+
+  /** An answer of our own. Keeps the connection when the request was read completely, closes it otherwise. */
+  private reject(status: number, code: string, reason: string, retryAfter = 0): void {
+    const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
+    this.socket.write(errorResponse(status, code, reason, close, retryAfter));
+    if (close) {
+      this.phase = C_CLOSED;
+      this.deadline = this.ctx.now + 1000; // a client that never reads must not keep the socket
+      this.socket.end();
+      return;
+    }
+    this.next();
+  }
+
+  private abort(): void {
+    this.phase = C_CLOSED;
+    this.socket.destroy();
+  }
+
+  destroy(): void {
+    this.abort();
+  }
+
+  onTimeout(): void {
+    if (this.phase === C_IDLE && this.buf !== null) {
+      return this.reject(408, ProxyCodes.requestTimeout, 'request head not received in time');
+    }
+    if (this.phase === C_BODY && !this.sent) return this.reject(408, ProxyCodes.requestTimeout, 'request body not received in time');
+    this.abort();
+  }
+
+  private onEnd(): void {
+    if (this.phase === C_WAIT) this.closeAfter = true;
+    else if (this.phase === C_TUNNEL) this.origin?.socket.end();
+    else if (this.phase === C_IDLE && this.buf === null) this.socket.end();
+    else if (this.phase !== C_CLOSED) this.abort();
+  }
+
+  private onClose(): void {
+    this.ctx.clients.delete(this);
+    this.phase = C_CLOSED;
+    const origin = this.origin;
+    if (origin !== null) {
+      // Mid-exchange: the instance socket holds half a conversation and cannot be reused.
+      origin.client = null;
+      origin.socket.destroy();
+      this.origin = null;
+      this.upstream?.release();
+      this.upstream = null;
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { BalancerConfig } from './options.ts';
+import type { Selector } from './strategy.ts';
+import type { Upstream } from './upstream.ts';
+
+/** A connection the timeout sweep looks at. `deadline` 0 means no timer runs. */
+export interface Timed {
+  deadline: number;
+  onTimeout(): void;
+  destroy(): void;
+}
+
+/** State shared by every connection of one balancer. */
+export interface ProxyContext {
+  readonly config: BalancerConfig;
+  readonly selector: Selector;
+  readonly upstreams: Upstream[];
+  /**
+   * Coarse clock, refreshed by the timeout sweep (like nginx's cached time): setting a deadline per request costs
+   * an addition instead of a timer.
+   */
+  now: number;
+  closing: boolean;
+  readonly clients: Set<Timed>;
+  readonly origins: Set<Timed>;
+  readonly totals: { connections: number; requests: number; rejected: number };
+  log(message: string): void;
+  /** Seconds a client should wait before trying again when no instance is available. */
+  retryAfter(): number;
+}
+
+const TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
+/** A complete answer the balancer writes itself: small JSON naming the code, never a stack trace. */
+export function errorResponse(status: number, code: string, reason: string, close: boolean, retryAfter = 0): string {
+  const body = `{"error":${JSON.stringify(reason)},"code":"${code}"}`;
+  return (
+    `HTTP/1.1 ${status} ${TEXT[status] ?? 'Error'}\r\n` +
+    'Content-Type: application/json; charset=utf-8\r\n' +
+    'Cache-Control: no-store\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    (retryAfter > 0 ? `Retry-After: ${retryAfter}\r\n` : '') +
+    (close ? 'Connection: close\r\n' : '') +
+    `\r\n${body}`
+  );
+}

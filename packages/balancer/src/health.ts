@@ -1,0 +1,94 @@
+import http from 'node:http';
+import type { BalancerConfig } from './options.ts';
+import type { Upstream } from './upstream.ts';
+
+/**
+ * Active checks: `GET health.path` on every instance each `interval`; `fall` failures in a row take it out,
+ * `rise` passes in a row bring it back (HAProxy's model).
+ * A passive ejection still runs its cooldown: an instance can pass /healthz and fail real requests.
+ */
+export class HealthChecker {
+  private readonly config: Exclude<BalancerConfig['health'], false>;
+  private readonly list: Upstream[];
+  private readonly log: (message: string) => void;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<Upstream>();
+  private readonly requests = new Set<http.ClientRequest>();
+
+  constructor(config: Exclude<BalancerConfig['health'], false>, list: Upstream[], log: (message: string) => void) {
+    this.config = config;
+    this.list = list;
+    this.log = log;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.checkAll(), this.config.interval);
+    this.timer.unref();
+    this.checkAll();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const req of this.requests) req.destroy();
+  }
+
+  checkAll(): void {
+    for (const u of this.list) if (!u.removed && !this.inFlight.has(u)) this.check(u);
+  }
+
+  private check(u: Upstream): void {
+    this.inFlight.add(u);
+    let settled = false;
+    const finish = (ok: boolean, detail: string) => {
+      if (settled) return;
+      settled = true;
+      this.inFlight.delete(u);
+      this.requests.delete(req);
+      this.record(u, ok, detail);
+    };
+    const req = http.request(
+      {
+        host: u.host,
+        port: u.port,
+        path: this.config.path,
+        method: 'GET',
+        agent: false,
+        headers: { 'user-agent': 'cluster-session-balancer/health', connection: 'close' },
+      },
+      (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        finish(status >= 200 && status < 400, `HTTP ${status}`);
+      },
+    );
+    this.requests.add(req);
+    req.setTimeout(this.config.timeout, () => {
+      req.destroy();
+      finish(false, `no answer within ${this.config.timeout} ms`);
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => finish(false, err.code ?? err.message));
+    req.end();
+  }
+
+  private record(u: Upstream, ok: boolean, detail: string): void {
+    u.lastCheck = { at: new Date().toISOString(), ok, detail };
+    if (u.removed) return;
+    if (ok) {
+      u.checksFailed = 0;
+      u.checksPassed++;
+      if (!u.healthy && u.checksPassed >= this.config.rise) {
+        u.healthy = true;
+        this.log(`instance ${u.id} (${u.url}) is up: ${u.checksPassed} checks passed`);
+      }
+    } else {
+      u.checksPassed = 0;
+      u.checksFailed++;
+      u.lastError = `health check: ${detail}`;
+      if (u.healthy && u.checksFailed >= this.config.fall) {
+        u.healthy = false;
+        u.closeIdle();
+        this.log(`instance ${u.id} (${u.url}) is down: ${u.checksFailed} checks failed (${detail})`);
+      }
+    }
+  }
+}

@@ -1,0 +1,248 @@
+import net from 'node:net';
+import { ChunkedTracker, parseResponseHead } from './http1.ts';
+import type { ProxyContext, Timed } from './context.ts';
+import type { ClientConn } from './client.ts';
+import type { Upstream } from './upstream.ts';
+import { stickyHeaders } from './cookie.ts';
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const MAX_RESPONSE_HEAD = 65_536;
+
+const O_IDLE = 0;
+const O_HEAD = 1;
+const O_BODY = 2;
+const O_TUNNEL = 3;
+
+/**
+ * One keep-alive connection to an instance. It carries one exchange at a time (no pipelining: a slow response
+ * must not hold up the next request) and goes back to its instance's idle stack when the response ended cleanly.
+ * Response bytes are forwarded as they arrive; only the head is parsed, the body's end is found by counting
+ * (Content-Length) or by following chunk sizes, never by decoding.
+ */
+export class OriginConn implements Timed {
+  readonly socket: net.Socket;
+  readonly upstream: Upstream;
+  private readonly ctx: ProxyContext;
+  client: ClientConn | null;
+  connected = false;
+  deadline: number;
+  private phase = O_HEAD;
+  private buf: Buffer | null = null;
+  /** Bytes of the current response received so far: 0 means the request may be replayed elsewhere. */
+  received = 0;
+  private status = 0;
+  private noBody = false;
+  private chunked = false;
+  private left = 0;
+  private closeDelimited = false;
+  private reusable = true;
+  private readonly tracker = new ChunkedTracker();
+  private error = '';
+  private timedOut = false;
+  private done = false;
+
+  constructor(ctx: ProxyContext, upstream: Upstream, client: ClientConn) {
+    this.ctx = ctx;
+    this.upstream = upstream;
+    this.client = client;
+    this.deadline = ctx.now + ctx.config.timeouts.connect;
+    const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true });
+    this.socket = socket;
+    ctx.origins.add(this);
+    socket.on('connect', () => {
+      this.connected = true;
+      this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+      this.client?.attach(this);
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.client?.resumeFromOrigin());
+    socket.on('end', () => this.onEnd());
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.error ||= err.code ?? err.message;
+    });
+    socket.on('close', () => this.onClose());
+  }
+
+  /** Prepares for the response to a request about to be written on this socket. */
+  expect(client: ClientConn): void {
+    this.client = client;
+    this.phase = O_HEAD;
+    this.received = 0;
+    this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+  }
+
+  /** Closes an idle socket (the instance is drained, removed or ejected). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  onTimeout(): void {
+    if (this.phase === O_IDLE || !this.client) {
+      this.socket.destroy();
+      return;
+    }
+    this.timedOut = true;
+    this.error ||= this.connected ? 'response timeout' : 'connect timeout';
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    const client = this.client;
+    if (client === null) {
+      // Bytes on an idle socket are a protocol error by the instance: never hand this socket out again.
+      this.socket.destroy();
+      return;
+    }
+    if (this.phase === O_TUNNEL) {
+      if (!client.socket.write(chunk)) this.socket.pause();
+      return;
+    }
+    this.received += chunk.length;
+    this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+    if (this.phase === O_BODY) {
+      this.body(client, chunk, 0, '');
+      return;
+    }
+    let buf = chunk;
+    let from = 0;
+    if (this.buf !== null) {
+      from = Math.max(0, this.buf.length - 3);
+      buf = Buffer.concat([this.buf, chunk]);
+      this.buf = null;
+    }
+    const idx = buf.indexOf(CRLFCRLF, from);
+    if (idx === -1) {
+      if (buf.length > MAX_RESPONSE_HEAD) return this.protocolError('response head too large');
+      this.buf = buf;
+      return;
+    }
+    const res = parseResponseHead(buf.toString('latin1', 0, idx + 2));
+    if (res === undefined) return this.protocolError('invalid response head');
+    const offset = idx + 4;
+    const req = client.req!;
+    if (res.status < 200) {
+      if (res.status === 101 && req.upgrade) return this.tunnel(client, res.head, buf, offset);
+      if (res.status === 101) return this.protocolError('101 without an upgrade request');
+      // Interim (100 Continue, 103 Early Hints): pass through, then read the final head.
+      client.socket.write(`${res.head}\r\n`, 'latin1');
+      client.started = true;
+      if (offset < buf.length) this.onData(buf.subarray(offset));
+      return;
+    }
+    this.status = res.status;
+    this.noBody = req.method === 'HEAD' || res.status === 204 || res.status === 304;
+    this.chunked = !this.noBody && res.chunked;
+    this.left = res.contentLength;
+    this.closeDelimited = !this.noBody && !res.chunked && res.contentLength < 0;
+    this.reusable = !res.close && !this.closeDelimited && !req.upgrade;
+    if (this.chunked) this.tracker.reset();
+    let head = res.head;
+    if (client.insertCookie) head += stickyHeaders(this.ctx.config.cookie.name, this.upstream.id, this.ctx.config.cookie.secure);
+    // A body ended by closing, or a request body still arriving, means the client connection ends with it.
+    if (this.closeDelimited || !client.bodyDone || this.ctx.closing) client.closeAfter = true;
+    head += client.closeAfter ? 'Connection: close\r\n\r\n' : '\r\n';
+    this.phase = O_BODY;
+    client.started = true;
+    this.body(client, buf, offset, head);
+  }
+
+  private body(client: ClientConn, buf: Buffer, offset: number, head: string): void {
+    let end = buf.length;
+    let complete = false;
+    if (this.noBody) {
+      end = offset;
+      complete = true;
+    } else if (this.chunked) {
+      const r = this.tracker.advance(buf, offset, buf.length);
+      if (r === -2) return this.protocolError('invalid chunked framing');
+      if (r >= 0) {
+        end = r;
+        complete = true;
+      }
+    } else if (!this.closeDelimited) {
+      const take = Math.min(this.left, buf.length - offset);
+      this.left -= take;
+      end = offset + take;
+      complete = this.left === 0;
+    }
+    const out = client.socket;
+    if (head) {
+      out.cork();
+      out.write(head, 'latin1');
+      if (end > offset) out.write(offset === 0 && end === buf.length ? buf : buf.subarray(offset, end));
+      out.uncork();
+    } else if (end > offset) {
+      out.write(offset === 0 && end === buf.length ? buf : buf.subarray(offset, end));
+    }
+    if (out.writableNeedDrain) this.socket.pause();
+    if (complete) {
+      if (end < buf.length) this.reusable = false;
+      this.complete(client);
+    }
+  }
+
+  private complete(client: ClientConn): void {
+    this.client = null;
+    const u = this.upstream;
+    const ctx = this.ctx;
+    if (this.reusable && client.bodyDone && !ctx.closing && u.available(ctx.now) && u.idle.length < ctx.config.limits.idlePerUpstream) {
+      this.phase = O_IDLE;
+      this.deadline = ctx.now + ctx.config.timeouts.upstreamIdle;
+      if (this.socket.isPaused()) this.socket.resume();
+      u.idle.push(this);
+    } else {
+      this.done = true;
+      this.socket.destroy();
+    }
+    client.responseDone(this.status);
+  }
+
+  private tunnel(client: ClientConn, head: string, buf: Buffer, offset: number): void {
+    this.phase = O_TUNNEL;
+    this.deadline = 0;
+    this.reusable = false;
+    let out = head;
+    if (client.insertCookie) out += stickyHeaders(this.ctx.config.cookie.name, this.upstream.id, this.ctx.config.cookie.secure);
+    client.socket.cork();
+    client.socket.write(`${out}Connection: Upgrade\r\n\r\n`, 'latin1');
+    if (offset < buf.length) client.socket.write(buf.subarray(offset));
+    client.socket.uncork();
+    client.startTunnel(this);
+  }
+
+  private protocolError(reason: string): void {
+    this.error = reason;
+    this.reusable = false;
+    this.socket.destroy();
+  }
+
+  private onEnd(): void {
+    const client = this.client;
+    if (client && this.phase === O_TUNNEL) {
+      client.socket.end();
+      return;
+    }
+    if (client && this.phase === O_BODY && this.closeDelimited) {
+      this.reusable = false;
+      this.complete(client);
+      return;
+    }
+    this.error ||= 'connection closed by the instance';
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.ctx.origins.delete(this);
+    const idle = this.upstream.idle;
+    const at = idle.lastIndexOf(this);
+    if (at !== -1) idle.splice(at, 1);
+    const client = this.client;
+    if (client === null || this.done) return;
+    this.client = null;
+    if (this.phase === O_TUNNEL) {
+      client.tunnelClosed();
+      return;
+    }
+    client.originFailed(this, this.error || 'connection closed by the instance', this.timedOut);
+  }
+}
