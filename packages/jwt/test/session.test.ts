@@ -1,0 +1,241 @@
+// req.session semantics over real HTTP: the same routes an express-session app has.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, describe, test } from 'node:test';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { cookieHeader, request, type HttpResult } from '@cluster-session/testkit';
+import { createKeyRing, createMemoryDenyList, jwtSession, JwtConfigError, type DenyList, type JwtSessionOptions } from '../src/index.ts';
+import { buildApp, listen, type Running } from './fixtures/app.ts';
+import { now } from './fixtures/forge.ts';
+
+const secret = randomBytes(32).toString('base64url');
+const ring = createKeyRing({ secret });
+const running: Running[] = [];
+const reported: Error[] = [];
+after(() => Promise.all(running.map((r) => r.close())));
+
+async function start(options: Partial<JwtSessionOptions> = {}): Promise<string> {
+  const r = await listen(buildApp({ ring, ttl: 1800, maxAge: 7200, onError: (err) => reported.push(err), ...options }));
+  running.push(r);
+  return r.url;
+}
+
+/** A browser-like cookie jar for the session cookie. */
+function client(url: string) {
+  let jar: Record<string, string> = {};
+  const send = async (method: string, path: string, body?: object, headers: Record<string, string> = {}): Promise<HttpResult> => {
+    const res = await request(`${url}${path}`, { method, body, headers: { ...headers, cookie: cookieHeader(jar) } });
+    for (const [k, v] of Object.entries(res.cookies)) {
+      if (v === '') delete jar[k];
+      else jar[k] = v;
+    }
+    return res;
+  };
+  return {
+    send,
+    get token() {
+      return jar.session;
+    },
+    set token(v: string | undefined) {
+      jar = v === undefined ? {} : { session: v };
+    },
+  };
+}
+
+describe('jwtSession: req.session like express-session', () => {
+  test('login sets an HttpOnly, SameSite=Lax cookie; /me counts hits across requests', async () => {
+    const c = client(await start());
+    assert.equal((await c.send('GET', '/me')).status, 401);
+    const login = await c.send('POST', '/login', { user: 'alice' });
+    assert.equal(login.status, 200);
+    const line = (login.headers['set-cookie'] as string[]).find((l) => l.startsWith('session='))!;
+    assert.match(line, /; Path=\/; Max-Age=1800; Expires=[^;]+; HttpOnly; SameSite=Lax$/);
+    assert.doesNotMatch(line, /Secure/);
+    for (let i = 1; i <= 3; i++) {
+      const me = await c.send('GET', '/me');
+      assert.deepEqual([me.status, me.json.user, me.json.hits, me.json.id], [200, 'alice', i, login.json.id]);
+    }
+  });
+
+  test('Secure behind TLS: with trustProxy, X-Forwarded-Proto: https marks the cookie Secure', async () => {
+    const url = await start({ trustProxy: true });
+    const tls = await request(`${url}/login`, { method: 'POST', body: { user: 'a' }, headers: { 'x-forwarded-proto': 'https' } });
+    assert.match(String(tls.headers['set-cookie']), /; Secure;/);
+    const untrusted = await start();
+    const spoofed = await request(`${untrusted}/login`, { method: 'POST', body: { user: 'a' }, headers: { 'x-forwarded-proto': 'https' } });
+    assert.doesNotMatch(String(spoofed.headers['set-cookie']), /Secure/);
+  });
+
+  test('only modified sessions are re-issued; an untouched anonymous session gets no cookie', async () => {
+    const c = client(await start());
+    const anon = await c.send('GET', '/peek');
+    assert.equal(anon.headers['set-cookie'], undefined);
+    await c.send('POST', '/login', { user: 'alice' });
+    const peek = await c.send('GET', '/peek');
+    assert.equal(peek.status, 200);
+    assert.equal(peek.headers['set-cookie'], undefined);
+    assert.ok((await c.send('GET', '/me')).headers['set-cookie']);
+  });
+
+  test('sliding renewal past half the lifetime keeps the jti and the session start', async () => {
+    const c = client(await start());
+    const iat0 = now() - 1000;
+    c.token = await ring.sign({ user: 'alice', iat0, iat: now() - 1000, jti: 'sess-1' }, { expiresAt: now() + 800 });
+    const renewed = await c.send('GET', '/peek');
+    assert.equal(renewed.status, 200);
+    const claims = decodeJwt(c.token!);
+    assert.equal(claims.jti, 'sess-1');
+    assert.equal(claims.iat0, iat0);
+    assert.ok(claims.exp! >= now() + 1795, `exp renewed to a full ttl, got ${claims.exp! - now()} s left`);
+
+    c.token = await ring.sign({ user: 'alice', iat0: now() - 100, iat: now() - 100, jti: 'sess-2' }, { expiresAt: now() + 1700 });
+    assert.equal((await c.send('GET', '/peek')).headers['set-cookie'], undefined, 'no renewal before half the lifetime');
+  });
+
+  test('absolute max age: renewal never extends past iat0 + maxAge, and an older session is logged out', async () => {
+    const c = client(await start());
+    const iat0 = now() - 6600; // maxAge 7200: 600 s left
+    c.token = await ring.sign({ user: 'alice', iat0, iat: now() - 1200, jti: 's' }, { expiresAt: iat0 + 7200 });
+    const capped = await c.send('GET', '/peek');
+    assert.equal(capped.status, 200);
+    assert.equal(capped.headers['set-cookie'], undefined, 'nothing left to extend');
+    const me = await c.send('GET', '/me'); // modified: re-issued, still capped
+    assert.equal(me.status, 200);
+    assert.equal(decodeJwt(c.token!).exp, iat0 + 7200);
+
+    c.token = await ring.sign({ user: 'alice', iat0: now() - 7300, iat: now() - 60, jti: 's2' }, { expiresAt: now() + 600 });
+    assert.equal((await c.send('GET', '/me')).status, 401);
+  });
+
+  test('destroy() clears the cookie; with a deny list the old token is refused at once', async () => {
+    const denyList = createMemoryDenyList();
+    const c = client(await start({ denyList }));
+    await c.send('POST', '/login', { user: 'alice' });
+    const stolen = c.token!;
+    const out = await c.send('POST', '/logout');
+    assert.equal(out.status, 200);
+    assert.match(String(out.headers['set-cookie']), /^session=; Path=\/; Max-Age=0;/);
+    assert.equal(c.token, undefined);
+    assert.equal(denyList.size, 1);
+    const replay = await request(`${(running.at(-1) as Running).url}/me`, { headers: { cookie: `session=${stolen}` } });
+    assert.equal(replay.status, 401);
+  });
+
+  test('without a deny list, logout clears the cookie but a copied token stays valid until it expires', async () => {
+    const url = await start();
+    const c = client(url);
+    await c.send('POST', '/login', { user: 'alice' });
+    const copy = c.token!;
+    await c.send('POST', '/logout');
+    assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${copy}` } })).status, 200);
+  });
+
+  test('regenerate() issues a new jti and revokes the old one', async () => {
+    const denyList = createMemoryDenyList();
+    const url = await start({ denyList });
+    const c = client(url);
+    const first = await c.send('POST', '/login', { user: 'alice' });
+    const firstToken = c.token!;
+    const second = await c.send('POST', '/login', { user: 'bob' });
+    assert.notEqual(second.json.id, first.json.id);
+    assert.equal(decodeJwt(c.token!).jti, second.json.id);
+    assert.equal((await c.send('GET', '/me')).json.user, 'bob');
+    assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${firstToken}` } })).status, 401);
+  });
+
+  test('a token over the 4 KB cookie limit is refused at save time, never truncated', async () => {
+    const c = client(await start());
+    await c.send('POST', '/login', { user: 'alice' });
+    const before = c.token;
+    const explicit = await c.send('POST', '/put-save', { blob: 'x'.repeat(4000) });
+    assert.equal(explicit.status, 413);
+    assert.equal(explicit.json.code, 'CS_ERR_JWT_TOO_LARGE');
+    assert.match(explicit.json.error, /over the 4096-byte limit; it was not issued/);
+    const implicit = await c.send('POST', '/put', { blob: 'x'.repeat(4000) });
+    assert.equal(implicit.status, 413);
+    assert.equal(implicit.json.code, 'CS_ERR_JWT_TOO_LARGE');
+    assert.equal(c.token, before, 'the previous token is kept');
+    assert.equal(reported.filter((e) => (e as { code?: string }).code === 'CS_ERR_JWT_TOO_LARGE').length, 1, 'only the implicit failure is reported');
+    assert.equal((await c.send('GET', '/me')).status, 200);
+  });
+
+  test('storing data under a registered claim name is refused with a clear code', async () => {
+    const c = client(await start());
+    await c.send('POST', '/login', { user: 'alice' });
+    const res = await c.send('POST', '/put', { exp: 99999999999 });
+    assert.equal(res.json.code, 'CS_ERR_JWT_RESERVED_CLAIM');
+    assert.equal((await c.send('GET', '/me')).status, 200);
+  });
+
+  test('reload() discards unsaved changes; touch() re-issues', async () => {
+    const c = client(await start());
+    await c.send('POST', '/login', { user: 'alice' });
+    assert.equal((await c.send('POST', '/reload')).json.user, 'alice');
+    assert.ok((await c.send('POST', '/touch')).headers['set-cookie']);
+  });
+
+  test('a streamed response (writeHead, write, end) still gets its cookie before the headers', async () => {
+    const c = client(await start());
+    await c.send('POST', '/login', { user: 'alice' });
+    const res = await c.send('GET', '/stream');
+    assert.equal(res.body, 'abc');
+    assert.equal(decodeJwt(c.token!).streamed, true);
+  });
+
+  test('encrypt: the token is a JWE (dir, A256GCM) the client cannot read, and the session still works', async () => {
+    const url = await start({ encrypt: true });
+    const c = client(url);
+    await c.send('POST', '/login', { user: 'alice-secret-name' });
+    const token = c.token!;
+    assert.equal(token.split('.').length, 5);
+    assert.deepEqual({ ...decodeProtectedHeader(token) }, { alg: 'dir', enc: 'A256GCM', kid: `enc-${ring.kids[0]}`, typ: 'JWT' });
+    for (const part of token.split('.')) assert.ok(!Buffer.from(part, 'base64url').toString('latin1').includes('alice'));
+    assert.equal((await c.send('GET', '/me')).json.user, 'alice-secret-name');
+    const tampered = token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${tampered}` } })).status, 401);
+    // A signed (unencrypted) token from the same keys is not accepted where encryption is required.
+    assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${await ring.sign({ user: 'x', iat0: now() })}` } })).status, 401);
+  });
+
+  test('bearer: tokens go back in the x-session-token header, not a cookie', async () => {
+    const url = await start();
+    const login = await request(`${url}/login`, { method: 'POST', body: { user: 'api' }, headers: { 'x-session-token': '1' } });
+    assert.equal(login.headers['set-cookie'], undefined);
+    const token = login.headers['x-session-token'] as string;
+    assert.equal(decodeJwt(token).user, 'api');
+    assert.equal(login.headers['cache-control'], 'no-store');
+    const me = await request(`${url}/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.deepEqual([me.status, me.json.hits], [200, 1]);
+    assert.equal(me.headers['set-cookie'], undefined);
+    assert.equal(decodeJwt(me.headers['x-session-token'] as string).hits, 1);
+  });
+
+  test('a deny list that does not answer gives a 503 with a code, within the timeout, not a hang', async () => {
+    const hanging: DenyList = { add: () => new Promise(() => {}), has: () => new Promise(() => {}) };
+    const url = await start({ denyList: hanging, denyListTimeout: 300 });
+    const token = await ring.sign({ user: 'alice', iat0: now() }, { ttl: 600 });
+    const res = await request(`${url}/me`, { headers: { cookie: `session=${token}` }, timeoutMs: 2000 });
+    assert.equal(res.status, 503);
+    assert.equal(res.json.code, 'CS_ERR_JWT_DENYLIST_UNAVAILABLE');
+    assert.equal(res.headers['retry-after'], '1');
+    assert.equal((await request(`${url}/me`, { timeoutMs: 2000 })).status, 401, 'requests without a token do not need the deny list');
+  });
+
+  test('options are validated at startup with errors naming the option', () => {
+    const bad: [Partial<JwtSessionOptions>, RegExp][] = [
+      [{ ring: undefined, secret: 'short' }, /at least 256 bits/],
+      [{ ring, ttl: -1 }, /^ttl:/],
+      [{ ring, ttl: '2h', maxAge: '1h' }, /maxAge: 3600 s is shorter than ttl/],
+      [{ ring, cookie: { sameSite: 'none' } }, /cookie.sameSite.*secure: true/],
+      [{ ring, cookie: { name: 'bad name' } }, /cookie.name/],
+      [{ ring, cookie: { name: '__Host-s', secure: 'auto' } }, /__Host-/],
+      [{ ring, clockTolerance: 3600 }, /clockTolerance/],
+      [{ ring, tll: 5 } as never, /unknown option "tll"/],
+      [{ ring, secret }, /exactly one of "ring", "keys" or "secret"/],
+      [{ ring, encrypt: { secret: 'short' } }, /encrypt.secret\[0\]/],
+      [{ ring, denyList: {} as never }, /denyList: expected/],
+    ];
+    for (const [options, pattern] of bad)
+      assert.throws(() => jwtSession({ ring, ...options } as JwtSessionOptions), (err: unknown) => err instanceof JwtConfigError && pattern.test(err.message));
+  });
+});
