@@ -1,14 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import type { ErrorRequestHandler } from 'express';
+import { createKeyRing, JwtError, jwtSession, keyRingFromEnv, type JwtSessionOptions, type KeyRing } from '@cluster-session/jwt';
 import type { ResolvedConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
-import type { ClusterSession } from './middleware.ts';
+import { ClusterSessionError, ConfigError } from './errors.ts';
+import type { ClusterSession, SessionHealth } from './middleware.ts';
+import { createDenyList, type DenyList } from './revocation.ts';
+
+let warnedGeneratedKey = false;
 
 /**
- * JWT mode: the stateless `req.session` on @cluster-session/jwt. Placeholder until that package lands; its owner
- * replaces this file with the real implementation (same signature).
+ * The key ring, from the first of: `jwt.ring`, `jwt.keys`/`jwt.secret` (objects, or the raw JWT_KEYS / JWT_SECRET
+ * strings resolveConfig copied in), SESSION_SECRET (each >= 32 bytes), or, outside production only, a random
+ * secret for this process (a warning says it will not verify on other processes).
  */
-export function createJwtMode(_config: ResolvedConfig): ClusterSession {
-  throw new ConfigError(
-    "mode 'jwt' (env SESSION_MODE): jwt mode is not available in this build. " +
-      "Fix: use mode 'store' (SESSION_MODE=store) with store 'sqlite', 'redis' or 'mongo'.",
-  );
+function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): KeyRing {
+  const { ring, keys, secret } = jwt;
+  delete jwt.ring;
+  delete jwt.keys;
+  delete jwt.secret;
+  if (ring !== undefined) return ring as KeyRing;
+  if (typeof keys === 'string' || typeof secret === 'string')
+    return keyRingFromEnv({ JWT_KEYS: typeof keys === 'string' ? keys : undefined, JWT_SECRET: typeof secret === 'string' ? secret : undefined });
+  if (keys !== undefined) return createKeyRing({ keys: keys as never });
+  if (secret !== undefined) return createKeyRing({ secret: secret as never });
+  if (config.secrets.length > 0 && !config.secretGenerated) return createKeyRing({ secret: config.secrets }, 'SESSION_SECRET');
+  if (config.production)
+    throw new ConfigError(
+      "mode 'jwt' (env SESSION_MODE) needs signing keys and NODE_ENV=production. Fix: set JWT_SECRET to a random " +
+        'secret of at least 32 bytes (`openssl rand -base64 32`; a comma-separated list rotates), or JWT_KEYS (see @cluster-session/jwt).',
+    );
+  if (!warnedGeneratedKey) {
+    warnedGeneratedKey = true;
+    config.logger.warn(
+      'cluster-session: no JWT_SECRET / JWT_KEYS set; using a random key for this process. Tokens will not survive a ' +
+        'restart nor verify on other processes. Set JWT_SECRET (required when NODE_ENV=production).',
+    );
+  }
+  return createKeyRing({ secret: randomBytes(32) });
+}
+
+/** `jwt.revocation` (or env JWT_REVOCATION=1): keep a jti deny list on the configured store so logout is immediate. */
+function revocationOn(jwt: Record<string, unknown>): boolean {
+  const value = jwt.revocation ?? process.env.JWT_REVOCATION;
+  delete jwt.revocation;
+  if (value === undefined || value === '' || value === false || value === '0' || value === 'false') return false;
+  if (value === true || value === '1' || value === 'true') return true;
+  throw new ConfigError(`jwt.revocation (or env JWT_REVOCATION) is ${JSON.stringify(value)}: expected true/false ('1' or '0' in the env).`);
+}
+
+/**
+ * JWT mode: the stateless `req.session` of @cluster-session/jwt, configured from the resolved config (keys, ttl,
+ * cookie, trustProxy) plus any `jwt: { ... }` options, which that package validates (and names) itself.
+ */
+export function createJwtMode(config: ResolvedConfig): ClusterSession {
+  const jwt: Record<string, unknown> = { ...config.jwt };
+  let denyList: DenyList | undefined;
+  let middleware;
+  try {
+    const ring = ringFrom(config, jwt);
+    const revocation = revocationOn(jwt);
+    if (revocation && config.store.type === 'memory' && config.workers > 1)
+      config.logger.warn("cluster-session: jwt revocation on store 'memory' is per process: a logout revokes on one worker only.");
+    denyList = revocation ? createDenyList(config) : undefined;
+    const { name, secure, sameSite, path, domain } = config.cookie;
+    const options: JwtSessionOptions = {
+      ring,
+      ttl: config.ttl,
+      maxAge: Math.max(config.ttl, 86_400),
+      cookie: { name, secure, sameSite, path, ...(domain ? { domain } : {}) },
+      ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
+      ...(denyList ? { denyList, denyListTimeout: config.storeTimeout + 100 } : {}),
+      onError: (err) => config.logger.error(`cluster-session: ${(err as { code?: string }).code ?? err.name}: ${err.message}`),
+      ...(jwt as JwtSessionOptions),
+    };
+    middleware = jwtSession(options);
+  } catch (err) {
+    void denyList?.close();
+    if (err instanceof JwtError) throw new ConfigError(`mode 'jwt': ${err.message}`, { cause: err });
+    throw err;
+  }
+
+  const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
+    const e = err as { code?: unknown; status?: unknown };
+    if (!(typeof e.code === 'string' && e.code.startsWith('CS_ERR_') && typeof e.status === 'number')) return next(err);
+    if (res.headersSent) return void res.destroy();
+    res.statusCode = e.status;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store');
+    if (e.status === 503) res.setHeader('Retry-After', '1');
+    res.end(JSON.stringify({ error: e.status === 503 ? 'session store unavailable' : 'session error', code: e.code }));
+  };
+
+  return Object.assign(middleware, {
+    config,
+    store: undefined,
+    errorHandler,
+    async health(): Promise<SessionHealth> {
+      if (!denyList) return { ok: true, mode: 'jwt' as const, store: 'none' };
+      try {
+        await denyList.has('cluster-session-health');
+        return { ok: true, mode: 'jwt' as const, store: config.store.type };
+      } catch (err) {
+        return { ok: false, mode: 'jwt' as const, store: config.store.type, error: `deny list unavailable: ${(err as Error).message}` };
+      }
+    },
+    close: async () => denyList?.close(),
+    destroyUser: async (): Promise<number> => {
+      throw new ClusterSessionError(
+        "logoutEverywhere() needs sessions it can list; JWT mode keeps none. Fix: use mode 'store', or rotate the JWT keys to end every session.",
+        'CS_ERR_SESSION_NOT_SUPPORTED',
+      );
+    },
+  }) as ClusterSession;
 }

@@ -1,0 +1,101 @@
+// clusterSession({ mode: 'jwt' }) runs the same app code as store mode (test/fixtures/app.ts): login, hits and
+// logout across two OS processes, with logout revoked on the other process through the SQLite deny list.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt } from 'jose';
+import { cookieHeader, request, startNode, type Proc } from '@cluster-session/testkit';
+import { clusterSession, ConfigError, type SessionConfigInput } from '@cluster-session/session';
+import { serve, type Served } from './fixtures/app.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'cs-jwt-mode-'));
+const jwtSecret = randomBytes(32).toString('base64url');
+const config: SessionConfigInput = {
+  mode: 'jwt',
+  store: { type: 'sqlite', path: path.join(dir, 'deny.sqlite') },
+  jwt: { secret: jwtSecret, revocation: true },
+};
+
+const post = (url: string, body: object, jar: Record<string, string>) =>
+  request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) } });
+
+describe("clusterSession({ mode: 'jwt' })", () => {
+  let here: Served;
+  let child: Proc;
+  let childUrl: string;
+  before(async () => {
+    here = await serve(config);
+    child = startNode([path.join(import.meta.dirname, 'fixtures', 'server.ts')], {
+      env: { ...process.env, FIXTURE_CONFIG: JSON.stringify(config) },
+    });
+    childUrl = (await child.waitFor(/listening (\S+)/))[1]!;
+  });
+  after(async () => {
+    await here?.close();
+    await child?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('login, then hits counted across two processes, on a signed token in the configured cookie', async () => {
+    const login = await post(`${here.url}/login`, { user: 'alice' }, {});
+    assert.equal(login.status, 200, login.body);
+    assert.deepEqual(login.json.data, { user: 'alice' });
+    let jar = login.cookies;
+    assert.ok(jar.sid, 'the cookie keeps its store-mode name');
+    assert.equal(decodeJwt(jar.sid!).user, 'alice');
+    const pids = new Set<number>();
+    for (let i = 1; i <= 4; i++) {
+      const res = await post(`${i % 2 ? childUrl : here.url}/hit`, {}, jar);
+      assert.deepEqual([res.status, res.json.hits, res.json.id], [200, i, login.json.id]);
+      pids.add(res.json.pid);
+      jar = { ...jar, ...res.cookies };
+    }
+    assert.equal(pids.size, 2);
+  });
+
+  it('logout on one process revokes the token on the other at once', async () => {
+    const jar = (await post(`${here.url}/login`, { user: 'bob' }, {})).cookies;
+    const me = await request(`${here.url}/me`, { headers: { cookie: cookieHeader(jar) } });
+    assert.equal(me.json.data.user, 'bob');
+    const out = await post(`${childUrl}/logout`, {}, jar);
+    assert.equal(out.status, 200);
+    assert.match(String(out.headers['set-cookie']), /sid=;/);
+    const replay = await request(`${here.url}/me`, { headers: { cookie: cookieHeader(jar) } });
+    assert.equal(replay.status, 200);
+    assert.deepEqual(replay.json.data, {}, 'the revoked token reads as logged out');
+  });
+
+  it('login keeps chosen keys and changes the session id (against fixation)', async () => {
+    const anon = await post(`${here.url}/set`, { cart: [1, 2] }, {});
+    const jar = anon.cookies;
+    const login = await post(`${here.url}/login`, { user: 'carol', keep: ['cart'] }, jar);
+    assert.deepEqual(login.json.data, { cart: [1, 2], user: 'carol' });
+    assert.notEqual(login.json.id, anon.json.id);
+  });
+
+  it('health reports the deny list store', async () => {
+    const res = await request(`${here.url}/healthz`);
+    assert.deepEqual(res.json, { ok: true, mode: 'jwt', store: 'sqlite' });
+  });
+
+  it('keys are validated at startup with a ConfigError naming the variable', () => {
+    const saved = process.env.JWT_SECRET;
+    process.env.JWT_SECRET = 'too-short';
+    try {
+      assert.throws(
+        () => clusterSession({ mode: 'jwt', store: 'memory' }),
+        (err: unknown) => err instanceof ConfigError && /JWT_SECRET.*at least 256 bits/.test(err.message),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.JWT_SECRET;
+      else process.env.JWT_SECRET = saved;
+    }
+    assert.throws(
+      () => clusterSession({ mode: 'jwt', store: 'memory', jwt: { secret: jwtSecret, ttl: 60, maxAge: 30 } }),
+      (err: unknown) => err instanceof ConfigError && /maxAge: 30 s is shorter than ttl/.test(err.message),
+    );
+  });
+});
