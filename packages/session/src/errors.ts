@@ -50,3 +50,10 @@ export class NoSessionError extends ClusterSessionError {
     );
   }
 }
+
+/** An operation the configured mode or store cannot do (e.g. listing sessions by user with stateless tokens). */
+export class NotSupportedError extends ClusterSessionError {
+  constructor(message: string) {
+    super(message, 'CS_ERR_SESSION_NOT_SUPPORTED');
+  }
+}

@@ -68,12 +68,18 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       () => finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within ${timeout} ms`)),
       timeout,
     );
-    try {
-      const r = original.call(store, ...args, finish) as Promise<unknown> | undefined;
-      if (r && typeof r.then === 'function') r.then(undefined, finish);
-    } catch (err) {
-      finish(err);
-    }
+    const invoke = () => {
+      if (done) return;
+      try {
+        const r = original.call(store, ...args, finish) as Promise<unknown> | undefined;
+        if (r && typeof r.then === 'function') r.then(undefined, finish);
+      } catch (err) {
+        finish(err);
+      }
+    };
+    // While the first connection is being made, wait for it (within the same deadline) rather than fail.
+    if (handle.isUp()) invoke();
+    else void handle.whenUp(timeout).then(invoke);
   };
 
   const get = store.get.bind(store) as (...a: any[]) => unknown;

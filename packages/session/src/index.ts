@@ -18,6 +18,7 @@ export {
   StoreUnavailableError,
   SessionTooLargeError,
   NoSessionError,
+  NotSupportedError,
 } from './errors.ts';
 export { SqliteStore } from './stores/sqlite.ts';
 export { ClusterRedisStore, failFastOptions } from './stores/redis.ts';

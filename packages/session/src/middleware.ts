@@ -149,7 +149,12 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
     run(req, res, next).catch(next);
   }) as ClusterSession;
 
-  const errorHandler: ErrorRequestHandler = (err, _req, res, next) => (answerable(err) ? sendError(res, err) : next(err));
+  const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
+    if (!answerable(err)) return next(err);
+    // The store just failed: answering must not try to save the session again.
+    (req as { session?: unknown }).session = undefined;
+    sendError(res, err);
+  };
 
   return Object.assign(middleware, {
     config,

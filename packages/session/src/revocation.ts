@@ -4,7 +4,7 @@ import type { ResolvedConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { withTimeout } from './middleware.ts';
 import { mongoClientOptions } from './stores/mongo.ts';
-import { denyKey, failFastOptions, type IoredisLike } from './stores/redis.ts';
+import { denyKey, failFastOptions, waitReady, type IoredisLike } from './stores/redis.ts';
 import { openDatabase, retry } from './stores/sqlite.ts';
 
 /** Revoked token ids (JWT `jti`), each remembered until its token would have expired anyway. */
@@ -24,14 +24,21 @@ function redisDenyList(config: ResolvedConfig & { store: { type: 'redis' } }): D
   const own = config.store.client === undefined;
   const client = (config.store.client ?? new Redis(config.store.url, { ...failFastOptions(config.storeTimeout), ...config.store.options })) as IoredisLike;
   if (own) client.on('error', () => {});
+  // A fresh client refuses commands until connected (no offline queue): wait for the first connection, bounded.
+  let connected = false;
+  const ready = async () => {
+    if (!connected) connected = await waitReady(client, config.storeTimeout);
+  };
   return {
     async add(jti, expiresAtMs) {
       checkJti(jti);
+      await ready();
       const ms = Math.ceil(expiresAtMs - Date.now());
       if (ms > 0) await client.set(denyKey(config.prefix, jti), '1', 'PX', ms);
     },
     async has(jti) {
       checkJti(jti);
+      await ready();
       return (await client.exists(denyKey(config.prefix, jti))) === 1;
     },
     async close() {

@@ -6,8 +6,6 @@ import { alwaysUp, type StoreHandle } from './types.ts';
 /** express-session's MemoryStore: one process only (resolveConfig refuses it for an unsticky multi-worker cluster). */
 export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
   const store = new MemoryStore();
-  // MemoryStore keeps each session as JSON text in `sessions` (not in its typings).
-  const sessions = (store as unknown as { sessions: Record<string, string> }).sessions;
   return {
     name: 'memory',
     store,
@@ -16,6 +14,8 @@ export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
     async destroyUser(userId) {
       let n = 0;
       const now = Date.now();
+      // MemoryStore keeps each session as JSON text in `sessions` (not in its typings; clear() replaces the object).
+      const sessions = (store as unknown as { sessions: Record<string, string> }).sessions;
       for (const [sid, json] of Object.entries(sessions)) {
         const sess = JSON.parse(json) as { cookie?: { expires?: string } };
         const expired = sess.cookie?.expires && new Date(sess.cookie.expires).getTime() <= now;

@@ -153,6 +153,21 @@ export class ClusterRedisStore extends RedisStore {
   }
 }
 
+/** Resolves true once the client is ready, false after `ms` (never rejects). */
+export async function waitReady(client: IoredisLike, ms: number): Promise<boolean> {
+  if (client.status === 'ready') return true;
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), ms);
+  try {
+    await once(client as unknown as NodeJS.EventEmitter, 'ready', { signal: ac.signal });
+    return true;
+  } catch {
+    return client.status === 'ready';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Creates (or adopts) the Redis client and wraps it in a store that emits connect/disconnect. */
 export function createRedisHandle(config: ResolvedConfig): StoreHandle {
   const s = config.store;
@@ -180,7 +195,11 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     }
   });
   const store = new ClusterRedisStore(client, { prefix: config.prefix, ttl: config.ttl, userKey: config.userKey, logger: config.logger });
+  // Before the first connection a request may wait (bounded) for it; once an established connection is lost,
+  // requests fail at once rather than each waiting out the reconnect.
+  let everReady = client.status === 'ready';
   client.on('ready', () => {
+    everReady = true;
     lastError = '';
     store.emit('connect');
   });
@@ -193,16 +212,8 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     isUp,
     async whenUp(ms) {
       if (isUp()) return true;
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), ms);
-      try {
-        await once(store, 'connect', { signal: ac.signal });
-        return true;
-      } catch {
-        return isUp();
-      } finally {
-        clearTimeout(timer);
-      }
+      if (everReady) return false;
+      return waitReady(client, ms);
     },
     async ping() {
       await client.ping();

@@ -11,7 +11,7 @@ import { alwaysUp, type StoreHandle } from './types.ts';
 type Cb = (err?: unknown, data?: any) => void;
 
 /** How long SQLite itself waits for a lock, synchronously (it blocks the event loop, so keep it short). */
-const BUSY_TIMEOUT_MS = 50;
+const BUSY_TIMEOUT_MS = 20;
 const SWEEP_EVERY_MS = 60_000;
 
 const isBusy = (err: unknown) => {
@@ -199,8 +199,13 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
     name: 'sqlite',
     store,
     ...alwaysUp,
+    // Takes the write lock and lets go at once: readers never block under WAL, so only this tells whether the
+    // store can take a login right now.
     async ping() {
-      await retry(() => store.db.prepare('SELECT 1').get(), config.storeTimeout);
+      await retry(() => {
+        store.db.exec('BEGIN IMMEDIATE');
+        store.db.exec('ROLLBACK');
+      }, config.storeTimeout);
     },
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {

@@ -1,0 +1,284 @@
+// The store conformance suite: one function, run by redis.test.ts, mongo.test.ts, sqlite.test.ts, memory.test.ts.
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SessionData } from 'express-session';
+import { cookieHeader, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
+import { createDenyList, type Logger, type StoreInput } from '@cluster-session/session';
+import { serve, type Served } from './fixtures/app.ts';
+
+export interface StoreFixture {
+  /** JSON-serializable store config (child processes get it through the environment). */
+  store: StoreInput;
+  /** The expiry the store itself holds for a session (ms since epoch), read natively. */
+  expiryOf(served: Served, sid: string): Promise<number | undefined>;
+  /** Overwrites a session's stored value with text that is not JSON, natively (absent: nothing outside can). */
+  corrupt?(served: Served, sid: string): Promise<void>;
+  /** False for the process-local memory store. */
+  multiProcess: boolean;
+  /** Takes the store away and brings it back; `failing` is the request kind that must get 503. */
+  outage?: { stop(): Promise<void>; start(): Promise<void>; failing: 'read' | 'write' };
+  /** Restarts the store; `persistent` when data survives it. */
+  restart?: { run(): Promise<void>; persistent: boolean };
+  close(): Promise<void>;
+}
+
+const cb = <T>(fn: (done: (err?: unknown, v?: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+
+function sessionData(ttlMs: number, extra: Record<string, unknown> = {}): SessionData {
+  return {
+    cookie: { originalMaxAge: ttlMs, expires: new Date(Date.now() + ttlMs), httpOnly: true, path: '/' },
+    ...extra,
+  } as unknown as SessionData;
+}
+
+const post = (url: string, body: object, jar: Record<string, string> = {}) =>
+  request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) } });
+const get = (url: string, jar: Record<string, string> = {}) => request(url, { headers: { cookie: cookieHeader(jar) } });
+
+async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms (${String(last ?? '')})`);
+    await sleep(100);
+  }
+}
+
+async function login(url: string, user: string, jar: Record<string, string> = {}): Promise<Record<string, string>> {
+  const r = await post(`${url}/login`, { user }, jar);
+  assert.equal(r.status, 200, r.body);
+  assert.ok(r.cookies.sid, 'login sets the session cookie');
+  return { ...jar, ...r.cookies };
+}
+
+export function conformance(name: string, setup: () => Promise<StoreFixture>): void {
+  describe(`store conformance: ${name}`, () => {
+    let fx: StoreFixture;
+    let app: Served;
+    const logs: string[] = [];
+    const logger: Logger = { warn: (m) => logs.push(m), error: (m) => logs.push(m) };
+
+    before(async () => {
+      fx = await setup();
+      app = await serve({ store: fx.store, logger });
+    });
+    after(async () => {
+      await app?.close();
+      await fx?.close();
+    });
+
+    it('set, get, destroy; an unknown id reads as no session', async () => {
+      const store = app.sessions.store!;
+      await cb((d) => store.set('conf-a', sessionData(60_000, { user: 'ann', n: 1 }), d));
+      const got = (await cb<SessionData | null>((d) => store.get('conf-a', d))) as unknown as { user: string; n: number };
+      assert.equal(got.user, 'ann');
+      assert.equal(got.n, 1);
+      assert.equal(await cb((d) => store.get('conf-missing', d)) ?? null, null);
+      await cb((d) => store.destroy('conf-a', d));
+      assert.equal(await cb((d) => store.get('conf-a', d)) ?? null, null);
+    });
+
+    it('length, all and clear see exactly the live sessions', async () => {
+      const store = app.sessions.store!;
+      await cb((d) => store.clear!(d));
+      for (const id of ['l1', 'l2', 'l3']) await cb((d) => store.set(id, sessionData(60_000, { user: id }), d));
+      assert.equal(await cb((d) => store.length!(d)), 3);
+      const all = await cb<unknown>((d) => store.all!(d));
+      const list = (Array.isArray(all) ? all : Object.values(all as object)) as Array<{ user: string }>;
+      assert.deepEqual(list.map((s) => s.user).sort(), ['l1', 'l2', 'l3']);
+      const ids = (store as unknown as { ids?: (d: (e: unknown, v: string[]) => void) => void }).ids;
+      if (ids) assert.deepEqual((await cb<string[]>((d) => ids.call(store, d))).sort(), ['l1', 'l2', 'l3']);
+      await cb((d) => store.clear!(d));
+      assert.equal(await cb((d) => store.length!(d)), 0);
+    });
+
+    it('expired sessions are gone; touch pushes the expiry out', async () => {
+      const store = app.sessions.store!;
+      await cb((d) => store.clear!(d));
+      await cb((d) => store.set('ttl-short', sessionData(1200, { user: 'x' }), d));
+      await cb((d) => store.set('ttl-touched', sessionData(1200, { user: 'y' }), d));
+      await cb((d) => store.touch!('ttl-touched', sessionData(60_000, { user: 'y' }), d));
+      await sleep(2300);
+      assert.equal(await cb((d) => store.get('ttl-short', d)) ?? null, null, 'expired session still readable');
+      const touched = (await cb<SessionData | null>((d) => store.get('ttl-touched', d))) as unknown as { user: string } | null;
+      assert.equal(touched?.user, 'y', 'touched session expired with its old expiry');
+      assert.equal(await cb((d) => store.length!(d)), 1);
+    });
+
+    it('rolling: the cookie and the store agree on the expiry, and both move forward', async () => {
+      const rolling = await serve({ store: fx.store, rolling: true, ttl: 3600, logger });
+      try {
+        const jar = await login(rolling.url, 'roll');
+        const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+        const expiresOf = (r: HttpResult) => {
+          const line = ([] as string[]).concat(r.headers['set-cookie'] ?? []).find((l) => l.startsWith('sid='));
+          assert.ok(line, 'rolling re-sends the cookie');
+          return Date.parse(/Expires=([^;]+)/.exec(line)![1]!);
+        };
+        const first = await get(`${rolling.url}/me`, jar);
+        await sleep(1100);
+        const second = await get(`${rolling.url}/me`, jar);
+        assert.equal(second.json.data.user, 'roll');
+        const cookieExp = expiresOf(second);
+        assert.ok(cookieExp > expiresOf(first), 'the cookie expiry rolled forward');
+        const storeExp = await fx.expiryOf(rolling, sid);
+        assert.ok(storeExp !== undefined, 'session present in the store');
+        assert.ok(Math.abs(storeExp - cookieExp) <= 2000, `store expiry ${storeExp} vs cookie ${cookieExp}`);
+      } finally {
+        await rolling.close();
+      }
+    });
+
+    it('login regenerates the id, logoutEverywhere ends every session of that user only', async () => {
+      const anon = await post(`${app.url}/set`, { cart: ['book'] });
+      const a1 = await login(app.url, 'alice', anon.cookies);
+      assert.notEqual(a1.sid, anon.cookies.sid, 'a new session id after login');
+      const a2 = await login(app.url, 'alice');
+      const b1 = await login(app.url, 'bob');
+      const count = await post(`${app.url}/logout-everywhere`, { user: 'alice' });
+      assert.equal(count.json.count, 2);
+      for (const jar of [a1, a2]) assert.equal((await get(`${app.url}/me`, jar)).json.data.user, undefined);
+      assert.equal((await get(`${app.url}/me`, b1)).json.data.user, 'bob');
+      assert.equal((await post(`${app.url}/logout-everywhere`, { user: 'alice' })).json.count, 0);
+    });
+
+    it('a stored value that is not JSON reads as no session (no 500 loop), logged once', async (t: TestContext) => {
+      if (!fx.corrupt) return t.skip('nothing outside the process can write to this store');
+      const jar = await login(app.url, 'corrupt');
+      const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+      await fx.corrupt(app, sid);
+      logs.length = 0;
+      for (let i = 0; i < 2; i++) {
+        const r = await post(`${app.url}/set`, { x: i }, jar);
+        assert.equal(r.status, 200, r.body);
+        assert.equal(r.json.data.user, undefined);
+        assert.notEqual(r.json.id, sid, 'a fresh session, not the corrupt one');
+      }
+      assert.ok(logs.filter((l) => /not a valid JSON session/.test(l)).length <= 1, logs.join('\n'));
+    });
+
+    it('deny list: add/has, entries expire with their token', async () => {
+      const deny = createDenyList(app.sessions.config);
+      try {
+        await deny.add('jti-live', Date.now() + 60_000);
+        await deny.add('jti-short', Date.now() + 1000);
+        await deny.add('jti-past', Date.now() - 1000);
+        assert.equal(await deny.has('jti-live'), true);
+        assert.equal(await deny.has('jti-short'), true);
+        assert.equal(await deny.has('jti-past'), false);
+        assert.equal(await deny.has('jti-never'), false);
+        await sleep(2100);
+        assert.equal(await deny.has('jti-short'), false);
+        assert.equal(await deny.has('jti-live'), true);
+      } finally {
+        await deny.close();
+      }
+    });
+
+    describe('across OS processes', { skip: false }, () => {
+      const children: Proc[] = [];
+      const urls: string[] = [];
+      before(async () => {
+        if (!fx.multiProcess) return;
+        const env = { ...process.env, FIXTURE_CONFIG: JSON.stringify({ store: fx.store }) };
+        const server = path.join(import.meta.dirname, 'fixtures', 'server.ts');
+        for (let i = 0; i < 4; i++) children.push(startNode([server], { env }));
+        for (const c of children) urls.push((await c.waitFor(/listening (\S+)/, 20_000))[1]!);
+      });
+      after(async () => {
+        await Promise.all(children.map((c) => c.stop()));
+      });
+
+      it('a login made in one process is seen by three others', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('process-local store');
+        const jar = await login(urls[0]!, 'multi');
+        const pids = new Set<number>();
+        for (const url of urls.slice(1)) {
+          const r = await get(`${url}/me`, jar);
+          assert.equal(r.json.data.user, 'multi');
+          pids.add(r.json.pid);
+        }
+        assert.equal(pids.size, 3, 'three distinct processes answered');
+      });
+
+      it('concurrent writers in four processes lose no write', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('process-local store');
+        const perProcess = 12;
+        const jars = await Promise.all(
+          Array.from({ length: urls.length * perProcess }, (_, i) => login(urls[i % urls.length]!, `cw${i}`)),
+        );
+        // Each session then gets 5 writes in a row, all sessions at once, each write on another process.
+        await Promise.all(
+          jars.map(async (jar, i) => {
+            for (let k = 0; k < 5; k++) {
+              const r = await post(`${urls[(i + k + 1) % urls.length]}/hit`, {}, jar);
+              assert.equal(r.status, 200, r.body);
+            }
+          }),
+        );
+        await Promise.all(
+          jars.map(async (jar, i) => {
+            const r = await get(`${urls[(i + 2) % urls.length]}/me`, jar);
+            assert.equal(r.json.data.user, `cw${i}`);
+            assert.equal(r.json.data.hits, 5);
+          }),
+        );
+      });
+    });
+
+    it('store restart: sessions survive when the store persists, and service resumes by itself', async (t: TestContext) => {
+      if (!fx.restart) return t.skip('no restartable server for this store');
+      const jar = await login(app.url, 'restart');
+      await fx.restart.run();
+      const fresh = await serve({ store: fx.store, logger });
+      try {
+        for (const url of [app.url, fresh.url]) {
+          const r = await until('a 200 after the restart', 10_000, async () => {
+            const res = await get(`${url}/me`, jar);
+            return res.status === 200 ? res : undefined;
+          });
+          assert.equal(r.json.data.user, fx.restart.persistent ? 'restart' : undefined);
+        }
+        await login(app.url, 'after-restart');
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    it('store down: 503 JSON within 2 s (no hang), health says so, then recovery without a restart', async (t: TestContext) => {
+      if (!fx.outage) return t.skip('this store cannot go down');
+      const jar = await login(app.url, 'outage');
+      await fx.outage.stop();
+      try {
+        const started = Date.now();
+        const r =
+          fx.outage.failing === 'read'
+            ? await request(`${app.url}/me`, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 })
+            : await request(`${app.url}/login`, { method: 'POST', body: { user: 'x' }, headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
+        const took = Date.now() - started;
+        t.diagnostic(`${name}: 503 after ${took} ms with the store down`);
+        assert.equal(r.status, 503, r.body);
+        assert.equal(r.json.error, 'session store unavailable');
+        assert.equal(r.json.code, 'CS_ERR_SESSION_STORE_UNAVAILABLE');
+        assert.ok(took < 2000, `answered in ${took} ms`);
+        assert.doesNotMatch(r.body, /at .*\.ts|Error:/);
+        const h = await get(`${app.url}/healthz`);
+        assert.equal(h.status, 503);
+        assert.equal(h.json.ok, false);
+      } finally {
+        await fx.outage.start();
+      }
+      await until('service back', 10_000, async () => ((await login(app.url, 'back')) ? true : undefined));
+      assert.equal((await get(`${app.url}/healthz`)).json.ok, true);
+    });
+  });
+}
