@@ -205,7 +205,7 @@ export class ClientConn implements Timed {
   /** Picks an instance and sends the request, or answers 503 at once when none is available. */
   private dispatch(): void {
     const ctx = this.ctx;
-    const u = ctx.selector.choose(ctx.now, this.ip, this.sticky, this.tried);
+    const u = ctx.selector.choose(ctx.now, this.hashKey(), this.sticky, this.tried);
     if (u === undefined) {
       if (this.attempt === 0) {
         ctx.totals.rejected++;
@@ -231,6 +231,15 @@ export class ClientConn implements Timed {
     } else {
       this.origin = new OriginConn(ctx, u, this);
     }
+  }
+
+  /** ip-hash key: the client address, or behind a trusted proxy the address that proxy saw (last X-Forwarded-For). */
+  private hashKey(): string {
+    if (this.ctx.config.strategy !== 'ip-hash') return '';
+    const xff = this.ctx.config.trustProxy ? this.req!.forwardedFor : '';
+    if (!xff) return this.ip;
+    const comma = xff.lastIndexOf(',');
+    return (comma === -1 ? xff : xff.slice(comma + 1)).trim();
   }
 
   /** The instance connection is ready: write the head and whatever body has arrived. */

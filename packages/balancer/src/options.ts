@@ -14,6 +14,8 @@ export interface UpstreamInput {
 }
 
 export interface HealthOptions {
+  /** Active checks on/off (default on); passive checks are configured separately below. */
+  active?: boolean;
   path?: string;
   /** Milliseconds between active checks of one instance. */
   interval?: number;
@@ -140,8 +142,9 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
   if (h !== undefined && h !== false && (typeof h !== 'object' || h === null)) fail('health', h, 'false or { path, interval, fall, rise, timeout }');
   const ho = (h || {}) as HealthOptions;
   if (ho.path !== undefined && (typeof ho.path !== 'string' || !ho.path.startsWith('/'))) fail('health.path', ho.path, 'a path starting with /');
+  if (ho.active !== undefined && typeof ho.active !== 'boolean') fail('health.active', ho.active, 'true or false');
   const health =
-    h === false
+    h === false || ho.active === false
       ? false
       : {
           path: ho.path ?? '/healthz',

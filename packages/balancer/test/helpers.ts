@@ -1,0 +1,54 @@
+import net from 'node:net';
+import { createBalancer, type Balancer, type CreateBalancerOptions } from '@cluster-session/balancer';
+import { createInstance, type Instance } from './fixtures/instance.ts';
+
+export { createInstance, type Instance };
+
+/** A balancer on a free port with fast health checks, closed by the caller. */
+export function balancer(options: Omit<CreateBalancerOptions, 'listen'> & { listen?: CreateBalancerOptions['listen'] }): Promise<Balancer> {
+  return createBalancer({ listen: 0, ...options });
+}
+
+export function instances(...names: string[]): Promise<Instance[]> {
+  return Promise.all(names.map((n) => createInstance(n)));
+}
+
+/**
+ * Writes raw bytes to host:port and collects everything until the server closes the connection or nothing
+ * arrives for `idleMs`. Resolves with the text and whether the server closed.
+ */
+export function raw(url: string, bytes: string | Buffer, idleMs = 1_000): Promise<{ text: string; closed: boolean }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(u.port), u.hostname);
+    let text = '';
+    let timer = setTimeout(done, idleMs + 1_000);
+    function done(closed = false) {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text, closed });
+    }
+    socket.on('connect', () => socket.write(bytes));
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      clearTimeout(timer);
+      timer = setTimeout(done, idleMs);
+    });
+    socket.on('end', () => done(true));
+    socket.on('error', (err: NodeJS.ErrnoException) => (err.code === 'ECONNRESET' ? done(true) : reject(err)));
+  });
+}
+
+/** Status code of the first response in a raw answer. */
+export function statusOf(text: string): number {
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+}
+
+/** Waits until `fn` returns true, polling; throws with `what` after `timeoutMs` (a bound, not a timing check). */
+export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
