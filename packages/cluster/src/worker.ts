@@ -202,8 +202,11 @@ export function installWorker(): void {
     start() {},
     end() {},
     asyncStart(message: unknown) {
-      adopt((message as { server: net.Server }).server);
-      markListening();
+      const server = (message as { server: net.Server }).server;
+      adopt(server);
+      // In a cluster worker the bind happens in the primary; only 'listening' means connections are accepted.
+      if (server.listening) markListening();
+      else server.once('listening', markListening);
     },
     asyncEnd() {},
     error() {},
