@@ -119,7 +119,7 @@ const urlString = (protocols: string[]) =>
     } catch {
       return false;
     }
-  }, `a URL starting with ${protocols.join(' or ')}`);
+  }, `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
 const storeSchema = z.union([
   z.enum(['redis', 'mongo', 'sqlite', 'memory']),
@@ -211,13 +211,16 @@ function mergeEnv(input: SessionConfigInput, env: Env): { merged: Record<string,
 
 function toConfigError(error: z.ZodError, merged: Record<string, unknown>, fromEnv: Set<string>): ConfigError {
   const lines = error.issues.map((issue) => {
+    if (issue.path.length === 0 && issue.code === 'unrecognized_keys') {
+      return `unknown option(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}. Fix: remove or correct them; known options are ${Object.keys(KEYS).join(', ')}.`;
+    }
     const key = String(issue.path[0] ?? '(root)');
     const meta = KEYS[key];
     if (!meta) {
       return `unknown option ${JSON.stringify(key)}. Fix: remove it; known options are ${Object.keys(KEYS).join(', ')}.`;
     }
     const where = issue.path.length > 1 ? `${issue.path.join('.')}` : key;
-    const source = fromEnv.has(key) && meta.env ? ` (env ${meta.env})` : meta.env ? ` (or env ${meta.env})` : '';
+    const source = issue.path.length > 1 || !meta.env ? '' : fromEnv.has(key) ? ` (env ${meta.env})` : ` (or env ${meta.env})`;
     let value: unknown = merged[key];
     for (const p of issue.path.slice(1)) value = (value as Record<PropertyKey, unknown> | undefined)?.[p as PropertyKey];
     const shown = meta.secret ? '[redacted]' : show(value);
@@ -281,6 +284,13 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
         '(CLUSTER_SESSION_WORKERS) without sticky routing: a login made on one worker would be unknown to the others. ' +
         "Fix, one of: (1) a shared store: store 'sqlite' (one host), 'redis' or 'mongo'; (2) stateless tokens: mode 'jwt' " +
         '(SESSION_MODE=jwt); (3) sticky routing: start the cluster with --sticky so each client stays on one worker.',
+    );
+  }
+
+  if (c.cookie.sameSite === 'none' && c.cookie.secure === false) {
+    throw new ConfigError(
+      "cookie.sameSite is 'none' with cookie.secure false: browsers drop SameSite=None cookies that are not Secure. " +
+        "Fix: set cookie.secure to true or 'auto' (HTTPS), or use sameSite 'lax'.",
     );
   }
 
