@@ -1,0 +1,105 @@
+// Redis beyond the conformance suite: a hung server, a server missing at startup, and a real Redis Cluster.
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster } from 'ioredis';
+import { cookieHeader, freePort, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
+import { failFastOptions } from '@cluster-session/session';
+import { serve, type Served } from './fixtures/app.ts';
+
+const quiet = { warn: () => {}, error: () => {} };
+const post = (url: string, body: object, jar: Record<string, string> = {}) =>
+  request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
+const get = (url: string, jar: Record<string, string> = {}) => request(url, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
+
+async function until(what: string, ms: number, fn: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+describe('redis faults', () => {
+  let redis: RedisServer;
+  let app: Served;
+  before(async () => {
+    redis = await startRedis();
+    app = await serve({ store: { type: 'redis', url: redis.url }, logger: quiet });
+  });
+  after(async () => {
+    await app?.close();
+    await redis?.close();
+  });
+
+  it('a hung Redis (SIGSTOP) answers 503 within 2 s instead of hanging (tj/connect-redis#373), then recovers', async (t: TestContext) => {
+    const jar = (await post(`${app.url}/login`, { user: 'hung' })).cookies;
+    redis.proc.child.kill('SIGSTOP');
+    try {
+      const started = Date.now();
+      const r = await get(`${app.url}/me`, jar);
+      const took = Date.now() - started;
+      t.diagnostic(`hung redis: 503 after ${took} ms`);
+      assert.equal(r.status, 503);
+      assert.equal(r.json.code, 'CS_ERR_SESSION_STORE_UNAVAILABLE');
+      assert.ok(took < 2000, `answered in ${took} ms`);
+    } finally {
+      redis.proc.child.kill('SIGCONT');
+    }
+    await until('the session is readable again', 10_000, async () => (await get(`${app.url}/me`, jar)).json?.data?.user === 'hung');
+  });
+
+  it('Redis missing at startup: requests get 503, then service starts by itself when Redis appears', async () => {
+    const port = await freePort();
+    const late = await serve({ store: { type: 'redis', url: `redis://127.0.0.1:${port}` }, logger: quiet });
+    let server: RedisServer | undefined;
+    try {
+      const r = await post(`${late.url}/login`, { user: 'early' });
+      assert.equal(r.status, 503);
+      assert.equal((await get(`${late.url}/healthz`)).json.ok, false);
+      server = await startRedis({ port });
+      await until('login works', 10_000, async () => (await post(`${late.url}/login`, { user: 'late' })).status === 200);
+    } finally {
+      await late.close();
+      await server?.close();
+    }
+  });
+});
+
+describe('redis cluster (real, 3 masters)', () => {
+  let cluster: RedisCluster;
+  let client: Cluster;
+  let app: Served;
+  before(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    client = new Cluster(cluster.startupNodes, { redisOptions: failFastOptions(1000) });
+    client.on('error', () => {});
+    app = await serve({ store: { type: 'redis', client }, logger: quiet });
+  });
+  after(async () => {
+    await app?.close();
+    client?.disconnect();
+    await cluster?.close();
+  });
+
+  it('sessions spread over every master; length/ids/all/clear see them all; logoutEverywhere works across slots', async () => {
+    const store = app.sessions.store!;
+    const cb = <T>(fn: (d: (e: unknown, v?: T) => void) => void) => new Promise<T>((res, rej) => fn((e, v) => (e ? rej(e) : res(v as T))));
+    await cb((d) => store.clear!(d));
+    const jars: Record<string, string>[] = [];
+    for (let i = 0; i < 18; i++) jars.push((await post(`${app.url}/login`, { user: i < 3 ? 'carol' : `user${i}` })).cookies);
+    const perMaster = await Promise.all((await cluster.masters()).map((m) => client.nodes('master').find((n) => n.options.port === m.port)!.dbsize()));
+    assert.ok(perMaster.filter((n) => n > 0).length >= 2, `keys on several masters: ${perMaster.join(',')}`);
+    assert.equal(await cb<number>((d) => store.length!(d)), 18);
+    const ids = await cb<string[]>((d) => (store as unknown as { ids(d: unknown): void }).ids(d));
+    assert.equal(ids.length, 18);
+    const all = await cb<Array<{ user: string }>>((d) => store.all!(d as never));
+    assert.equal(all.filter((s) => s.user === 'carol').length, 3);
+    assert.equal((await post(`${app.url}/logout-everywhere`, { user: 'carol' })).json.count, 3);
+    for (const jar of jars.slice(0, 3)) assert.equal((await get(`${app.url}/me`, jar)).json.data.user, undefined);
+    assert.equal((await get(`${app.url}/me`, jars[5]!)).json.data.user, 'user5');
+    assert.equal(await cb<number>((d) => store.length!(d)), 15);
+    await cb((d) => store.clear!(d));
+    assert.equal(await cb<number>((d) => store.length!(d)), 0);
+  });
+});
