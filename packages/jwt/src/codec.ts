@@ -1,8 +1,11 @@
-import { createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
+import { createSecretKey, hkdfSync } from 'node:crypto';
+import type { webcrypto } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt, type JWTPayload } from 'jose';
 import { JwtConfigError, JwtInvalidError } from './errors.ts';
 import { kidForSecret, MIN_SECRET_BYTES } from './keys.ts';
 import { checkClaims, checkHeader, keysOf, toInvalid, verifyOptions, type KeyRing, type VerifiedToken, type VerifyOptions } from './ring.ts';
+
+type WebCryptoKey = webcrypto.CryptoKey;
 
 /**
  * `true`: encrypt with keys derived (HKDF-SHA256) from the ring's HMAC secrets, rotating with them.
@@ -25,12 +28,13 @@ export interface CodecOptions extends VerifyOptions {
 
 interface EncKey {
   kid: string;
-  key: KeyObject;
+  key: WebCryptoKey;
 }
 
-function deriveKey(secret: Uint8Array): KeyObject {
-  // A separate key per purpose: the HMAC secret itself never doubles as an AES key.
-  return createSecretKey(Buffer.from(hkdfSync('sha256', secret, 'cluster-session/jwt', 'A256GCM session token', 32)));
+function deriveKey(secret: Uint8Array): WebCryptoKey {
+  // A separate key per purpose: the HMAC secret itself never doubles as an AES key. Imported into WebCrypto once.
+  const raw = Buffer.from(hkdfSync('sha256', secret, 'cluster-session/jwt', 'A256GCM session token', 32));
+  return createSecretKey(raw).toCryptoKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']) as WebCryptoKey;
 }
 
 function encryptionKeys(option: Exclude<EncryptOption, false>, ring: KeyRing): EncKey[] {

@@ -119,7 +119,7 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
   const ring: KeyRing = {
     kids: keys.map((k) => k.kid),
     signingKid: signer?.kid,
-    jwks: () => ({ keys: keys.filter((k) => k.alg !== 'HS256').map(publicJwk) }),
+    jwks: () => ({ keys: keys.filter((k) => k.publicKey !== undefined).map(publicJwk) }),
     async sign(claims, opts = {}) {
       if (!signer)
         throw new JwtConfigError(`sign: the first key of the ring (kid "${keys[0]!.kid}") has no private key or secret; this ring can only verify.`);
