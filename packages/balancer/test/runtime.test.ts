@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, test } from 'node:test';
+import { request } from '@cluster-session/testkit';
+import { UnknownUpstreamError } from '@cluster-session/balancer';
+import { balancer, instances } from './helpers.ts';
+
+describe('runtime changes', () => {
+  test('add, drain and remove under load drop no request', async () => {
+    const [a, b, c] = await instances('a', 'b', 'c');
+    const lb = await balancer({ upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }], health: false });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    try {
+      const statuses = new Map<number, number>();
+      let sent = 0;
+      const TOTAL = 480;
+      const worker = async () => {
+        while (sent < TOTAL) {
+          sent++;
+          const r = await request(`${lb.url}/slow?ms=10`, { agent }).catch(() => ({ status: -1 }));
+          statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        }
+      };
+      const load = Promise.all(Array.from({ length: 8 }, worker));
+
+      const waitSent = async (n: number) => {
+        while (sent < n) await new Promise((r) => setTimeout(r, 5));
+      };
+      await waitSent(60);
+      lb.add({ url: c.url, id: 'c' });
+      await waitSent(140);
+      const inFlight = lb.status().upstreams.find((u) => u.id === 'a')!.active;
+      await lb.drain('a');
+      assert.equal(lb.status().upstreams.find((u) => u.id === 'a')!.active, 0, 'drain resolves once nothing is in flight');
+      const aAfterDrain = a.total();
+      await waitSent(260);
+      assert.equal(a.total(), aAfterDrain, 'a drained instance gets no new requests');
+      await lb.remove('a');
+      await waitSent(320);
+      await lb.remove('b');
+      await load;
+
+      assert.deepEqual([...statuses.entries()], [[200, TOTAL]], `every request answered 200 (a had ${inFlight} in flight at drain)`);
+      assert.ok(c.total() > 0, 'the added instance took traffic');
+      assert.deepEqual(
+        lb.status().upstreams.map((u) => u.id),
+        ['c'],
+      );
+      await assert.rejects(lb.drain('a'), UnknownUpstreamError);
+    } finally {
+      agent.destroy();
+      await lb.close();
+      await Promise.all([a, b, c].map((i) => i.close()));
+    }
+  });
+
+  test('invalid options fail at startup with the option, the value and the fix', async () => {
+    const { createBalancer } = await import('@cluster-session/balancer');
+    await assert.rejects(createBalancer({ listen: 0, upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /upstreams = .*non-empty array/ });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['ftp://x'] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /upstreams\[0\]\.url = "ftp:\/\/x".*http:\/\// });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], strategy: 'random' as never }), {
+      message: /strategy = "random" is invalid: expected round-robin \| least-conn \| ip-hash \| cookie/,
+    });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], health: { interval: -1 } }), { message: /health\.interval = -1/ });
+    await assert.rejects(createBalancer({ listen: 70000, upstreams: ['http://127.0.0.1:1'] }), { message: /listen = 70000/ });
+    const lb = await balancer({ upstreams: ['http://127.0.0.1:1'], health: false });
+    try {
+      await assert.rejects(createBalancer({ listen: Number(new URL(lb.url).port), upstreams: ['http://127.0.0.1:1'] }), {
+        code: 'CS_ERR_BALANCER_LISTEN',
+        message: /EADDRINUSE.*pick a free one/,
+      });
+      assert.throws(() => lb.add('http://127.0.0.1:1'), /already exists/);
+      assert.equal((await request(`${lb.url}/`)).status, 502, 'a refused instance is a 502 with a reason');
+    } finally {
+      await lb.close();
+    }
+  });
+});
