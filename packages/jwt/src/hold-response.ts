@@ -35,8 +35,9 @@ export function holdResponse(
         let pending: Promise<void> | undefined;
         try {
           pending = beforeHeaders();
-        } catch {
-          pending = undefined;
+        } catch (err) {
+          // e.g. session data JSON cannot encode (a BigInt, a cycle): answered as a failure, never dropped silently.
+          pending = Promise.reject(err);
         }
         if (pending === undefined) {
           restore();

@@ -167,6 +167,16 @@ describe('jwtSession: req.session like express-session', () => {
     assert.equal((await c.send('GET', '/me')).status, 200);
   });
 
+  test('session data that JSON cannot encode fails loudly (500 with a code), not silently', async () => {
+    const url = await start();
+    const c = client(url);
+    await c.send('POST', '/login', { user: 'alice' });
+    const res = await c.send('GET', '/bigint');
+    assert.equal(res.status, 500);
+    assert.equal(res.json.code, 'CS_ERR_JWT_SAVE');
+    assert.equal((await c.send('GET', '/me')).json.user, 'alice');
+  });
+
   test('reload() discards unsaved changes; touch() re-issues', async () => {
     const c = client(await start());
     await c.send('POST', '/login', { user: 'alice' });
