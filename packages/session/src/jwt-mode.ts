@@ -39,12 +39,16 @@ function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): KeyRing
   return createKeyRing({ secret: randomBytes(32) });
 }
 
-/** `jwt.revocation` (or env JWT_REVOCATION=1): keep a jti deny list on the configured store so logout is immediate. */
+/**
+ * `jwt.revocation` (env JWT_REVOCATION): a jti deny list on the configured store, so logout takes effect at once on
+ * every process. On by default (security first; one store lookup per request that carries a token); turn it off
+ * with `jwt: { revocation: false }` or JWT_REVOCATION=0 for fully store-free tokens.
+ */
 function revocationOn(jwt: Record<string, unknown>): boolean {
   const value = jwt.revocation ?? process.env.JWT_REVOCATION;
   delete jwt.revocation;
-  if (value === undefined || value === '' || value === false || value === '0' || value === 'false') return false;
-  if (value === true || value === '1' || value === 'true') return true;
+  if (value === undefined || value === '' || value === true || value === '1' || value === 'true') return true;
+  if (value === false || value === '0' || value === 'false') return false;
   throw new ConfigError(`jwt.revocation (or env JWT_REVOCATION) is ${JSON.stringify(value)}: expected true/false ('1' or '0' in the env).`);
 }
 

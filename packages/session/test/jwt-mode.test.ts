@@ -16,7 +16,7 @@ const jwtSecret = randomBytes(32).toString('base64url');
 const config: SessionConfigInput = {
   mode: 'jwt',
   store: { type: 'sqlite', path: path.join(dir, 'deny.sqlite') },
-  jwt: { secret: jwtSecret, revocation: true },
+  jwt: { secret: jwtSecret }, // revocation is on by default, on the configured store
 };
 
 const post = (url: string, body: object, jar: Record<string, string>) =>
@@ -79,6 +79,18 @@ describe("clusterSession({ mode: 'jwt' })", () => {
   it('health reports the deny list store', async () => {
     const res = await request(`${here.url}/healthz`);
     assert.deepEqual(res.json, { ok: true, mode: 'jwt', store: 'sqlite' });
+  });
+
+  it('revocation: false gives store-free tokens: logout clears the cookie, a copied token stays valid until exp', async () => {
+    const free = await serve({ mode: 'jwt', store: 'memory', jwt: { secret: jwtSecret, revocation: false } });
+    try {
+      assert.deepEqual((await request(`${free.url}/healthz`)).json, { ok: true, mode: 'jwt', store: 'none' });
+      const jar = (await post(`${free.url}/login`, { user: 'dave' }, {})).cookies;
+      await post(`${free.url}/logout`, {}, jar);
+      assert.equal((await request(`${free.url}/me`, { headers: { cookie: cookieHeader(jar) } })).json.data.user, 'dave');
+    } finally {
+      await free.close();
+    }
   });
 
   it('keys are validated at startup with a ConfigError naming the variable', () => {
