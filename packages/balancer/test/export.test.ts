@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { exportConfig, STRATEGIES } from '@cluster-session/balancer';
+import { freePort, request, startProcess, waitForPort } from '@cluster-session/testkit';
+import { instances, type Instance } from './helpers.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'cs-export-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function check(target: 'nginx' | 'haproxy', file: string): string {
+  const cmd = target === 'nginx' ? ['nginx', ['-t', '-c', file, '-p', dir]] : ['haproxy', ['-c', '-f', file]];
+  return execFileSync(cmd[0] as string, cmd[1] as string[], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('export', () => {
+  const upstreams = ['http://127.0.0.1:4001', { url: 'http://127.0.0.1:4002', weight: 3, id: 'second' }];
+
+  for (const target of ['nginx', 'haproxy'] as const) {
+    for (const strategy of STRATEGIES) {
+      test(`${target} / ${strategy}: accepted by the real ${target} binary`, () => {
+        const text = exportConfig(target, { upstreams, strategy, listen: 3000 });
+        const file = path.join(dir, `${target}-${strategy}.conf`);
+        writeFileSync(file, text);
+        check(target, file); // throws with the binary's complaint on a bad config
+        assert.match(text, /127\.0\.0\.1:4001/);
+        assert.match(text, target === 'nginx' ? /127\.0\.0\.1:4002 weight=3/ : /server second 127\.0\.0\.1:4002 weight 3/);
+        const method = {
+          nginx: { 'round-robin': /default \(smooth weighted round robin/, 'least-conn': /least_conn;/, 'ip-hash': /hash \$remote_addr consistent;/, cookie: /hash \$cs_sticky_key consistent;/ },
+          haproxy: { 'round-robin': /balance roundrobin/, 'least-conn': /balance leastconn/, 'ip-hash': /balance source\n\s+hash-type consistent/, cookie: /cookie CSLB insert indirect nocache/ },
+        }[target][strategy];
+        assert.match(text, method);
+        if (target === 'nginx' && strategy === 'cookie') assert.match(text, /only from 1\.29\.6/, 'says why there is no sticky directive');
+        if (target === 'haproxy') assert.match(text, /option httpchk\n\s+http-check send meth GET uri \/healthz/);
+      });
+    }
+  }
+
+  test('an unknown target or bad option is a clear error', () => {
+    assert.throws(() => exportConfig('caddy' as never, { upstreams }), { code: 'CS_ERR_BALANCER_CONFIG', message: /nginx or haproxy/ });
+    assert.throws(() => exportConfig('nginx', { upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG' });
+  });
+
+  describe('the exported sticky setup really pins clients (nginx and HAProxy running)', () => {
+    let a: Instance, b: Instance;
+    before(async () => ([a, b] = await instances('a', 'b')));
+    after(() => Promise.all([a.close(), b.close()]));
+
+    for (const target of ['nginx', 'haproxy'] as const) {
+      test(target, async () => {
+        const port = await freePort();
+        const file = path.join(dir, `${target}-run.conf`);
+        writeFileSync(file, exportConfig(target, { upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }], strategy: 'cookie', listen: port }));
+        const proc =
+          target === 'nginx'
+            ? startProcess('nginx', ['-c', file, '-p', dir, '-g', 'daemon off;'])
+            : startProcess('haproxy', ['-f', file]);
+        try {
+          await waitForPort(port);
+          const first = await request(`http://127.0.0.1:${port}/whoami`);
+          assert.equal(first.status, 200);
+          const pin = first.cookies.CSLB;
+          assert.ok(pin, `${target} set the sticky cookie`);
+          const seen = new Set<string>();
+          for (let i = 0; i < 8; i++) {
+            const r = await request(`http://127.0.0.1:${port}/whoami`, { headers: { cookie: `CSLB=${pin}` } });
+            seen.add(r.json.instance);
+            assert.equal(r.headers['set-cookie'], undefined);
+          }
+          assert.equal(seen.size, 1, `${target} kept the client on one instance: ${[...seen]}`);
+        } finally {
+          await proc.stop('SIGTERM');
+        }
+      });
+    }
+  });
+});

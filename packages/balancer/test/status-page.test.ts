@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { request } from '@cluster-session/testkit';
+import type { Balancer } from '@cluster-session/balancer';
+import { balancer, instances, type Instance } from './helpers.ts';
+
+const LAUNCH = {
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+};
+
+describe('status page', () => {
+  let a: Instance, b: Instance;
+  let lb: Balancer;
+  let browser: Browser;
+  before(async () => {
+    [a, b] = await instances('a', 'b');
+    lb = await balancer({
+      upstreams: [{ url: a.url, id: 'alpha' }, { url: b.url, id: 'beta' }],
+      health: { interval: 100, fall: 1, rise: 1, timeout: 500 },
+      admin: 0,
+    });
+    browser = await chromium.launch(LAUNCH);
+  });
+  after(async () => {
+    await browser?.close();
+    await lb.close();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  test('JSON: each instance with health, in-flight, requests, errors, retries', async () => {
+    for (let i = 0; i < 4; i++) await request(`${lb.url}/whoami`);
+    const s = (await request(`${lb.adminUrl}/status.json`)).json;
+    assert.equal(s.strategy, 'round-robin');
+    assert.equal(s.totals.requests, 4);
+    assert.deepEqual(
+      s.upstreams.map((u: { id: string; state: string; requests: number }) => [u.id, u.state, u.requests]),
+      [['alpha', 'up', 2], ['beta', 'up', 2]],
+    );
+    for (const key of ['active', 'errors', 'retries', 'responses', 'lastCheck']) assert.ok(key in s.upstreams[0], key);
+    assert.equal((await request(`${lb.adminUrl}/nope`)).status, 404);
+    assert.equal((await request(`${lb.adminUrl}/status.json`, { method: 'POST' })).status, 405);
+  });
+
+  test('HTML in headless Chromium: renders the instances and follows a state change live', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    try {
+      await page.goto(lb.adminUrl!);
+      await page.waitForSelector('tr[data-id="beta"] td.up', { timeout: 5_000 });
+      const rows = await page.$$eval('#upstreams tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+      assert.equal(rows.length, 2);
+      assert.equal(rows[0]![0], 'alpha');
+      assert.equal(rows[0]![1], a.url);
+      assert.equal(rows[0]![2], 'up');
+      assert.match((await page.textContent('#summary'))!, /strategy round-robin .* 2\/2 up/);
+
+      await request(`${b.url}/control/unhealthy`, { method: 'POST' });
+      await page.waitForSelector('tr[data-id="beta"] td.down', { timeout: 5_000 });
+      assert.match((await page.textContent('tr[data-id="beta"]'))!, /failed \(HTTP 503\)/);
+      assert.match((await page.textContent('#summary'))!, /1\/2 up/);
+      const color = await page.$eval('tr[data-id="beta"] td.down', (td) => getComputedStyle(td).color);
+      assert.equal(color, 'rgb(192, 38, 45)', 'the inline style loaded under the CSP nonce');
+      assert.deepEqual(errors, [], 'no script errors and no CSP violations');
+    } finally {
+      await request(`${b.url}/control/healthy`, { method: 'POST' });
+      await page.close();
+    }
+  });
+});
