@@ -53,6 +53,14 @@ function unavailable(res: ServerResponse, err: JwtDenyListUnavailableError): voi
  */
 export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
   const o = resolveOptions(options);
+  // During an outage every request fails the same way: report it once per 5 s, not once per request.
+  let lastReport = 0;
+  const reportOutage = (err: Error, req: IncomingMessage) => {
+    const t = Date.now();
+    if (t - lastReport < 5000) return;
+    lastReport = t;
+    o.onError(err, req);
+  };
   return function jwtSessionMiddleware(req, res, next) {
     if ((req as { session?: unknown }).session !== undefined) return next(); // mounted twice: the first one owns it
     const { transport, token } = findToken(req, o);
@@ -64,7 +72,7 @@ export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
       },
       (err: unknown) => {
         if (err instanceof JwtDenyListUnavailableError) {
-          o.onError(err, req);
+          reportOutage(err, req);
           unavailable(res, err);
         } else next(err);
       },

@@ -49,7 +49,17 @@ const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
 export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 const DEFAULT_CLOCK_TOLERANCE = 5;
 
+type ResolvedVerify = ReturnType<typeof verifyOptions>;
 const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
+const ringVerifiers = new WeakMap<KeyRing, (token: string, o: ResolvedVerify) => Promise<VerifiedToken>>();
+
+/** verify() with options parsed once by the caller (the middleware's hot path). */
+export function verifierOf(ring: KeyRing): (token: string, o: ResolvedVerify) => Promise<VerifiedToken> {
+  const verify = ringVerifiers.get(ring);
+  if (verify) return verify;
+  // A ring from elsewhere (duck-typed): only its public verify() is available.
+  return (token, o) => ring.verify(token, o);
+}
 /** The validated keys behind a ring (internal: used to derive encryption keys; never exported from the package). */
 export function keysOf(ring: KeyRing): readonly RingKey[] {
   const keys = ringKeys.get(ring);
@@ -140,7 +150,7 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
     },
   };
 
-  async function verifyWith(token: string, o: ReturnType<typeof verifyOptions>): Promise<VerifiedToken> {
+  async function verifyWith(token: string, o: ResolvedVerify): Promise<VerifiedToken> {
     if (typeof token !== 'string' || token.length === 0) throw new JwtInvalidError('malformed', 'no token');
     if (token.length > o.maxLength) throw new JwtInvalidError('too_large', `the token is over ${o.maxLength} characters`);
     let kid = '';
@@ -161,5 +171,6 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
   }
 
   ringKeys.set(ring, keys);
+  ringVerifiers.set(ring, verifyWith);
   return ring;
 }
