@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
-import { cookieHeader, request, startNode, type Proc } from '@cluster-session/testkit';
+import { cookieHeader, request, startNode, startRedis, type Proc } from '@cluster-session/testkit';
 import { clusterSession, ConfigError, type SessionConfigInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 
@@ -90,6 +90,30 @@ describe("clusterSession({ mode: 'jwt' })", () => {
       assert.equal((await request(`${free.url}/me`, { headers: { cookie: cookieHeader(jar) } })).json.data.user, 'dave');
     } finally {
       await free.close();
+    }
+  });
+
+  it('a deny list on Redis that goes down gives 503 with a code within the store timeout, and recovers', async () => {
+    const redis = await startRedis();
+    const app = await serve({ mode: 'jwt', store: { type: 'redis', url: redis.url }, storeTimeout: 300, jwt: { secret: jwtSecret } });
+    try {
+      const jar = (await post(`${app.url}/login`, { user: 'erin' }, {})).cookies;
+      await redis.stop();
+      const down = await request(`${app.url}/me`, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 3000 });
+      assert.equal(down.status, 503);
+      assert.equal(down.json.code, 'CS_ERR_JWT_DENYLIST_UNAVAILABLE');
+      assert.equal(down.headers['retry-after'], '1');
+      assert.equal((await request(`${app.url}/healthz`, { timeoutMs: 3000 })).status, 503);
+      await redis.start();
+      let back;
+      for (let i = 0; i < 50 && back?.status !== 200; i++) {
+        back = await request(`${app.url}/me`, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 3000 });
+        if (back.status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(back?.json.data.user, 'erin');
+    } finally {
+      await app.close();
+      await redis.close();
     }
   });
 
