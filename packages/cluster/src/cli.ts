@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { controlPath, controlRequest, listControlNames, runtimeDir } from './control.ts';
 import { ClusterConfigError, ClusterError } from './errors.ts';
 import { parseBytes, parseWorkers, type ClusterOptions } from './options.ts';
-import { startCluster, type ReloadReport, type SlotStatus } from './primary.ts';
+import { startCluster } from './start.ts';
+import type { ReloadReport, SlotStatus } from './types.ts';
 
 const HELP: Record<string, string> = {
   main: `Usage: cluster-session <command> [options]

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ClusterControlError, ClusterNameInUseError } from './errors.ts';
+import { ClusterConfigError, ClusterControlError, ClusterNameInUseError } from './errors.ts';
 
 /**
  * The control socket: a unix socket per cluster name, newline-delimited JSON, one request per connection.
@@ -47,7 +47,13 @@ export type ControlHandler = (command: ControlCommand) => Promise<unknown>;
 
 /** Listens on `socketPath`; a stale socket left by a killed primary is replaced, a live one is an error. */
 export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
+  const dir = path.dirname(socketPath);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // In a shared tmpdir someone else could have created the directory first and would then reach our socket.
+  const st = fs.statSync(dir);
+  if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
+    throw new ClusterConfigError(`control socket directory ${dir} belongs to uid ${st.uid}, not to this user; set CLUSTER_SESSION_RUNTIME_DIR to a directory you own`);
+  }
   if (fs.existsSync(socketPath)) {
     if (await probe(socketPath)) {
       throw new ClusterNameInUseError(

@@ -1,4 +1,5 @@
-export { startCluster, type Cluster, type StartedCluster, type ReloadReport, type SlotStatus, type SlotState } from './primary.ts';
+export { startCluster } from './start.ts';
+export type { Cluster, StartedCluster, ReloadReport, SlotStatus, SlotState } from './types.ts';
 export { ready, listen } from './worker.ts';
 export { controlPath, controlRequest, runtimeDir, type ControlCommand } from './control.ts';
 export type { ClusterOptions, StickyOptions, BackoffOptions } from './options.ts';

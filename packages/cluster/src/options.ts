@@ -60,6 +60,8 @@ export interface ClusterOptions {
   control?: boolean | string;
   /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
   log?: (line: string) => void;
+  /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). Default true. */
+  signals?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -85,7 +87,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'entry', 'workers', 'port', 'sticky', 'name', 'waitReady', 'readyTimeout', 'killTimeout', 'maxMemory',
-  'memoryCheckInterval', 'env', 'args', 'execArgv', 'backoff', 'maxRestarts', 'schedulingPolicy', 'control', 'log',
+  'memoryCheckInterval', 'env', 'args', 'execArgv', 'backoff', 'maxRestarts', 'schedulingPolicy', 'control', 'log', 'signals',
 ]);
 
 function fail(option: string, value: unknown, allowed: string): never {
@@ -205,7 +207,9 @@ export function resolveOptions(input: ClusterOptions, controlPath: (name: string
     if (list !== undefined && !(Array.isArray(list) && list.every((a) => typeof a === 'string'))) fail(key, list, 'expected an array of strings');
   }
   if (input.log !== undefined && typeof input.log !== 'function') fail('log', input.log, 'expected a function (line: string) => void');
-  if (input.waitReady !== undefined && typeof input.waitReady !== 'boolean') fail('waitReady', input.waitReady, 'expected a boolean');
+  for (const key of ['waitReady', 'signals'] as const) {
+    if (input[key] !== undefined && typeof input[key] !== 'boolean') fail(key, input[key], 'expected a boolean');
+  }
   const maxRestarts = input.maxRestarts ?? 10;
   if (!Number.isInteger(maxRestarts) || maxRestarts < 0) fail('maxRestarts', maxRestarts, 'expected an integer >= 0');
 

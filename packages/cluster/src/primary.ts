@@ -1,53 +1,13 @@
-import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type net from 'node:net';
-import { pick } from '@cluster-session/hash';
-import { controlPath, startControlServer } from './control.ts';
-import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './errors.ts';
-import { backoffDelay, resolveOptions, type ClusterOptions, type ResolvedOptions } from './options.ts';
+import { rank } from '@cluster-session/hash';
+import { startControlServer } from './control.ts';
+import { ClusterStartError, ClusterStoppedError } from './errors.ts';
+import { backoffDelay, type ResolvedOptions } from './options.ts';
+import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
 import { createStickyRouter } from './sticky.ts';
 import { WorkerProcess } from './worker-process.ts';
-
-export type SlotState = 'starting' | 'ready' | 'backoff' | 'parked' | 'stopping' | 'stopped';
-
-export interface SlotStatus {
-  slot: number;
-  pid: number | null;
-  state: SlotState;
-  /** Milliseconds since the current worker started (0 when none). */
-  uptime: number;
-  /** Crashes of this slot since the cluster started. */
-  restarts: number;
-  /** Resident set size in bytes, null when the worker did not answer. */
-  memory: number | null;
-  /** Requests served by the current worker, null when it did not answer. */
-  requests: number | null;
-  /** Milliseconds until the next restart attempt, in state 'backoff'. */
-  nextRestartIn?: number;
-  /** Why the last worker of this slot went away, if it did. */
-  lastExit?: string;
-}
-
-export interface ReloadReport {
-  ok: boolean;
-  /** Slots whose worker was replaced, in order. */
-  replaced: number[];
-  /** When not ok: the slot whose new worker failed, and why. Workers not yet replaced keep running. */
-  failed?: { slot: number; reason: string };
-  durationMs: number;
-}
-
-export interface Cluster {
-  readonly name: string;
-  /** The control socket path, or undefined when disabled. */
-  readonly controlPath: string | undefined;
-  /** Rolling reload, one slot at a time. A reload requested while one runs is queued (one at most). */
-  reload(): Promise<ReloadReport>;
-  /** Graceful stop: drain every worker (killTimeout bounds it). Idempotent. */
-  stop(): Promise<void>;
-  status(): Promise<SlotStatus[]>;
-}
 
 interface Slot {
   id: number;
@@ -60,9 +20,17 @@ interface Slot {
   lastExit: string | undefined;
 }
 
-let running = false;
 
-class ClusterPrimary implements Cluster {
+/** No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close. */
+function refuse(socket: net.Socket, head: Buffer | undefined): void {
+  if (head && head.length > 0 && head[0] !== 0x16 && !socket.destroyed) {
+    socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+  } else {
+    socket.destroy();
+  }
+}
+
+export class ClusterPrimary implements Cluster {
   readonly name: string;
   readonly controlPath: string | undefined;
   readonly #o: ResolvedOptions;
@@ -116,7 +84,10 @@ class ClusterPrimary implements Cluster {
     if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
     if (o.sticky) {
       const { port, host, trustProxy } = o.sticky;
-      this.#router = createStickyRouter({ port, host, trustProxy, route: (key, socket, head) => this.#route(key, socket, head) });
+      this.#router = createStickyRouter({
+        port, host, trustProxy,
+        route: (key, socket, head) => this.#route(key, socket, head) || (refuse(socket, head), true),
+      });
       await new Promise<void>((resolve, reject) => {
         this.#router!.once('error', (err: NodeJS.ErrnoException) =>
           reject(new ClusterStartError(`sticky mode cannot listen on port ${port}: ${err.code ?? err.message}; choose a free port (--port / sticky.port)`, { cause: err })),
@@ -207,7 +178,7 @@ class ClusterPrimary implements Cluster {
     this.log(`slot ${slot.id} ready (pid ${candidate.pid})${old ? `, retiring pid ${old.pid}` : ''}`);
     if (old) {
       const info = await old.retire(this.#o.killTimeout);
-      this.log(`pid ${old.pid} retired (${info.reason})`);
+      this.log(`pid ${old.pid} retired (${info.signal === 'SIGTERM' && !old.failReason ? 'drained' : info.reason})`);
     }
     return { ok: true };
   }
@@ -280,9 +251,17 @@ class ClusterPrimary implements Cluster {
 
   #route(key: string, socket: net.Socket, head: Buffer | undefined): boolean {
     const nodes = this.#slots.filter((s) => s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
-    const chosen = pick(key, nodes);
-    if (!chosen) return false;
-    chosen.worker.send({ cs: 'conn', ...(head ? { head: head.toString('base64') } : {}) }, socket, () => socket.destroy());
+    // Rendezvous order: the owner first, then who takes its clients while it is down. A send that fails (the
+    // worker died a moment ago) falls through to the next, so the client is served rather than dropped.
+    const order = rank(key, nodes);
+    const msg = { cs: 'conn' as const, ...(head ? { head: head.toString('base64') } : {}) };
+    const attempt = (i: number): void => {
+      const node = order[i];
+      if (!node) return void refuse(socket, head);
+      node.worker.send(msg, socket, () => attempt(i + 1));
+    };
+    if (order.length === 0) return false;
+    attempt(0);
     return true;
   }
 
@@ -338,7 +317,6 @@ class ClusterPrimary implements Cluster {
     this.#router?.close();
     await Promise.all([...this.#live].map((wp) => wp.retire(this.#o.killTimeout)));
     this.#closeControl();
-    running = false;
     this.log('stopped');
   }
 
@@ -350,7 +328,6 @@ class ClusterPrimary implements Cluster {
     for (const wp of this.#live) wp.kill('SIGKILL');
     await Promise.all([...this.#live].map((wp) => wp.exited));
     this.#closeControl();
-    running = false;
   }
 
   forceStop(): Promise<void> {
@@ -372,76 +349,3 @@ class ClusterPrimary implements Cluster {
   }
 }
 
-export interface StartedCluster extends Cluster {
-  /** Resolves when the cluster has stopped (by stop(), a signal, or `cluster-session stop`). */
-  readonly stopped: Promise<void>;
-}
-
-/**
- * Starts the primary: forks the workers, waits until each is ready (or has failed), and supervises them.
- * Rejects when no worker became ready. Installs SIGHUP (reload) and SIGTERM/SIGINT (graceful stop, exit 0;
- * a second SIGINT stops at once) handlers unless `signals: false`.
- */
-export async function startCluster(options: ClusterOptions & { signals?: boolean }): Promise<StartedCluster> {
-  if (!cluster.isPrimary) throw new ClusterConfigError('startCluster() runs in the primary; it was called inside a worker');
-  if (running) throw new ClusterConfigError('startCluster(): a cluster already runs in this process; one primary per process');
-  const { signals = true, ...rest } = options ?? ({} as ClusterOptions);
-  const o = resolveOptions(rest as ClusterOptions, controlPath);
-  running = true;
-
-  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
-  // Running from sources: workspace imports must resolve to src/ in the workers too.
-  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=source') || a === '-C')) {
-    execArgv.push('--conditions=source');
-  }
-  const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
-  cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
-  cluster.setupPrimary({ exec: o.entry, args: [...o.args], execArgv: [...execArgv, ...o.execArgv, '--import', preload], silent: true });
-
-  const primary = new ClusterPrimary(o);
-  let resolveStopped!: () => void;
-  const stopped = new Promise<void>((r) => (resolveStopped = r));
-  const stop = () => primary.stop().then(resolveStopped);
-  try {
-    await primary.start();
-  } catch (err) {
-    running = false;
-    throw err;
-  }
-
-  if (signals) {
-    let interrupts = 0;
-    const onHup = () => {
-      primary.reload().catch((err: Error) => primary.log(`reload refused: ${err.message}`));
-    };
-    const onStop = (signal: NodeJS.Signals) => {
-      interrupts++;
-      if (interrupts > 1) {
-        if (signal === 'SIGINT') void primary.forceStop().then(() => process.exit(130));
-        return;
-      }
-      primary.log(`${signal}: graceful stop (send SIGINT again to stop at once)`);
-      void stop().then(() => process.exit(0));
-    };
-    process.on('SIGHUP', onHup);
-    process.on('SIGINT', onStop);
-    process.on('SIGTERM', onStop);
-    void stopped.then(() => {
-      process.off('SIGHUP', onHup);
-      // SIGINT/SIGTERM handlers stay until exit so a second Ctrl-C during the drain still means "now".
-    });
-  }
-  primary.onStoppedByControl(() => {
-    resolveStopped();
-    if (signals) process.exit(0);
-  });
-
-  return {
-    name: primary.name,
-    controlPath: primary.controlPath,
-    stopped,
-    reload: () => primary.reload(),
-    stop,
-    status: () => primary.status(),
-  };
-}

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
  * the client's address, so a client keeps its worker (state in worker memory survives across its requests).
  */
 
-/** Where a connection goes: `undefined` means no worker can take it now. */
+/** Hands the socket to a worker; false when no worker can take it now. */
 export type Route = (key: string, socket: net.Socket, head: Buffer | undefined) => boolean;
 
 export interface StickyRouterOptions {

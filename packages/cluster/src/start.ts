@@ -1,0 +1,79 @@
+import cluster from 'node:cluster';
+import { controlPath } from './control.ts';
+import { ClusterConfigError } from './errors.ts';
+import { resolveOptions, type ClusterOptions } from './options.ts';
+import { ClusterPrimary } from './primary.ts';
+import type { StartedCluster } from './types.ts';
+
+// node:cluster's settings (exec, execArgv, scheduling policy) are per process, so is the primary.
+let running = false;
+
+/**
+ * Starts the primary: forks the workers, waits until each is ready (or has failed), and supervises them.
+ * Rejects when no worker became ready. Installs SIGHUP (reload) and SIGTERM/SIGINT (graceful stop, exit 0;
+ * a second SIGINT stops at once) handlers unless `signals: false`.
+ */
+export async function startCluster(options: ClusterOptions): Promise<StartedCluster> {
+  if (!cluster.isPrimary) throw new ClusterConfigError('startCluster() runs in the primary; it was called inside a worker');
+  if (running) throw new ClusterConfigError('startCluster(): a cluster already runs in this process; one primary per process');
+  const o = resolveOptions(options, controlPath);
+  const signals = options.signals ?? true;
+  running = true;
+
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
+  // Running from sources: workspace imports must resolve to src/ in the workers too.
+  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=source') || a === '-C')) {
+    execArgv.push('--conditions=source');
+  }
+  const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
+  cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
+  cluster.setupPrimary({ exec: o.entry, args: [...o.args], execArgv: [...execArgv, ...o.execArgv, '--import', preload], silent: true });
+
+  const primary = new ClusterPrimary(o);
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const stop = () => primary.stop().then(resolveStopped);
+  void stopped.then(() => (running = false));
+  try {
+    await primary.start();
+  } catch (err) {
+    running = false;
+    throw err;
+  }
+
+  if (signals) {
+    let interrupts = 0;
+    const onHup = () => {
+      primary.reload().catch((err: Error) => primary.log(`reload refused: ${err.message}`));
+    };
+    const onStop = (signal: NodeJS.Signals) => {
+      interrupts++;
+      if (interrupts > 1) {
+        if (signal === 'SIGINT') void primary.forceStop().then(() => process.exit(130));
+        return;
+      }
+      primary.log(`${signal}: graceful stop (send SIGINT again to stop at once)`);
+      void stop().then(() => process.exit(0));
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGINT', onStop);
+    process.on('SIGTERM', onStop);
+    void stopped.then(() => {
+      process.off('SIGHUP', onHup);
+      // SIGINT/SIGTERM handlers stay until exit so a second Ctrl-C during the drain still means "now".
+    });
+  }
+  primary.onStoppedByControl(() => {
+    resolveStopped();
+    if (signals) process.exit(0);
+  });
+
+  return {
+    name: primary.name,
+    controlPath: primary.controlPath,
+    stopped,
+    reload: () => primary.reload(),
+    stop,
+    status: () => primary.status(),
+  };
+}

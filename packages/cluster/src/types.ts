@@ -1,0 +1,44 @@
+export type SlotState = 'starting' | 'ready' | 'backoff' | 'parked' | 'stopping' | 'stopped';
+
+export interface SlotStatus {
+  slot: number;
+  pid: number | null;
+  state: SlotState;
+  /** Milliseconds since the current worker started (0 when none). */
+  uptime: number;
+  /** Crashes of this slot since the cluster started. */
+  restarts: number;
+  /** Resident set size in bytes, null when the worker did not answer. */
+  memory: number | null;
+  /** Requests served by the current worker, null when it did not answer. */
+  requests: number | null;
+  /** Milliseconds until the next restart attempt, in state 'backoff'. */
+  nextRestartIn?: number;
+  /** Why the last worker of this slot went away, if it did. */
+  lastExit?: string;
+}
+
+export interface ReloadReport {
+  ok: boolean;
+  /** Slots whose worker was replaced, in order. */
+  replaced: number[];
+  /** When not ok: the slot whose new worker failed, and why. Workers not yet replaced keep running. */
+  failed?: { slot: number; reason: string };
+  durationMs: number;
+}
+
+export interface Cluster {
+  readonly name: string;
+  /** The control socket path, or undefined when disabled. */
+  readonly controlPath: string | undefined;
+  /** Rolling reload, one slot at a time. A reload requested while one runs is queued (one at most). */
+  reload(): Promise<ReloadReport>;
+  /** Graceful stop: drain every worker (killTimeout bounds it). Idempotent. */
+  stop(): Promise<void>;
+  status(): Promise<SlotStatus[]>;
+}
+
+export interface StartedCluster extends Cluster {
+  /** Resolves when the cluster has stopped (by stop(), a signal, or `cluster-session stop`). */
+  readonly stopped: Promise<void>;
+}
