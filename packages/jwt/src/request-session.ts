@@ -163,12 +163,14 @@ export class RequestSession implements SessionController {
   }
 
   async destroy(session: JwtSession): Promise<void> {
+    // Revoke first: if the deny list is down, the session and cookie stay, so the client can retry the logout
+    // instead of losing the cookie while the token remains valid elsewhere.
+    await this.#revoke(stateOf(session));
     if (session === this.current) {
       this.#attach(undefined);
       delete this.#req.session;
     }
     this.#clearCookie();
-    await this.#revoke(stateOf(session));
   }
 
   async reload(session: JwtSession): Promise<void> {

@@ -121,6 +121,24 @@ describe('jwtSession: req.session like express-session', () => {
     assert.equal(replay.status, 401);
   });
 
+  test('a logout the deny list cannot record fails (503) and keeps the cookie, so it can be retried', async () => {
+    const working = createMemoryDenyList();
+    let failing = true;
+    const flaky: DenyList = {
+      add: (jti, exp) => (failing ? Promise.reject(new Error('store down')) : working.add(jti, exp)),
+      has: (jti) => working.has(jti),
+    };
+    const c = client(await start({ denyList: flaky }));
+    await c.send('POST', '/login', { user: 'alice' });
+    const failed = await c.send('POST', '/logout');
+    assert.deepEqual([failed.status, failed.json.code], [503, 'CS_ERR_JWT_DENYLIST_UNAVAILABLE']);
+    assert.equal(failed.headers['set-cookie'], undefined);
+    assert.equal((await c.send('GET', '/me')).status, 200);
+    failing = false;
+    assert.equal((await c.send('POST', '/logout')).status, 200);
+    assert.equal(working.size, 1);
+  });
+
   test('without a deny list, logout clears the cookie but a copied token stays valid until it expires', async () => {
     const url = await start();
     const c = client(url);

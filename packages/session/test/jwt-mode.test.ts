@@ -104,6 +104,10 @@ describe("clusterSession({ mode: 'jwt' })", () => {
       assert.equal(down.json.code, 'CS_ERR_JWT_DENYLIST_UNAVAILABLE');
       assert.equal(down.headers['retry-after'], '1');
       assert.equal((await request(`${app.url}/healthz`, { timeoutMs: 3000 })).status, 503);
+      // A logout that cannot be recorded fails without clearing the cookie, so the client can retry it.
+      const logout = await post(`${app.url}/logout`, {}, jar);
+      assert.equal(logout.status, 503);
+      assert.equal(logout.headers['set-cookie'], undefined);
       await redis.start();
       let back;
       for (let i = 0; i < 50 && back?.status !== 200; i++) {
