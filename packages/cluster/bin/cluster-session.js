@@ -13,7 +13,7 @@ if (existsSync(dist)) {
 } else {
   if (!process.execArgv.some((a) => a.startsWith('--conditions=source'))) {
     if (typeof module.registerHooks !== 'function') {
-      process.stderr.write('cluster-session: running from sources needs Node >= 22.15 (module.registerHooks) or --conditions=source\n');
+      process.stderr.write(`cluster-session: needs Node >= 22.18 (this is ${process.version})\n`);
       process.exit(1);
     }
     module.registerHooks({
