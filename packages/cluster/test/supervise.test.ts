@@ -21,7 +21,7 @@ describe('crash recovery', () => {
     const crashFile = path.join(s.dir, 'crash');
     writeFileSync(crashFile, '');
     const primary = apiPrimary(
-      { entry: app, workers: 2, port, name: 'crashy', maxRestarts: 3, backoff: { initial: 100, max: 1000, stableAfter: 1500 } },
+      { entry: app, workers: 2, port, name: 'crashy', maxRestarts: 3, backoff: { initial: 100, max: 1000, stableAfter: 2000 } },
       { ...s.env, FIXTURE_CRASH_FILE: crashFile, FIXTURE_CRASH_SLOT: '1' },
     );
     after(() => primary.stop('SIGKILL'));
@@ -50,18 +50,20 @@ describe('crash recovery', () => {
     assert.deepEqual(rows.map((r) => r.state), ['ready', 'ready']);
 
     // Two quick crashes in a row back off 100 then 200 ms; after a stable uptime the delay resets to 100 ms.
+    // The new pid is read from the primary's log (not the CLI) so the "quick" crashes stay well under stableAfter.
+    let current = (await status('crashy'))[1]!.pid!;
     const kill = async () => {
-      const pid = (await status('crashy'))[1]!.pid!;
-      process.kill(pid, 'SIGKILL');
-      await until(async () => {
-        const r = (await status('crashy'))[1]!;
-        return r.state === 'ready' && r.pid !== pid;
+      const from = primary.output().length;
+      process.kill(current, 'SIGKILL');
+      current = await until(() => {
+        const m = primary.output().slice(from).match(/slot 1 ready \(pid (\d+)\)/);
+        return m ? Number(m[1]) : undefined;
       }, 10_000, 'slot 1 restarted');
     };
     const before = primary.output().length;
     await kill();
     await kill();
-    await sleep(1700);
+    await sleep(2300);
     await kill();
     const after3 = primary.output().slice(before);
     const later = [...after3.matchAll(/slot 1 \(pid \d+\) killed by SIGKILL; restarting in (\d+) ms/g)].map((m) => Number(m[1]));
