@@ -246,11 +246,14 @@ export class ClientConn implements Timed {
   attach(origin: OriginConn): void {
     origin.expect(this);
     const s = origin.socket;
-    s.cork();
-    s.write(this.head, 'latin1');
-    if (this.pending !== null) for (const part of this.pending) s.write(part);
-    s.uncork();
-    this.pending = null;
+    if (this.pending === null) s.write(this.head, 'latin1');
+    else {
+      s.cork();
+      s.write(this.head, 'latin1');
+      for (const part of this.pending) s.write(part);
+      s.uncork();
+      this.pending = null;
+    }
     this.sent = true;
     if (this.phase === C_BODY) {
       this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;

@@ -9,8 +9,8 @@ export function balancer(options: Omit<CreateBalancerOptions, 'listen'> & { list
   return createBalancer({ listen: 0, ...options });
 }
 
-export function instances(...names: string[]): Promise<Instance[]> {
-  return Promise.all(names.map((n) => createInstance(n)));
+export function instances<const N extends readonly string[]>(...names: N): Promise<{ -readonly [K in keyof N]: Instance }> {
+  return Promise.all(names.map((n) => createInstance(n))) as Promise<never>;
 }
 
 /**

@@ -50,7 +50,7 @@ describe('runtime changes', () => {
     } finally {
       agent.destroy();
       await lb.close();
-      await Promise.all([a, b, c].map((i) => i.close()));
+      await Promise.all([a.close(), b.close(), c.close()]);
     }
   });
 

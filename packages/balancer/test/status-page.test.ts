@@ -62,7 +62,7 @@ describe('status page', () => {
       await page.waitForSelector('tr[data-id="beta"] td.down', { timeout: 5_000 });
       assert.match((await page.textContent('tr[data-id="beta"]'))!, /failed \(HTTP 503\)/);
       assert.match((await page.textContent('#summary'))!, /1\/2 up/);
-      const color = await page.$eval('tr[data-id="beta"] td.down', (td) => getComputedStyle(td).color);
+      const color = await page.$eval('tr[data-id="beta"] td.down', (td) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(td).color);
       assert.equal(color, 'rgb(192, 38, 45)', 'the inline style loaded under the CSP nonce');
       assert.deepEqual(errors, [], 'no script errors and no CSP violations');
     } finally {
