@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '@cluster-session/testkit';
 import { clientFromForwarded } from '../src/sticky.ts';
-import { cli, FIXTURES, get, runCli, scratch, until } from './helpers.ts';
+import { cli, FIXTURES, get, load, runCli, scratch, sleep, until } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -55,6 +55,21 @@ describe('sticky mode', () => {
       if (was.slot === '1') assert.equal(r.json.pid, was.pid, `${addr} (slot 1) did not move`);
       else assert.equal(r.json.pid, replacement, `${addr} went back to slot 0's new worker`);
     }
+  });
+
+  test('a reload in sticky mode under keep-alive load fails no request', async () => {
+    const port = await freePort();
+    const proc = cli(['start', app, '-i', '2', '--sticky', '--port', String(port), '--name', 'sticky-reload'], s.env);
+    after(() => proc.stop('SIGKILL'));
+    await proc.waitFor(/2\/2 workers ready/);
+    const { result } = load(`http://127.0.0.1:${port}/`, { connections: 10, seconds: 4, rate: 1000 });
+    await sleep(1000);
+    const reload = await runCli(['reload', '--name', 'sticky-reload'], s.env);
+    assert.equal(reload.code, 0, reload.out);
+    const r = await result;
+    process.stderr.write(`# sticky reload under load: ${JSON.stringify(r)}\n`);
+    assert.ok(r.total > 500);
+    assert.deepEqual([r.errors, r.timeouts, r.non2xx], [0, 0, 0]);
   });
 
   test('behind a trusted proxy the key is X-Forwarded-For of the first request; a spoofed leftmost entry is ignored', async () => {

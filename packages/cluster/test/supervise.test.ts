@@ -179,6 +179,9 @@ describe('CLI usage', () => {
       assert.equal(r.code, 0);
       assert.match(r.out, /Usage: cluster-session/);
     }
+    const exported = await runCli(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001'], s.env);
+    assert.equal(exported.code, 0, exported.out);
+    assert.match(exported.out, /upstream/, 'export is dispatched to the balancer package');
     const none = await runCli(['status', '--name', 'nobody'], s.env);
     assert.equal(none.code, 1);
     assert.match(none.out, /no cluster is running/);
