@@ -152,7 +152,8 @@ async function client(command: 'reload' | 'status' | 'stop', argv: string[]): Pr
   const { values: v } = parse(command, argv, command === 'status' ? { name: { type: 'string' }, json: { type: 'boolean' } } : { name: { type: 'string' } });
   if (v.help) return help(command);
   const socketPath = resolveSocket(command, v.name as string | undefined);
-  const result = await controlRequest(socketPath, command);
+  // A reload takes as long as its slowest workers' boot and drain; it is bounded by readyTimeout/killTimeout there.
+  const result = await controlRequest(socketPath, command, command === 'reload' ? 3_600_000 : 30_000);
   if (command === 'status') {
     process.stdout.write(v.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result as SlotStatus[])}\n`);
     return 0;
