@@ -1,6 +1,6 @@
 // req.session semantics over real HTTP: the same routes an express-session app has.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { cookieHeader, request, type HttpResult } from '@cluster-session/testkit';
@@ -223,6 +223,32 @@ describe('jwtSession: req.session like express-session', () => {
     assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${tampered}` } })).status, 401);
     // A signed (unencrypted) token from the same keys is not accepted where encryption is required.
     assert.equal((await request(`${url}/me`, { headers: { cookie: `session=${await ring.sign({ user: 'x', iat0: now() })}` } })).status, 401);
+  });
+
+  test('rotation over HTTP: the old kid verifies until removed; the next issued token carries the new kid', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const newKey = { kid: 'es-new', alg: 'ES256' as const, privateKey };
+    const oldRing = createKeyRing({ keys: [{ kid: 'hs-old', alg: 'HS256', secret }] });
+    const c = client(await start({ ring: oldRing }));
+    await c.send('POST', '/login', { user: 'alice' });
+    const oldToken = c.token!;
+    assert.equal(decodeProtectedHeader(oldToken).kid, 'hs-old');
+    const rotated = await start({ ring: createKeyRing({ keys: [newKey, { kid: 'hs-old', alg: 'HS256', secret }] }) });
+    const me = await request(`${rotated}/me`, { headers: { cookie: `session=${oldToken}` } });
+    assert.equal(me.status, 200);
+    assert.equal(decodeProtectedHeader(me.cookies.session!).kid, 'es-new');
+    const removed = await start({ ring: createKeyRing({ keys: [newKey] }) });
+    assert.equal((await request(`${removed}/me`, { headers: { cookie: `session=${oldToken}` } })).status, 401);
+    assert.equal((await request(`${removed}/me`, { headers: { cookie: `session=${me.cookies.session}` } })).status, 200);
+  });
+
+  test('encrypt with an asymmetric ring needs its own secret', async () => {
+    const ring2 = createKeyRing({ keys: [{ kid: 'ed', alg: 'EdDSA', privateKey: generateKeyPairSync('ed25519').privateKey }] });
+    assert.throws(() => jwtSession({ ring: ring2, encrypt: true }), /encrypt: true derives the encryption key.*encrypt: \{ secret/);
+    const c = client(await start({ ring: ring2, encrypt: { secret: randomBytes(32) } }));
+    await c.send('POST', '/login', { user: 'alice' });
+    assert.equal(decodeProtectedHeader(c.token!).alg, 'dir');
+    assert.equal((await c.send('GET', '/me')).json.user, 'alice');
   });
 
   test('bearer: tokens go back in the x-session-token header, not a cookie', async () => {
