@@ -121,6 +121,30 @@ describe("clusterSession({ mode: 'jwt' })", () => {
     }
   });
 
+  it('falls back to SESSION_SECRET for keys; in production, no keys at all is a startup error', async () => {
+    const app = await serve({ mode: 'jwt', store: 'memory', jwt: { revocation: false } }); // fixture's 33-byte secret
+    try {
+      const jar = (await post(`${app.url}/login`, { user: 'frank' }, {})).cookies;
+      assert.equal((await request(`${app.url}/me`, { headers: { cookie: cookieHeader(jar) } })).json.data.user, 'frank');
+    } finally {
+      await app.close();
+    }
+    const saved = { ...process.env };
+    try {
+      process.env.NODE_ENV = 'production';
+      for (const name of ['JWT_SECRET', 'JWT_KEYS', 'SESSION_SECRET']) delete process.env[name];
+      assert.throws(
+        () => clusterSession({ mode: 'jwt', store: 'memory' }),
+        (err: unknown) => err instanceof ConfigError && /needs signing keys and NODE_ENV=production.*JWT_SECRET/.test(err.message),
+      );
+    } finally {
+      for (const name of ['NODE_ENV', 'JWT_SECRET', 'JWT_KEYS', 'SESSION_SECRET']) {
+        if (saved[name] === undefined) delete process.env[name];
+        else process.env[name] = saved[name];
+      }
+    }
+  });
+
   it('keys are validated at startup with a ConfigError naming the variable', () => {
     const saved = process.env.JWT_SECRET;
     process.env.JWT_SECRET = 'too-short';
