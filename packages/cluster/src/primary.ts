@@ -20,7 +20,6 @@ interface Slot {
   lastExit: string | undefined;
 }
 
-
 /** No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close. */
 function refuse(socket: net.Socket, head: Buffer | undefined): void {
   if (head && head.length > 0 && head[0] !== 0x16 && !socket.destroyed) {
@@ -79,7 +78,17 @@ export class ClusterPrimary implements Cluster {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      await this.#forceStop();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const o = this.#o;
+    // The primary stays up while it supervises, even with every slot parked or backing off.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
     if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
     if (o.sticky) {
@@ -100,7 +109,6 @@ export class ClusterPrimary implements Cluster {
     const readyCount = results.filter((r) => r.status === 'fulfilled').length;
     if (readyCount === 0) {
       const reasons = [...new Set(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : '')))].join('; ');
-      await this.#forceStop();
       throw new ClusterStartError(`no worker became ready (${reasons}); check the app's output above`);
     }
     if (o.maxMemory !== undefined) {
