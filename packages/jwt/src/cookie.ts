@@ -62,10 +62,14 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return undefined;
 }
 
-export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds: number, secure: boolean): string {
+/** `maxAgeSeconds`: > 0 a persistent cookie, 0 a deletion, null a browser-session cookie (no Max-Age/Expires). */
+export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds: number | null, secure: boolean): string {
   let line = `${c.name}=${value}; Path=${c.path}`;
   if (c.domain) line += `; Domain=${c.domain}`;
-  line += maxAgeSeconds > 0 ? `; Max-Age=${maxAgeSeconds}; Expires=${new Date(Date.now() + maxAgeSeconds * 1000).toUTCString()}` : '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
+  if (maxAgeSeconds === null) {
+    // no expiry attributes: the browser drops the cookie when it closes
+  } else if (maxAgeSeconds > 0) line += `; Max-Age=${maxAgeSeconds}; Expires=${new Date(Date.now() + maxAgeSeconds * 1000).toUTCString()}`;
+  else line += '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
   line += '; HttpOnly';
   if (secure) line += '; Secure';
   return `${line}; SameSite=${c.sameSite}`;

@@ -29,7 +29,8 @@ async function load(token: string | undefined, o: ResolvedOptions): Promise<Veri
     const { payload } = verified;
     const iat0 = typeof payload.iat0 === 'number' ? payload.iat0 : payload.iat;
     const now = Date.now() / 1000;
-    if (iat0 > now + o.clockTolerance || now > iat0 + o.maxAge + o.clockTolerance)
+    const maxAge = Math.max(o.maxAge, typeof payload.ttl === 'number' ? payload.ttl : 0); // a remember-me session lives its ttl
+    if (iat0 > now + o.clockTolerance || now > iat0 + maxAge + o.clockTolerance)
       throw new JwtInvalidError('max_age', 'the session is past its absolute maximum age');
   } catch (err) {
     if (err instanceof JwtInvalidError) return undefined;

@@ -63,6 +63,7 @@ export class RequestSession implements SessionController {
       snapshot: '',
       isNew: false,
       force: false,
+      lifetime: payload.ttl === 0 ? null : typeof payload.ttl === 'number' && payload.ttl > 0 ? payload.ttl : undefined,
     };
     const session = new JwtSession(this, state, payload);
     state.snapshot = JSON.stringify(session);
@@ -90,7 +91,18 @@ export class RequestSession implements SessionController {
     if (state.isNew) return false; // an untouched new session is not worth a token (express-session's saveUninitialized: false)
     // Sliding expiry: renew past half the lifetime, unless the absolute cap leaves nothing to extend.
     const now = nowSeconds();
-    return now - state.iat >= this.#o.ttl / 2 && Math.min(now + this.#o.ttl, state.iat0 + this.#o.maxAge) > state.exp;
+    return now - state.iat >= this.#ttl(state) / 2 && this.#expiry(state, now) > state.exp;
+  }
+
+  /** Token lifetime of this session: its own (cookie.maxAge) or the configured ttl. */
+  #ttl(state: SessionState): number {
+    return typeof state.lifetime === 'number' ? state.lifetime : this.#o.ttl;
+  }
+
+  /** The exp a token issued now gets: a full ttl, capped by the absolute max age (at least the session's own ttl). */
+  #expiry(state: SessionState, now: number): number {
+    const ttl = this.#ttl(state);
+    return Math.min(now + ttl, state.iat0 + Math.max(this.#o.maxAge, ttl));
   }
 
   async #issue(session: JwtSession, state: SessionState): Promise<void> {
@@ -100,18 +112,20 @@ export class RequestSession implements SessionController {
     const data = JSON.parse(json) as Record<string, unknown>;
     for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
     const now = nowSeconds();
-    const exp = Math.min(now + this.#o.ttl, state.iat0 + this.#o.maxAge);
+    const exp = this.#expiry(state, now);
     if (exp <= now) {
       // The absolute max age is reached: there is no lifetime left to give, so the session ends here.
       this.#attach(undefined);
       this.#clearCookie();
       return;
     }
-    const token = await this.#o.codec.encode({ ...data, iat0: state.iat0, iat: now, exp, jti: state.jti });
+    const claims = { ...data, iat0: state.iat0, iat: now, exp, jti: state.jti };
+    if (state.lifetime !== undefined) Object.assign(claims, { ttl: state.lifetime ?? 0 });
+    const token = await this.#o.codec.encode(claims);
     if (this.current !== session) return; // regenerated or destroyed while signing: that outcome wins
     if (res.headersSent) throw new JwtHeadersSentError('save');
     if (this.#transport === 'cookie') {
-      const line = serializeCookie(this.#o.cookie, token, exp - now, this.#secure());
+      const line = serializeCookie(this.#o.cookie, token, state.lifetime === null ? null : exp - now, this.#secure());
       const size = Buffer.byteLength(line);
       if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
       setCookieLine(res, this.#o.cookie.name, line);
@@ -135,10 +149,10 @@ export class RequestSession implements SessionController {
   }
 
   async #revoke(state: SessionState): Promise<void> {
-    const { denyList, ttl, maxAge, clockTolerance, denyListTimeout } = this.#o;
+    const { denyList, clockTolerance, denyListTimeout } = this.#o;
     if (!denyList || state.isNew) return;
     // Another response may have renewed this jti meanwhile: deny until the latest expiry any copy could have.
-    const until = Math.max(state.exp, Math.min(nowSeconds() + ttl, state.iat0 + maxAge)) + clockTolerance;
+    const until = Math.max(state.exp, this.#expiry(state, nowSeconds())) + clockTolerance;
     await bounded(denyList.add(state.jti, until * 1000), denyListTimeout, 'add');
   }
 
@@ -187,18 +201,34 @@ export class RequestSession implements SessionController {
 
   cookie(session: JwtSession): SessionCookieView {
     const state = stateOf(session);
-    const ttlMs = this.#o.ttl * 1000;
-    const expiresMs = state.isNew ? Date.now() + ttlMs : state.exp * 1000;
+    const expiresMs = () => (state.isNew || state.force ? Date.now() + this.#ttl(state) * 1000 : state.exp * 1000);
+    const setLifetime = (ms: unknown) => {
+      if (ms !== null && (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0))
+        throw new TypeError(`req.session.cookie.maxAge: expected milliseconds > 0 or null, got ${String(ms)}`);
+      state.lifetime = ms === null ? null : Math.ceil(ms / 1000);
+      state.force = true;
+    };
     const { sameSite, path, domain } = this.#o.cookie;
-    return Object.freeze({
-      maxAge: Math.max(0, expiresMs - Date.now()),
-      originalMaxAge: ttlMs,
-      expires: new Date(expiresMs),
-      httpOnly: true as const,
-      secure: this.#secure(),
-      sameSite,
-      path,
-      domain,
+    const secure = this.#secure();
+    const ro = (value: unknown) => ({ value, enumerable: true, writable: false });
+    // Like express-session's Cookie: maxAge/expires are assignable, the attributes are fixed by the options.
+    return Object.defineProperties({} as SessionCookieView, {
+      maxAge: {
+        enumerable: true,
+        get: () => (state.lifetime === null ? null : Math.max(0, expiresMs() - Date.now())),
+        set: setLifetime,
+      },
+      expires: {
+        enumerable: true,
+        get: () => (state.lifetime === null ? null : new Date(expiresMs())),
+        set: (d: unknown) => setLifetime(d === null ? null : d instanceof Date ? d.getTime() - Date.now() : NaN),
+      },
+      originalMaxAge: { enumerable: true, get: () => (state.lifetime === null ? null : this.#ttl(state) * 1000) },
+      httpOnly: ro(true),
+      secure: ro(secure),
+      sameSite: ro(sameSite),
+      path: ro(path),
+      domain: ro(domain),
     });
   }
 

@@ -17,12 +17,19 @@ export interface SessionState {
   force: boolean;
   /** JSON of data whose explicit save() failed (and was reported to its callback): not retried at response end. */
   rejected?: string;
+  /**
+   * This session's own lifetime, set through `req.session.cookie.maxAge` (e.g. "remember me"); carried as the `ttl`
+   * claim. undefined: the configured ttl; a number: seconds; null: a browser-session cookie (no Max-Age).
+   */
+  lifetime?: number | null;
 }
 
 export interface SessionCookieView {
-  readonly maxAge: number;
-  readonly originalMaxAge: number;
-  readonly expires: Date;
+  /** Milliseconds left; assign (ms, or null for a browser-session cookie) to change this session's lifetime. */
+  maxAge: number | null;
+  readonly originalMaxAge: number | null;
+  /** When the token expires; assign a Date (or null) as an alternative to maxAge. */
+  expires: Date | null;
   readonly httpOnly: true;
   readonly secure: boolean;
   readonly sameSite: string;
@@ -42,7 +49,7 @@ export interface SessionController {
 }
 
 /** Claims the token needs for itself: the app cannot store data under these names. */
-export const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0']);
+export const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0', 'ttl']);
 /** Names the session object uses itself, plus ones that would change an object's prototype. */
 const OWN_NAMES = new Set(['id', 'cookie', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge', '__proto__', 'constructor', 'toJSON']);
 
@@ -84,7 +91,7 @@ export class JwtSession {
     return this.#state.jti;
   }
 
-  /** A read-only view of the cookie: lifetime comes from the ttl/maxAge options in JWT mode. */
+  /** The cookie's settings; `maxAge`/`expires` are assignable (this session's lifetime), the rest read-only. */
   get cookie(): SessionCookieView {
     return this.#controller.cookie(this);
   }

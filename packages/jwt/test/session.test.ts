@@ -185,6 +185,31 @@ describe('jwtSession: req.session like express-session', () => {
     assert.equal((await c.send('GET', '/me')).status, 200);
   });
 
+  test('cookie.maxAge works as in express-session: remember-me lifetime, or null for a browser-session cookie', async () => {
+    const c = client(await start());
+    await c.send('POST', '/login', { user: 'alice' });
+    const month = 30 * 86400;
+    const remember = await c.send('POST', '/remember', { maxAge: month * 1000 });
+    assert.ok(remember.json.maxAge > (month - 5) * 1000);
+    assert.match(String(remember.headers['set-cookie']), new RegExp(`Max-Age=${month};`));
+    const claims = decodeJwt(c.token!);
+    assert.equal(claims.ttl, month);
+    assert.ok(claims.exp! >= now() + month - 5, 'beyond the configured maxAge (2 h): the session asked for a month');
+    const peek = await c.send('GET', '/peek');
+    assert.equal(peek.headers['set-cookie'], undefined);
+    assert.ok(peek.json.maxAge > (month - 5) * 1000, 'the lifetime is carried by the token');
+
+    const browser = await c.send('POST', '/remember', { maxAge: null });
+    assert.equal(browser.json.maxAge, null);
+    const line = String(browser.headers['set-cookie']);
+    assert.doesNotMatch(line, /Max-Age|Expires/);
+    assert.equal(decodeJwt(c.token!).exp! - now() <= 1800, true, 'the token still expires after the configured ttl');
+    assert.equal((await c.send('GET', '/me')).status, 200);
+
+    const bad = await c.send('POST', '/remember', { maxAge: -5 });
+    assert.equal(bad.status, 500);
+  });
+
   test('session data that JSON cannot encode fails loudly (500 with a code), not silently', async () => {
     const url = await start();
     const c = client(url);
