@@ -119,7 +119,7 @@ export class ClusterPrimary implements Cluster {
   }
 
   #spawn(slot: number): WorkerProcess {
-    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout);
+    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout, this.#o.waitReady);
     this.#live.add(wp);
     void wp.exited.then((info) => {
       this.#live.delete(wp);

@@ -33,7 +33,7 @@ export class WorkerProcess {
   #nextId = 1;
   #drained = false;
 
-  constructor(slot: number, env: Record<string, string>, readyTimeout: number) {
+  constructor(slot: number, env: Record<string, string>, readyTimeout: number, waitReady: boolean) {
     this.slot = slot;
     this.worker = cluster.fork(env);
     this.pid = this.worker.process.pid ?? -1;
@@ -52,7 +52,8 @@ export class WorkerProcess {
     this.ready.catch(() => {});
 
     const timer = setTimeout(() => {
-      this.failReason = `not ready within ${readyTimeout} ms (readyTimeout): FAILED`;
+      const hint = waitReady ? '; waitReady is on, so the app must call ready()' : '';
+      this.failReason = `not ready within ${readyTimeout} ms (readyTimeout${hint}): FAILED`;
       onFail(new Error(this.failReason));
       this.kill('SIGKILL');
     }, readyTimeout);

@@ -223,7 +223,9 @@ export function installWorker(): void {
  * connections first); otherwise the first `listening` counts. A no-op when not running under cluster-session.
  */
 export function ready(): void {
-  markReady();
+  // Without waitReady the first 'listening' is the signal; an early ready() must not let a reload retire the old
+  // worker before this one accepts connections.
+  if (waitReady()) markReady();
 }
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;

@@ -73,7 +73,8 @@ describe('rolling reload', () => {
   test('a broken new build aborts the reload and the old workers keep serving; a reload during a reload is queued', async () => {
     const port = await freePort();
     const breakFile = path.join(s.dir, 'broken');
-    const proc = cli(['start', app, '-i', '2', '--port', String(port), '--name', 'broken', '--ready-timeout', '3000'], { ...s.env, FIXTURE_BREAK_FILE: breakFile });
+    const hangFile = path.join(s.dir, 'hang');
+    const proc = cli(['start', app, '-i', '2', '--port', String(port), '--name', 'broken', '--ready-timeout', '2500'], { ...s.env, FIXTURE_BREAK_FILE: breakFile, FIXTURE_HANG_FILE: hangFile });
     after(() => proc.stop('SIGKILL'));
     await proc.waitFor(/2\/2 workers ready/);
     const before = await pids('broken');
@@ -91,6 +92,16 @@ describe('rolling reload', () => {
     }
 
     rmSync(breakFile);
+
+    // A new worker that never gets ready within readyTimeout has FAILED: the reload aborts the same way.
+    writeFileSync(hangFile, '');
+    const hung = await runCli(['reload', '--name', 'broken'], s.env);
+    assert.equal(hung.code, 1, hung.out);
+    assert.match(hung.out, /reload aborted at slot 0: not ready within 2500 ms \(readyTimeout\): FAILED/);
+    assert.deepEqual(await pids('broken'), before);
+    assert.equal((await get(`http://127.0.0.1:${port}/`)).status, 200);
+    rmSync(hangFile);
+
     const [a, b] = await Promise.all([runCli(['reload', '--name', 'broken'], s.env), sleep(100).then(() => runCli(['reload', '--name', 'broken'], s.env))]);
     assert.equal(a.code, 0, a.out);
     assert.equal(b.code, 0, b.out);
