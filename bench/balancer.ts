@@ -8,7 +8,8 @@
  * Also usable as a scenario for bench/run.ts (default export { name, title, run }).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +17,27 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const node = (file: string, args: string[]) => [process.execPath, ['--conditions=source', path.join(here, 'fixtures', file), ...args]] as const;
+const root = path.join(here, '..');
+
+/**
+ * The balancer as plain JavaScript in `dir` (types stripped once, here), so its process runs as a published build
+ * would: running the .ts sources loads Node's TypeScript stripper, about 50 MiB that would blur the memory figure.
+ */
+function buildJs(dir: string): string {
+  const emit = (from: string, to: string, rewrite: (code: string) => string) => {
+    mkdirSync(to, { recursive: true });
+    for (const f of readdirSync(from).filter((n) => n.endsWith('.ts'))) {
+      const code = stripTypeScriptTypes(readFileSync(path.join(from, f), 'utf8'), { mode: 'strip' });
+      writeFileSync(path.join(to, f.replace(/\.ts$/, '.js')), rewrite(code.replace(/(from\s+'\.{1,2}\/[^']+)\.ts'/g, "$1.js'")));
+    }
+  };
+  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+  emit(path.join(root, 'packages/hash/src'), path.join(dir, 'hash'), (c) => c);
+  emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) => c.replaceAll("'@cluster-session/hash'", "'../hash/index.js'"));
+  const fixture = stripTypeScriptTypes(readFileSync(path.join(here, 'fixtures/balancer-process.ts'), 'utf8'), { mode: 'strip' });
+  writeFileSync(path.join(dir, 'balancer-process.js'), fixture.replaceAll("'@cluster-session/balancer'", "'./balancer/index.js'"));
+  return path.join(dir, 'balancer-process.js');
+}
 
 interface Ctx {
   rounds: number;
@@ -26,6 +47,7 @@ interface Ctx {
 }
 
 interface Load {
+  requests: number;
   rps: number;
   p99Ms: number;
   errors: number;
@@ -79,6 +101,7 @@ function wrk(url: string, connections: number, durationSec: number): Load {
   const p99 = /^\s*99%\s+([\d.]+)(us|ms|s|m)/m.exec(out);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   return {
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
     p99Ms: p99 ? toMs(p99[1]!, p99[2]!) : NaN,
     errors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
@@ -105,6 +128,12 @@ async function holdClients(port: number, count: number): Promise<() => void> {
   return () => sockets.forEach((s) => s.destroy());
 }
 
+/** CPU time (user + system) a process has used so far, in microseconds. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime + stime, in clock ticks (USER_HZ 100)
+}
+
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
@@ -121,9 +150,10 @@ async function run(ctx: Ctx, connections = 64) {
   const children: ChildProcess[] = [];
   try {
     const [u1, u2, lbPort, ngPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    for (const [p, name] of [[u1, 'a'], [u2, 'b']] as const) children.push(await start(...node('upstream.ts', [String(p), name]), /listening/));
+    const upstreamScript = path.join(here, 'fixtures', 'upstream.ts');
+    for (const [p, name] of [[u1, 'a'], [u2, 'b']] as const) children.push(await start(process.execPath, [upstreamScript, String(p), name], /listening/));
     const upstreams = [`http://127.0.0.1:${u1}`, `http://127.0.0.1:${u2}`];
-    const lb = await start(...node('balancer-process.ts', [String(lbPort), ...upstreams]), /ready/);
+    const lb = await start(process.execPath, [buildJs(dir), String(lbPort), ...upstreams], /ready/);
     children.push(lb);
     writeFileSync(
       path.join(dir, 'nginx.conf'),
@@ -153,13 +183,20 @@ http {
     const targets = { balancer: `http://127.0.0.1:${lbPort}/`, nginx: `http://127.0.0.1:${ngPort}/` };
     // Warm both (JIT, keep-alive pools) before measuring.
     for (const url of Object.values(targets)) wrk(url, connections, 1);
+    const nginxWorker = Number(execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+    const pids = { balancer: lb.pid!, nginx: nginxWorker };
     const results: Record<'balancer' | 'nginx', Load[]> = { balancer: [], nginx: [] };
+    // CPU per request is the figure least disturbed by other load on a shared machine.
+    const cpuPerRequest: Record<'balancer' | 'nginx', number[]> = { balancer: [], nginx: [] };
     for (let r = 0; r < ctx.rounds; r++) {
       const order = r % 2 ? (['nginx', 'balancer'] as const) : (['balancer', 'nginx'] as const);
       for (const who of order) {
+        const cpuBefore = cpuMicros(pids[who]);
         const res = wrk(targets[who], connections, ctx.durationSec);
+        const perRequest = (cpuMicros(pids[who]) - cpuBefore) / Math.max(1, res.requests);
         results[who].push(res);
-        ctx.log(`round ${r + 1} ${who}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, errors ${res.errors}, non-2xx ${res.non2xx}`);
+        cpuPerRequest[who].push(perRequest);
+        ctx.log(`round ${r + 1} ${who}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, ${perRequest.toFixed(1)} µs CPU/request, errors ${res.errors}, non-2xx ${res.non2xx}`);
       }
     }
     const ours = { rps: median(results.balancer.map((x) => x.rps)), p99: median(results.balancer.map((x) => x.p99Ms)) };
@@ -167,9 +204,8 @@ http {
     const failures = [...results.balancer, ...results.nginx].reduce((n, x) => n + x.errors + x.non2xx, 0);
 
     // Memory holding 1,000 idle keep-alive clients (after the load above, so pools and JIT are warm).
-    const nginxWorker = Number(execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
     const mem: Record<string, { before: number; held: number }> = {};
-    for (const [who, port, pid] of [['balancer', lbPort, lb.pid!], ['nginx', ngPort, nginxWorker]] as const) {
+    for (const [who, port, pid] of [['balancer', lbPort, pids.balancer], ['nginx', ngPort, pids.nginx]] as const) {
       const before = rssMiB(pid);
       const release = await holdClients(port, ctx.smoke ? 100 : 1000);
       await new Promise((r) => setTimeout(r, 300));
@@ -182,6 +218,7 @@ http {
     return [
       { scenario: 'balancer', metric: `req/s, ${connections} keep-alive connections, 2 upstreams`, unit: 'req/s', ours: Math.round(ours.rps), peer: 'nginx 1 worker', peerValue: Math.round(peer.rps), ratio: ratioRps, target: '>= 0.7', met: ratioRps >= 0.7, note: failures ? `${failures} errors/non-2xx` : undefined },
       { scenario: 'balancer', metric: 'p99 latency', unit: 'ms', ours: ours.p99, peer: 'nginx 1 worker', peerValue: peer.p99, ratio: ratioP99, target: '<= 1.5', met: ratioP99 <= 1.5 },
+      { scenario: 'balancer', metric: 'CPU per request (user + system)', unit: 'µs', ours: round2(median(cpuPerRequest.balancer)), peer: 'nginx 1 worker', peerValue: round2(median(cpuPerRequest.nginx)), ratio: round2(median(cpuPerRequest.balancer) / median(cpuPerRequest.nginx)) },
       { scenario: 'balancer', metric: 'RSS with 1,000 keep-alive clients', unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `idle before: ${mem.balancer!.before} MiB (nginx ${mem.nginx!.before} MiB)` },
     ];
   } finally {

@@ -84,6 +84,9 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     }
     new ClientConn(ctx, socket);
   });
+  // Beyond this many open client connections new ones are closed at once instead of exhausting descriptors.
+  server.maxConnections = config.limits.connections;
+  server.on('drop', () => ctx.totals.rejected++);
   server.on('error', (err) => log(`listener error: ${err.message}`));
   await listen(server, config.port, config.host, 'listen');
 
