@@ -6,7 +6,7 @@ import { startControlServer } from './control.ts';
 import { ClusterStartError, ClusterStoppedError } from './errors.ts';
 import { backoffDelay, type ResolvedOptions } from './options.ts';
 import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
-import { createStickyRouter } from './sticky.ts';
+import { createStickyRouter, refuse } from './sticky.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 interface Slot {
@@ -18,15 +18,6 @@ interface Slot {
   nextStartAt: number | undefined;
   parked: boolean;
   lastExit: string | undefined;
-}
-
-/** No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close. */
-function refuse(socket: net.Socket, head: Buffer | undefined): void {
-  if (head && head.length > 0 && head[0] !== 0x16 && !socket.destroyed) {
-    socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
-  } else {
-    socket.destroy();
-  }
 }
 
 export class ClusterPrimary implements Cluster {
@@ -93,10 +84,7 @@ export class ClusterPrimary implements Cluster {
     if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
     if (o.sticky) {
       const { port, host, trustProxy } = o.sticky;
-      this.#router = createStickyRouter({
-        port, host, trustProxy,
-        route: (key, socket, head) => this.#route(key, socket, head) || (refuse(socket, head), true),
-      });
+      this.#router = createStickyRouter({ port, host, trustProxy, route: (key, socket, head) => this.#route(key, socket, head) });
       await new Promise<void>((resolve, reject) => {
         this.#router!.once('error', (err: NodeJS.ErrnoException) =>
           reject(new ClusterStartError(`sticky mode cannot listen on port ${port}: ${err.code ?? err.message}; choose a free port (--port / sticky.port)`, { cause: err })),

@@ -80,18 +80,27 @@ function readHead(socket: net.Socket): Promise<Buffer> {
   });
 }
 
+/** No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close. */
+export function refuse(socket: net.Socket, head: Buffer | undefined): void {
+  if (head && head.length > 0 && head[0] !== 0x16 && !socket.destroyed) {
+    socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+  } else {
+    socket.destroy();
+  }
+}
+
 export function createStickyRouter(options: StickyRouterOptions): net.Server {
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
     socket.on('error', () => socket.destroy());
     const peer = normalizeAddress(socket.remoteAddress);
     if (options.trustProxy === false) {
-      if (!options.route(peer, socket, undefined)) socket.destroy();
+      if (!options.route(peer, socket, undefined)) refuse(socket, undefined);
       return;
     }
     void readHead(socket).then((head) => {
       if (socket.destroyed) return;
       const key = head.length > 0 && head[0] !== 0x16 ? clientFromForwarded(head.toString('latin1'), peer, options.trustProxy) : peer;
-      if (!options.route(key, socket, head.length > 0 ? head : undefined)) socket.destroy();
+      if (!options.route(key, socket, head.length > 0 ? head : undefined)) refuse(socket, head);
     });
   });
   return server;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '@cluster-session/testkit';
 import { clientFromForwarded } from '../src/sticky.ts';
-import { cli, FIXTURES, get, load, runCli, scratch, sleep, until } from './helpers.ts';
+import { alive, apiPrimary, cli, FIXTURES, get, load, runCli, scratch, sleep, until } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -88,6 +89,22 @@ describe('sticky mode', () => {
       slotsSeen.add(a.json.slot);
     }
     assert.equal(slotsSeen.size, 2, 'forwarded clients spread over both workers although all come from 127.0.0.1');
+  });
+
+  test('with no worker ready a plain HTTP client gets 503 from the primary (not a hang), and the primary stays up', async () => {
+    const port = await freePort();
+    const crashFile = path.join(s.dir, 'crash-sticky');
+    writeFileSync(crashFile, '');
+    const primary = apiPrimary(
+      { entry: app, workers: 1, name: 'sticky-empty', sticky: { port, trustProxy: true }, maxRestarts: 0 },
+      { ...s.env, FIXTURE_CRASH_FILE: crashFile, FIXTURE_CRASH_SLOT: '0' },
+    );
+    after(() => primary.stop('SIGKILL'));
+    await primary.waitFor(/PARKED/);
+    const r = await get(`http://127.0.0.1:${port}/`, { headers: { 'x-forwarded-for': '10.9.9.9' } });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.ok(alive(primary.pid));
   });
 
   test('clientFromForwarded trusts only the listed proxies', () => {
