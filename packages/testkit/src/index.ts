@@ -11,3 +11,4 @@ export {
   type RedisClusterOptions,
 } from './redis-cluster.ts';
 export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';
+export { needs, which } from './binaries.ts';
