@@ -56,7 +56,13 @@ export class ClientConn implements Timed {
     this.deadline = ctx.now + ctx.config.timeouts.clientHeaders;
     ctx.clients.add(this);
     ctx.totals.connections++;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (err) {
+        this.internalError(err);
+      }
+    });
     socket.on('drain', () => {
       if (this.origin !== null && this.origin.socket.isPaused()) this.origin.socket.resume();
     });
@@ -115,6 +121,7 @@ export class ClientConn implements Timed {
     this.ctx.totals.requests++;
     this.req = req;
     this.started = false;
+    this.sent = false;
     this.attempt = 0;
     this.tried = null;
     this.pending = null;
@@ -379,6 +386,13 @@ export class ClientConn implements Timed {
   }
 
   destroy(): void {
+    this.abort();
+  }
+
+  /** A bug must cost one connection, never the process and every other client with it. */
+  internalError(err: unknown): void {
+    this.ctx.log(`internal error, connection closed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    this.origin?.destroy();
     this.abort();
   }
 

@@ -210,6 +210,7 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   let contentLength = -1;
   let chunked = false;
   let close = minor === 0;
+  let named: string[] | undefined;
   let pos = eol + 2;
   while (pos < head.length) {
     let end = head.indexOf('\r\n', pos);
@@ -223,6 +224,10 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
       if (name === 'connection') {
         if (/(^|,)\s*close\s*(,|$)/.test(value)) close = true;
         else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(value)) close = false;
+        for (const token of value.split(',')) {
+          const t = token.trim();
+          if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (named ??= []).push(t);
+        }
         pos = end + 2;
         continue;
       }
@@ -242,6 +247,8 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
     pos = end + 2;
   }
   if (chunked) contentLength = -1;
+  // Headers the instance named in Connection are hop-by-hop for this answer (RFC 9110 7.6.1).
+  if (named) for (const t of named) out = dropHeader(out, t);
   return { status, head: out, contentLength, chunked, close };
 }
 

@@ -55,7 +55,18 @@ export class OriginConn implements Timed {
       this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
       this.client?.attach(this);
     });
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (err) {
+        // The client side releases the instance slot when it closes; this socket is simply gone.
+        const client = this.client;
+        this.client = null;
+        this.socket.destroy();
+        if (client) client.internalError(err);
+        else this.ctx.log(`internal error on an instance connection: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
     socket.on('drain', () => this.client?.resumeFromOrigin());
     socket.on('end', () => this.onEnd());
     socket.on('error', (err: NodeJS.ErrnoException) => {

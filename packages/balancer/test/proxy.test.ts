@@ -40,6 +40,14 @@ describe('proxying', () => {
     assert.equal(h['x-forwarded-host'], new URL(lb.url).host);
   });
 
+  test('hop-by-hop headers of the answer are stripped too', async () => {
+    const r = await request(`${lb.url}/hop`);
+    assert.equal(r.body, 'ok');
+    assert.equal(r.headers['x-internal'], undefined, 'named in the instance Connection header');
+    assert.equal(r.headers['keep-alive'], undefined);
+    assert.equal(r.headers['x-public'], 'ok');
+  });
+
   test('trustProxy appends to X-Forwarded-For and keeps the forwarded proto and host', async () => {
     const trusting = await balancer({ upstreams: [a.url], health: false, trustProxy: true });
     try {
@@ -109,6 +117,18 @@ describe('proxying', () => {
     const { text } = await raw(lb.url, 'GET /whoami?1 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/404 HTTP/1.1\r\nHost: x\r\n\r\nGET /whoami?3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
     assert.deepEqual(statuses, ['200', '404', '200']);
+  });
+
+  test('keep-alive requests with bodies, back to back and pipelined, each reach the instance whole', async () => {
+    const post = (body: string, last = false) =>
+      `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n${last ? 'Connection: close\r\n' : ''}\r\n${body}`;
+    const { text } = await raw(lb.url, post('hello') + post('big '.repeat(5000)) + post('world', true));
+    const bodies = text.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((r) => r.slice(r.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$|\r\n[0-9a-f]+\r\n/g, ''));
+    assert.equal(bodies.length, 3, text.slice(0, 300));
+    assert.equal(bodies[0], 'hello');
+    assert.equal(bodies[1], 'big '.repeat(5000));
+    assert.equal(bodies[2], 'world');
+    assert.equal((await request(`${lb.url}/whoami`)).status, 200, 'still serving');
   });
 
   test('HTTP/1.0 clients get an answer and a closed connection', async () => {
