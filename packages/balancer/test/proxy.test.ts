@@ -9,9 +9,10 @@ import { balancer, createInstance, raw, statusOf, type Instance } from './helper
 describe('proxying', () => {
   let a: Instance;
   let lb: Balancer;
+  const logs: string[] = [];
   before(async () => {
     a = await createInstance('a');
-    lb = await balancer({ upstreams: [a.url], health: false, timeouts: { clientHeaders: 400 } });
+    lb = await balancer({ upstreams: [a.url], health: false, timeouts: { clientHeaders: 400 }, log: (m) => logs.push(m) });
   });
   after(async () => {
     await lb.close();
@@ -184,5 +185,6 @@ describe('proxying', () => {
     for (let i = 0; i < inputs.length; i += 30) await Promise.all(inputs.slice(i, i + 30).map((b) => raw(lb.url, b, 150)));
     const ok = await request(`${lb.url}/whoami`);
     assert.equal(ok.status, 200);
+    assert.deepEqual(logs.filter((l) => l.includes('internal error')), [], 'no input reached a bug');
   });
 });
