@@ -11,20 +11,27 @@ import { cookieHeader, request, startMongo } from '@cluster-session/testkit';
 
 const SECRET = 'topology-secret-0123456789abcdef';
 
+/** Cleanups run last-registered first (node:test runs `after` hooks in registration order). */
+const cleanups: Array<() => Promise<unknown> | void> = [];
+const defer = (fn: () => Promise<unknown> | void) => void cleanups.push(fn);
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+
 test('the mongo store works through a replica-set URL: login, read back from another app, logout', async () => {
   const mongo = await startMongo({ replicaSet: 'rs0' });
-  after(() => mongo.close());
+  defer(() => mongo.close());
   const url = new URL(mongo.url);
   if (!mongo.external) assert.equal(url.searchParams.get('replicaSet'), 'rs0');
 
   // The driver sees a replica set with a writable primary, not a standalone server.
   const probe = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 5_000 });
-  after(() => probe.close());
+  defer(() => probe.close());
   const hello = await probe.db('admin').command({ hello: 1 });
   assert.equal(hello.isWritablePrimary, true);
   assert.ok(hello.setName, `hello names the replica set: ${JSON.stringify(hello.setName)}`);
   const collection = `sessions_rs_${process.pid}`;
-  after(() => probe.db().collection(collection).deleteMany({}));
+  defer(() => probe.db().collection(collection).deleteMany({}));
 
   // Two app instances on the same replica-set URL: a login on one is seen by the other (what a balancer relies on).
   const serve = async () => {
@@ -45,7 +52,7 @@ test('the mongo store works through a replica-set URL: login, read back from ano
     const server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
-    after(async () => {
+    defer(async () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
       await sessions.close();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, describe, test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import express from 'express';
 import { Cluster, Redis } from 'ioredis';
 import { clusterSession, failFastOptions, login, logout, logoutEverywhere, type ClusterSession } from '@cluster-session/session';
@@ -218,10 +218,20 @@ async function untilRecovered(load: Load, maxMs = 15_000): Promise<void> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Per-test cleanups, run last-registered first when the test ends (node:test runs `after` hooks in order). */
+function deferrer(t: TestContext): (fn: () => Promise<unknown> | void) => void {
+  const cleanups: Array<() => Promise<unknown> | void> = [];
+  t.after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  return (fn) => void cleanups.push(fn);
+}
+
 describe('Redis Cluster (3 masters, 3 replicas)', () => {
   test('sessions spread over every master, every store op works, a master failover keeps the logins', async (t) => {
+    const defer = deferrer(t);
     const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
-    after(() => cluster.close());
+    defer(() => cluster.close());
     const client = new Cluster(cluster.startupNodes, {
       enableOfflineQueue: false,
       redisOptions: failFastOptions(STORE_TIMEOUT),
@@ -231,7 +241,7 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
       slotsRefreshTimeout: STORE_TIMEOUT,
     });
     const app = await serve(client);
-    after(async () => {
+    defer(async () => {
       await app.close();
       client.disconnect();
     });
@@ -293,11 +303,12 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
 
 describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
   test('the store follows a failover; errors only during the election, each a fast 503', async (t) => {
+    const defer = deferrer(t);
     const sentinel = await startRedisSentinel({ quorum: 2 });
-    after(() => sentinel.close());
+    defer(() => sentinel.close());
     const client = new Redis({ sentinels: sentinel.sentinels, name: sentinel.masterName, ...failFastOptions(STORE_TIMEOUT) });
     const app = await serve(client);
-    after(async () => {
+    defer(async () => {
       await app.close();
       client.disconnect();
     });
@@ -333,11 +344,12 @@ describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
 
 describe('Redis restart with AOF (appendonly yes, appendfsync always)', () => {
   test('stop and start under load: every request answered (200 or 503) fast, sessions intact after', async (t) => {
+    const defer = deferrer(t);
     const redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-    after(() => redis.close());
+    defer(() => redis.close());
     const client = new Redis(redis.url, failFastOptions(STORE_TIMEOUT));
     const app = await serve(client);
-    after(async () => {
+    defer(async () => {
       await app.close();
       client.disconnect();
     });

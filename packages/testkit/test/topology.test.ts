@@ -7,7 +7,6 @@ import { redisCli, startMongo, startRedisCluster, startRedisSentinel } from '@cl
 describe('startRedisCluster', () => {
   test('3 masters + 3 replicas: keys land on every master, a killed master is replaced by its replica', async () => {
     const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
-    after(() => cluster.close());
     assert.equal(cluster.nodes.length, 6);
     const masters = await cluster.masters();
     assert.equal(masters.length, 3);
@@ -18,7 +17,11 @@ describe('startRedisCluster', () => {
 
     const client = new Cluster(cluster.startupNodes, { redisOptions: { commandTimeout: 2_000 } });
     client.on('error', () => {}); // reconnect attempts to the killed node are expected
-    after(() => client.disconnect());
+    // node:test runs after() hooks in registration order: one hook, client first, then the servers.
+    after(async () => {
+      client.disconnect();
+      await cluster.close();
+    });
     for (let i = 0; i < 60; i++) await client.set(`k:${i}`, String(i));
     const perMaster = await Promise.all(masters.map(async (m) => Number(await redisCli(m.port, ['DBSIZE']))));
     assert.equal(perMaster.reduce((a, b) => a + b, 0), 60);
@@ -48,14 +51,16 @@ describe('startRedisCluster', () => {
 describe('startRedisSentinel', () => {
   test('1 master, 1 replica, 3 sentinels: a sentinel-discovered master takes writes and fails over', async () => {
     const sentinel = await startRedisSentinel({ quorum: 2 });
-    after(() => sentinel.close());
     assert.equal(sentinel.sentinels.length, 3);
     const first = await sentinel.master();
     assert.equal(first, sentinel.servers[0]);
 
     const client = new Redis({ sentinels: sentinel.sentinels, name: sentinel.masterName, commandTimeout: 2_000 });
     client.on('error', () => {});
-    after(() => client.disconnect());
+    after(async () => {
+      client.disconnect();
+      await sentinel.close();
+    });
     await client.set('login', 'alice');
     assert.equal(await redisCli(first.port, ['GET', 'login']), 'alice');
     await sentinel.waitForReplication();
@@ -82,10 +87,12 @@ describe('startRedisSentinel', () => {
 describe('startMongo({ replicaSet })', () => {
   test('the mongodb driver connects through a replica-set URL and reads its writes', async () => {
     const mongo = await startMongo({ replicaSet: 'rs0' });
-    after(() => mongo.close());
     if (!mongo.external) assert.match(mongo.url, /replicaSet=rs0/);
     const client = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 5_000 });
-    after(() => client.close());
+    after(async () => {
+      await client.close();
+      await mongo.close();
+    });
     const hello = await client.db('admin').command({ hello: 1 });
     assert.equal(hello.isWritablePrimary, true);
     if (!mongo.external) assert.equal(hello.setName, 'rs0');
