@@ -1,6 +1,6 @@
 /**
  * Bundled balancer vs nginx, same run: `node --conditions=source bench/balancer.ts [--rounds N] [--duration S]
- * [--connections C]`.
+ * [--connections C] [--naive]` (--naive adds a straightforward node:http proxy for reference).
  *
  * Two upstream processes (bench/fixtures/upstream.ts), nginx with one worker and the bundled balancer as one
  * process in front of the same two, driven alternately by the same wrk settings. Reports median req/s and p99
@@ -145,7 +145,9 @@ const median = (xs: number[]) => {
 };
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-async function run(ctx: Ctx, connections = 64) {
+type Who = 'balancer' | 'nginx' | 'naive';
+
+async function run(ctx: Ctx, connections = 64, withNaive = false) {
   const dir = mkdtempSync(path.join(tmpdir(), 'cs-bench-lb-'));
   const children: ChildProcess[] = [];
   try {
@@ -180,20 +182,28 @@ http {
     const nginx = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-g', 'daemon off;'], { stdio: 'ignore' });
     children.push(nginx);
     await waitPort(ngPort);
-    const targets = { balancer: `http://127.0.0.1:${lbPort}/`, nginx: `http://127.0.0.1:${ngPort}/` };
-    // Warm both (JIT, keep-alive pools) before measuring.
-    for (const url of Object.values(targets)) wrk(url, connections, 1);
+    const targets: Partial<Record<Who, string>> = { balancer: `http://127.0.0.1:${lbPort}/`, nginx: `http://127.0.0.1:${ngPort}/` };
     const nginxWorker = Number(execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
-    const pids = { balancer: lb.pid!, nginx: nginxWorker };
-    const results: Record<'balancer' | 'nginx', Load[]> = { balancer: [], nginx: [] };
+    const pids: Partial<Record<Who, number>> = { balancer: lb.pid!, nginx: nginxWorker };
+    if (withNaive) {
+      const naivePort = await freePort();
+      const naive = await start(process.execPath, [path.join(here, 'fixtures', 'naive-proxy.ts'), String(naivePort), ...upstreams], /ready/);
+      children.push(naive);
+      targets.naive = `http://127.0.0.1:${naivePort}/`;
+      pids.naive = naive.pid!;
+    }
+    const who = Object.keys(targets) as Who[];
+    // Warm every contender (JIT, keep-alive pools) before measuring.
+    for (const url of Object.values(targets)) wrk(url, connections, 1);
+    const results: Record<Who, Load[]> = { balancer: [], nginx: [], naive: [] };
     // CPU per request is the figure least disturbed by other load on a shared machine.
-    const cpuPerRequest: Record<'balancer' | 'nginx', number[]> = { balancer: [], nginx: [] };
+    const cpuPerRequest: Record<Who, number[]> = { balancer: [], nginx: [], naive: [] };
     for (let r = 0; r < ctx.rounds; r++) {
-      const order = r % 2 ? (['nginx', 'balancer'] as const) : (['balancer', 'nginx'] as const);
+      const order = r % 2 ? [...who].reverse() : who;
       for (const who of order) {
-        const cpuBefore = cpuMicros(pids[who]);
-        const res = wrk(targets[who], connections, ctx.durationSec);
-        const perRequest = (cpuMicros(pids[who]) - cpuBefore) / Math.max(1, res.requests);
+        const cpuBefore = cpuMicros(pids[who]!);
+        const res = wrk(targets[who]!, connections, ctx.durationSec);
+        const perRequest = (cpuMicros(pids[who]!) - cpuBefore) / Math.max(1, res.requests);
         results[who].push(res);
         cpuPerRequest[who].push(perRequest);
         ctx.log(`round ${r + 1} ${who}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, ${perRequest.toFixed(1)} µs CPU/request, errors ${res.errors}, non-2xx ${res.non2xx}`);
@@ -205,7 +215,7 @@ http {
 
     // Memory holding 1,000 idle keep-alive clients (after the load above, so pools and JIT are warm).
     const mem: Record<string, { before: number; held: number }> = {};
-    for (const [who, port, pid] of [['balancer', lbPort, pids.balancer], ['nginx', ngPort, pids.nginx]] as const) {
+    for (const [who, port, pid] of [['balancer', lbPort, pids.balancer!], ['nginx', ngPort, pids.nginx!]] as const) {
       const before = rssMiB(pid);
       const release = await holdClients(port, ctx.smoke ? 100 : 1000);
       await new Promise((r) => setTimeout(r, 300));
@@ -215,11 +225,18 @@ http {
     }
     const ratioRps = round2(ours.rps / peer.rps);
     const ratioP99 = round2(ours.p99 / peer.p99);
+    const naiveRows = withNaive
+      ? [
+          { scenario: 'balancer', metric: 'naive node:http proxy: req/s', unit: 'req/s', ours: Math.round(median(results.naive.map((x) => x.rps))), peer: 'nginx 1 worker', peerValue: Math.round(peer.rps), ratio: round2(median(results.naive.map((x) => x.rps)) / peer.rps), note: 'reference, not ours' },
+          { scenario: 'balancer', metric: 'naive node:http proxy: CPU per request', unit: 'µs', ours: round2(median(cpuPerRequest.naive)), peer: 'nginx 1 worker', peerValue: round2(median(cpuPerRequest.nginx)), ratio: round2(median(cpuPerRequest.naive) / median(cpuPerRequest.nginx)), note: 'reference, not ours' },
+        ]
+      : [];
     return [
       { scenario: 'balancer', metric: `req/s, ${connections} keep-alive connections, 2 upstreams`, unit: 'req/s', ours: Math.round(ours.rps), peer: 'nginx 1 worker', peerValue: Math.round(peer.rps), ratio: ratioRps, target: '>= 0.7', met: ratioRps >= 0.7, note: failures ? `${failures} errors/non-2xx` : undefined },
       { scenario: 'balancer', metric: 'p99 latency', unit: 'ms', ours: ours.p99, peer: 'nginx 1 worker', peerValue: peer.p99, ratio: ratioP99, target: '<= 1.5', met: ratioP99 <= 1.5 },
       { scenario: 'balancer', metric: 'CPU per request (user + system)', unit: 'µs', ours: round2(median(cpuPerRequest.balancer)), peer: 'nginx 1 worker', peerValue: round2(median(cpuPerRequest.nginx)), ratio: round2(median(cpuPerRequest.balancer) / median(cpuPerRequest.nginx)) },
       { scenario: 'balancer', metric: 'RSS with 1,000 keep-alive clients', unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `idle before: ${mem.balancer!.before} MiB (nginx ${mem.nginx!.before} MiB)` },
+      ...naiveRows,
     ];
   } finally {
     for (const c of children) c.kill('SIGTERM');
@@ -235,7 +252,9 @@ const scenario = {
 export default scenario;
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '8' }, connections: { type: 'string', default: '64' } } });
-  const rows = await run({ rounds: Number(values.rounds), durationSec: Number(values.duration), log: (m) => console.error(`[bench] ${m}`) }, Number(values.connections));
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string', default: '3' }, duration: { type: 'string', default: '8' }, connections: { type: 'string', default: '64' }, naive: { type: 'boolean', default: false } },
+  });
+  const rows = await run({ rounds: Number(values.rounds), durationSec: Number(values.duration), log: (m) => console.error(`[bench] ${m}`) }, Number(values.connections), values.naive);
   console.log(JSON.stringify(rows, null, 2));
 }
