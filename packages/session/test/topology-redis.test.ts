@@ -293,6 +293,10 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
     const r = await report(t, 'redis-cluster failover', app, load, users);
     assert.equal(r.lost, 0, 'no login lost, including those on the killed master');
 
+    // The key-space ops follow the new topology: the promoted replica is scanned, the dead master is not.
+    assert.equal(await storeCall<number>(app.sessions, 'length'), users.length);
+    assert.deepEqual((await storeCall<string[]>(app.sessions, 'ids')).sort(), users.map((u) => u.sid).sort());
+
     // clear removes every session on every master.
     await storeCall(app.sessions, 'clear');
     assert.equal(await storeCall<number>(app.sessions, 'length'), 0);
