@@ -92,6 +92,8 @@ export function createApp(options: AppOptions = {}) {
     const error = status >= 500 && status !== 503 ? 'internal error' : publicMessage(err, status);
     res.status(status).json({ error, ...(typeof err?.code === 'string' ? { code: err.code } : {}) });
   };
+  // Store failures from login()/logout() become 503 (store down) or 413 (session too large) with Retry-After.
+  app.use(sessions.errorHandler);
   app.use(onError);
 
   return Object.assign(app, { sessions });

@@ -12,3 +12,4 @@ export {
 } from './redis-cluster.ts';
 export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';
 export { needs, which } from './binaries.ts';
+export { chromiumOptions } from './browser.ts';

@@ -1,0 +1,146 @@
+/**
+ * The example app's HTTP contract (ARCHITECTURE.md), over real HTTP, on a real Redis it can stop and restart.
+ */
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { cookieHeader, needs, request, startRedis, type RedisServer } from '@cluster-session/testkit';
+import { createApp } from '../src/app.ts';
+
+const skip = needs('redis-server');
+
+describe('example app HTTP contract', { skip }, () => {
+  let redis: RedisServer;
+  let server: Server;
+  let app: ReturnType<typeof createApp>;
+  let url: string;
+
+  before(async () => {
+    // AOF on: the outage test restarts Redis and expects the logins made before it (as Redis in production keeps them).
+    redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    app = createApp({
+      instance: 'test',
+      session: { store: { type: 'redis', url: redis.url }, secret: 'example-app-test-secret-0123456789' },
+    });
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server?.close();
+    await app?.sessions.close();
+    await redis?.close();
+  });
+
+  const login = (body: object | string, headers: Record<string, string> = {}) => request(`${url}/login`, { method: 'POST', body, headers });
+
+  test('GET / shows the sign-in form with the serving worker', async () => {
+    const res = await request(`${url}/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers['content-type']!, /text\/html/);
+    assert.match(res.body, /<form method="post" action="\/login">/);
+    assert.match(res.body, new RegExp(`worker <span id="worker">${process.pid}</span>`));
+  });
+
+  test('POST /login (JSON): 200, user, a hardened session cookie', async () => {
+    const res = await login({ username: 'alice', password: 'wonderland' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json, { user: 'alice' });
+    const cookie = res.headers['set-cookie']!.find((c) => c.startsWith('sid='))!;
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /SameSite=Lax/);
+    assert.doesNotMatch(cookie, /Secure/, 'plain HTTP from a client: no Secure flag');
+  });
+
+  test('Secure cookie when a trusted (loopback) proxy says the client used HTTPS', async () => {
+    const res = await login({ username: 'alice', password: 'wonderland' }, { 'x-forwarded-proto': 'https' });
+    assert.match(res.headers['set-cookie']!.find((c) => c.startsWith('sid='))!, /Secure/);
+  });
+
+  test('wrong password 401, unknown user 401, malformed body 400, missing fields 400, huge body 413', async () => {
+    assert.equal((await login({ username: 'alice', password: 'nope' })).status, 401);
+    assert.equal((await login({ username: 'mallory', password: 'wonderland' })).status, 401);
+    const malformed = await login('{"username":', { 'content-type': 'application/json' });
+    assert.equal(malformed.status, 400);
+    assert.deepEqual(malformed.json, { error: 'malformed request body' });
+    assert.equal((await login({ username: 'alice' })).status, 400);
+    assert.equal((await login({ username: 42, password: [] })).status, 400);
+    const huge = await login({ username: 'alice', password: 'x'.repeat(64 * 1024) });
+    assert.equal(huge.status, 413);
+    assert.doesNotMatch(huge.body, /at .*\.ts:\d+/, 'no stack trace on the wire');
+  });
+
+  test('GET /me: 401 without a login; with one, hits count per call; logout makes the cookie useless', async () => {
+    const anon = await request(`${url}/me`);
+    assert.equal(anon.status, 401);
+    assert.equal(anon.json.error, 'not logged in');
+
+    const res = await login({ username: 'alice', password: 'wonderland' });
+    const cookie = cookieHeader(res.cookies);
+    for (let i = 1; i <= 3; i++) {
+      const me = await request(`${url}/me`, { headers: { cookie } });
+      assert.equal(me.status, 200);
+      assert.deepEqual(me.json, { user: 'alice', hits: i, worker: process.pid, instance: 'test' });
+    }
+    const out = await request(`${url}/logout`, { method: 'POST', headers: { cookie } });
+    assert.equal(out.status, 200);
+    assert.equal((await request(`${url}/me`, { headers: { cookie } })).status, 401);
+  });
+
+  test('login regenerates the session id (no fixation)', async () => {
+    const first = await login({ username: 'alice', password: 'wonderland' });
+    const second = await login({ username: 'alice', password: 'wonderland' }, { cookie: cookieHeader(first.cookies) });
+    assert.notEqual(second.cookies.sid, first.cookies.sid);
+    assert.equal((await request(`${url}/me`, { headers: { cookie: cookieHeader(first.cookies) } })).status, 401, 'the pre-login id is gone');
+  });
+
+  test('a browser form post: 303 to / and the profile page; a wrong password re-renders the form with 401', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
+    const ok = await login('username=alice&password=wonderland', form);
+    assert.equal(ok.status, 303);
+    assert.equal(ok.headers.location, '/');
+    const page = await request(`${url}/`, { headers: { cookie: cookieHeader(ok.cookies) } });
+    assert.match(page.body, /Signed in as <span id="user">alice<\/span>/);
+    const bad = await login('username=alice&password=nope', form);
+    assert.equal(bad.status, 401);
+    assert.match(bad.body, /role="alert"/);
+  });
+
+  test('tampered and garbage cookies are a fresh anonymous session, never a 500', async () => {
+    const res = await login({ username: 'alice', password: 'wonderland' });
+    const sid = res.cookies.sid!;
+    for (const bad of [`${sid.slice(0, -2)}xx`, 's%3Aforged-id.bad-signature', 'garbage', '%E0%A4%A', 'x'.repeat(4000)]) {
+      const me = await request(`${url}/me`, { headers: { cookie: `sid=${bad}` } });
+      assert.equal(me.status, 401, `cookie sid=${bad.slice(0, 30)}`);
+    }
+  });
+
+  test('Redis down: /healthz and /me answer 503 JSON within about a second; back by itself when Redis returns', async () => {
+    const res = await login({ username: 'alice', password: 'wonderland' });
+    const cookie = cookieHeader(res.cookies);
+    await redis.stop();
+    try {
+      const started = Date.now();
+      const health = await request(`${url}/healthz`, { timeoutMs: 5_000 });
+      const me = await request(`${url}/me`, { headers: { cookie }, timeoutMs: 5_000 });
+      const relogin = await login({ username: 'alice', password: 'wonderland' });
+      assert.equal(health.status, 503);
+      assert.equal(health.json.ok, false);
+      assert.equal(me.status, 503);
+      assert.equal(me.json.code, 'CS_ERR_SESSION_STORE_UNAVAILABLE');
+      assert.equal(relogin.status, 503);
+      assert.ok(Date.now() - started < 5_000, 'three requests answered, none hung');
+    } finally {
+      await redis.start();
+    }
+    const deadline = Date.now() + 10_000;
+    let me = await request(`${url}/me`, { headers: { cookie } });
+    while (me.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      me = await request(`${url}/me`, { headers: { cookie } });
+    }
+    assert.equal(me.status, 200, 'the login made before the outage is still there');
+    assert.equal((await request(`${url}/healthz`)).status, 200);
+  });
+});
