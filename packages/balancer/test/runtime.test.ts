@@ -3,7 +3,7 @@ import http from 'node:http';
 import { describe, test } from 'node:test';
 import { request } from '@cluster-session/testkit';
 import { UnknownUpstreamError } from '@cluster-session/balancer';
-import { balancer, instances } from './helpers.ts';
+import { balancer, instances, until } from './helpers.ts';
 
 describe('runtime changes', () => {
   test('add, drain and remove under load drop no request', async () => {
@@ -51,6 +51,24 @@ describe('runtime changes', () => {
       agent.destroy();
       await lb.close();
       await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  test('close() lets in-flight requests finish, then stops accepting', async () => {
+    const [a] = await instances('a');
+    const lb = await balancer({ upstreams: [a.url], health: false });
+    try {
+      const slow = request(`${lb.url}/slow?ms=300`);
+      await until('in flight', () => lb.status().upstreams[0]!.active === 1);
+      const closing = lb.close();
+      const r = await slow;
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.connection, 'close');
+      await closing;
+      await assert.rejects(request(`${lb.url}/whoami`, { timeoutMs: 2_000 }), /ECONNREFUSED/);
+    } finally {
+      await lb.close();
+      await a.close();
     }
   });
 
