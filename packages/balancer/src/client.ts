@@ -1,13 +1,13 @@
 import type net from 'node:net';
-import { ChunkedTracker, parseRequestHead, type RequestHead } from './http1.ts';
+import { ChunkedTracker } from './chunked.ts';
+import { forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
+import { parseRequestHead, type RequestHead } from './http1.ts';
 import { errorResponse, type ProxyContext, type Timed } from './context.ts';
-import { readCookie, stripCookie } from './cookie.ts';
 import { ProxyCodes } from './errors.ts';
 import { OriginConn } from './origin.ts';
 import type { Upstream } from './upstream.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const C_IDLE = 0; // waiting for a request head
 const C_BODY = 1; // request body still arriving
@@ -139,22 +139,9 @@ export class ClientConn implements Timed {
     } else this.bodyDone = true;
     this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
 
-    let headers = req.headers;
-    this.sticky = '';
-    if (config.strategy === 'cookie' && req.cookie) {
-      this.sticky = readCookie(req.cookie, config.cookie.name);
-      if (this.sticky) headers = stripCookie(headers, config.cookie.name);
-    }
-    const forwardedFor = config.trustProxy && req.forwardedFor ? `${req.forwardedFor}, ${this.ip}` : this.ip;
-    const proto = (config.trustProxy && req.forwardedProto) || 'http';
-    const host = (config.trustProxy && req.forwardedHost) || req.host;
-    // HTTP/1.0 clients cannot read chunked answers: ask the instance in 1.0 too, it then frames by length or close.
-    let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
-    if (host) head += `X-Forwarded-Host: ${host}\r\n`;
-    if (req.chunked) head += 'Transfer-Encoding: chunked\r\n';
-    else if (req.contentLength >= 0) head += `Content-Length: ${req.contentLength}\r\n`;
-    head += req.upgrade ? `Connection: upgrade\r\nUpgrade: ${req.upgrade}\r\n\r\n` : 'Connection: keep-alive\r\n\r\n';
-    this.head = head;
+    const forward = forwardHead(req, this.ip, config);
+    this.head = forward.head;
+    this.sticky = forward.sticky;
 
     this.phase = this.bodyDone ? C_WAIT : C_BODY;
     this.deadline = 0;
@@ -212,7 +199,7 @@ export class ClientConn implements Timed {
   /** Picks an instance and sends the request, or answers 503 at once when none is available. */
   private dispatch(): void {
     const ctx = this.ctx;
-    const u = ctx.selector.choose(ctx.now, this.hashKey(), this.sticky, this.tried);
+    const u = ctx.selector.choose(ctx.now, hashKey(this.req!, this.ip, ctx.config), this.sticky, this.tried);
     if (u === undefined) {
       if (this.attempt === 0) {
         ctx.totals.rejected++;
@@ -238,15 +225,6 @@ export class ClientConn implements Timed {
     } else {
       this.origin = new OriginConn(ctx, u, this);
     }
-  }
-
-  /** ip-hash key: the client address, or behind a trusted proxy the address that proxy saw (last X-Forwarded-For). */
-  private hashKey(): string {
-    if (this.ctx.config.strategy !== 'ip-hash') return '';
-    const xff = this.ctx.config.trustProxy ? this.req!.forwardedFor : '';
-    if (!xff) return this.ip;
-    const comma = xff.lastIndexOf(',');
-    return (comma === -1 ? xff : xff.slice(comma + 1)).trim();
   }
 
   /** The instance connection is ready: write the head and whatever body has arrived. */
@@ -276,7 +254,7 @@ export class ClientConn implements Timed {
   /** The response ended cleanly (its socket already went back to the pool or was closed). */
   responseDone(status: number): void {
     const u = this.upstream!;
-    this.countStatus(u, status);
+    u.countStatus(status);
     // 502/503/504 from an instance mean it cannot serve (overloaded, its own upstream down); an application 500
     // on one route must not eject every instance.
     if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
@@ -284,15 +262,6 @@ export class ClientConn implements Timed {
     this.origin = null;
     this.upstream = null;
     this.next();
-  }
-
-  private countStatus(u: Upstream, status: number): void {
-    const r = u.responses;
-    if (status < 200) r['1xx']++;
-    else if (status < 300) r['2xx']++;
-    else if (status < 400) r['3xx']++;
-    else if (status < 500) r['4xx']++;
-    else r['5xx']++;
   }
 
   private noteFailure(u: Upstream, reason: string): void {
@@ -350,7 +319,7 @@ export class ClientConn implements Timed {
     this.phase = C_TUNNEL;
     this.deadline = 0;
     this.started = true;
-    this.countStatus(origin.upstream, 101);
+    origin.upstream.countStatus(101);
     if (this.buf !== null) {
       origin.socket.write(this.buf);
       this.buf = null;

@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { ChunkedTracker, parseResponseHead } from './http1.ts';
+import { ChunkedTracker } from './chunked.ts';
+import { parseResponseHead } from './http1.ts';
 import type { ProxyContext, Timed } from './context.ts';
 import type { ClientConn } from './client.ts';
 import type { Upstream } from './upstream.ts';

@@ -49,6 +49,15 @@ export class Upstream {
     return this.healthy && now >= this.downUntil ? 'up' : 'down';
   }
 
+  countStatus(status: number): void {
+    const r = this.responses;
+    if (status < 200) r['1xx']++;
+    else if (status < 300) r['2xx']++;
+    else if (status < 400) r['3xx']++;
+    else if (status < 500) r['4xx']++;
+    else r['5xx']++;
+  }
+
   /** Called when a request or tunnel ends; resolves drain() waiters once nothing is in flight. */
   release(): void {
     this.active--;

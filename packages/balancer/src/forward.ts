@@ -1,0 +1,38 @@
+import { readCookie, stripCookie } from './cookie.ts';
+import type { RequestHead } from './http1.ts';
+import type { BalancerConfig } from './options.ts';
+
+/** Methods whose repetition has the same effect as one request (RFC 9110 9.2.2): the only ones ever resent. */
+export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * The head sent to the instance: the client's headers minus hop-by-hop ones (removed while parsing) and minus the
+ * sticky cookie (HAProxy's `indirect`), plus X-Forwarded-* and the balancer's own framing and Connection.
+ */
+export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig): { head: string; sticky: string } {
+  let headers = req.headers;
+  let sticky = '';
+  if (config.strategy === 'cookie' && req.cookie) {
+    sticky = readCookie(req.cookie, config.cookie.name);
+    if (sticky) headers = stripCookie(headers, config.cookie.name);
+  }
+  const forwardedFor = config.trustProxy && req.forwardedFor ? `${req.forwardedFor}, ${ip}` : ip;
+  const proto = (config.trustProxy && req.forwardedProto) || 'http';
+  const host = (config.trustProxy && req.forwardedHost) || req.host;
+  // HTTP/1.0 clients cannot read chunked answers: ask the instance in 1.0 too, it then frames by length or close.
+  let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
+  if (host) head += `X-Forwarded-Host: ${host}\r\n`;
+  if (req.chunked) head += 'Transfer-Encoding: chunked\r\n';
+  else if (req.contentLength >= 0) head += `Content-Length: ${req.contentLength}\r\n`;
+  head += req.upgrade ? `Connection: upgrade\r\nUpgrade: ${req.upgrade}\r\n\r\n` : 'Connection: keep-alive\r\n\r\n';
+  return { head, sticky };
+}
+
+/** ip-hash key: the client address, or behind a trusted proxy the address that proxy saw (last X-Forwarded-For). */
+export function hashKey(req: RequestHead, ip: string, config: BalancerConfig): string {
+  if (config.strategy !== 'ip-hash') return '';
+  const xff = config.trustProxy ? req.forwardedFor : '';
+  if (!xff) return ip;
+  const comma = xff.lastIndexOf(',');
+  return (comma === -1 ? xff : xff.slice(comma + 1)).trim();
+}
