@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { freePort, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const START = path.join(ROOT, 'examples', 'express-app', 'src', 'start.ts');
+export const CLI = path.join(ROOT, 'packages', 'cluster', 'bin', 'cluster-session.js');
+const run = promisify(execFile);
+
+export interface Stack {
+  readonly url: string;
+  readonly name: string;
+  readonly proc: Proc;
+  readonly instancePorts: number[];
+  /** `cluster-session <command> --name <stack>-<instance>` against one instance's primary. */
+  cli(command: 'reload' | 'status' | 'stop', instance: 'a' | 'b', ...args: string[]): Promise<string>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+/** The example stack exactly as `npm start` runs it (balancer + 2 instances × `workers`), on free ports. */
+export async function startStack(env: Record<string, string> = {}, workers = 2): Promise<Stack> {
+  const [port, a, b, admin] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'cs-e2e-'));
+  const name = `e2e-${process.pid}-${++counter}`;
+  const proc = startNode([START], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      INSTANCE_PORTS: `${a},${b}`,
+      ADMIN_PORT: String(admin),
+      WORKERS: String(workers),
+      STACK_NAME: name,
+      SQLITE_PATH: path.join(dir, 'sessions.sqlite'),
+      ...env,
+    },
+  });
+  await proc.waitFor(/is ready: open/, 90_000);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    name,
+    proc,
+    instancePorts: [a!, b!],
+    async cli(command, instance, ...args) {
+      const { stdout } = await run(process.execPath, [...process.execArgv.filter((x) => !x.startsWith('--test')), CLI, command, '--name', `${name}-${instance}`, ...args]);
+      return stdout;
+    },
+    async close() {
+      await proc.stop('SIGTERM', 20_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A logged-in client that sends its cookies back and takes every renewal (JWT mode re-issues tokens). */
+export class Client {
+  readonly jar: Record<string, string> = {};
+  readonly base: string;
+  constructor(base: string) {
+    this.base = base;
+  }
+  async send(method: string, route: string, body?: object, headers: Record<string, string> = {}): Promise<HttpResult> {
+    const cookie = Object.entries(this.jar).map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await request(`${this.base}${route}`, { method, body, headers: { ...headers, ...(cookie ? { cookie } : {}) } });
+    Object.assign(this.jar, res.cookies);
+    return res;
+  }
+  login(username = 'alice', password = 'wonderland') {
+    return this.send('POST', '/login', { username, password });
+  }
+}
