@@ -205,7 +205,8 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   if (!head.startsWith('HTTP/1.')) return undefined;
   const minor = head.charCodeAt(7) - 48;
   const status = Number(head.slice(9, 12));
-  if (head.charCodeAt(8) !== 32 || !(status >= 100 && status <= 999) || (minor !== 0 && minor !== 1)) return undefined;
+  if (head.charCodeAt(8) !== 32 || (eol !== 12 && head.charCodeAt(12) !== 32)) return undefined;
+  if (!(status >= 100 && status <= 999) || (minor !== 0 && minor !== 1)) return undefined;
   let out = minor === 1 ? head.slice(0, eol + 2) : `HTTP/1.1${head.slice(8, eol)}\r\n`;
   let contentLength = -1;
   let chunked = false;
