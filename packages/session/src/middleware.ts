@@ -120,6 +120,7 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
         res.statusCode = status;
         res.setHeader('Content-Type', 'application/json; charset=utf-8');
         res.setHeader('Cache-Control', 'no-store');
+        if (status === 503) res.setHeader('Retry-After', '1');
         sessionEnd.call(this, JSON.stringify(body));
       });
       return this;
