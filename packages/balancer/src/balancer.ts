@@ -69,7 +69,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
 
   // One sweep for every timeout instead of a timer per socket per request.
   const t = config.timeouts;
-  const tick = Math.max(10, Math.min(100, Math.floor(Math.min(t.clientHeaders, t.keepAlive, t.connect, t.response, t.upstreamIdle) / 4)));
+  const tick = Math.max(10, Math.min(100, Math.floor(Math.min(t.clientHeaders, t.keepAlive, t.connect, t.response, t.upstreamIdle, t.tunnel) / 4)));
   const sweep = setInterval(() => {
     const now = (ctx.now = Date.now());
     for (const c of clients) if (c.deadline !== 0 && now >= c.deadline) c.onTimeout();

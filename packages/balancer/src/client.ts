@@ -64,7 +64,10 @@ export class ClientConn implements Timed {
       }
     });
     socket.on('drain', () => {
-      if (this.origin !== null && this.origin.socket.isPaused()) this.origin.socket.resume();
+      if (this.origin === null) return;
+      // The instance was waiting on us: it is the one that may time out again, not this client.
+      if (this.phase === C_WAIT) this.deadline = 0;
+      this.origin.resumeFromClient();
     });
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
@@ -83,6 +86,7 @@ export class ClientConn implements Timed {
         if (this.buf.length > this.ctx.config.limits.headerSize) this.socket.pause();
         return;
       case C_TUNNEL:
+        this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
         if (!this.origin!.socket.write(chunk)) this.socket.pause();
         return;
     }
@@ -177,14 +181,16 @@ export class ClientConn implements Timed {
     if (end > offset) {
       const part = offset === 0 && end === buf.length ? buf : buf.subarray(offset, end);
       if (this.sent) {
-        if (!this.origin!.socket.write(part)) this.socket.pause();
-        this.origin!.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+        const origin = this.origin!;
+        origin.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+        if (!origin.socket.write(part)) {
+          // Waiting on the instance now: its timeout runs, ours stops until it drains.
+          this.socket.pause();
+          this.deadline = 0;
+        } else if (!done) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
       } else (this.pending ??= []).push(part);
     }
-    if (!done) {
-      if (this.sent) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
-      return;
-    }
+    if (!done) return;
     this.bodyDone = true;
     this.deadline = 0;
     if (this.phase === C_BODY) this.phase = C_WAIT;
@@ -248,7 +254,10 @@ export class ClientConn implements Timed {
 
   /** The instance socket drained: read more of the request body (or tunnel bytes). */
   resumeFromOrigin(): void {
-    if ((this.phase === C_BODY || this.phase === C_TUNNEL) && this.socket.isPaused()) this.socket.resume();
+    if ((this.phase === C_BODY || this.phase === C_TUNNEL) && this.socket.isPaused()) {
+      this.socket.resume();
+      if (this.phase === C_BODY) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
+    }
   }
 
   /** The response ended cleanly (its socket already went back to the pool or was closed). */
@@ -317,7 +326,8 @@ export class ClientConn implements Timed {
 
   startTunnel(origin: OriginConn): void {
     this.phase = C_TUNNEL;
-    this.deadline = 0;
+    // One idle timer for the tunnel, refreshed by bytes either way (HAProxy's `timeout tunnel`).
+    this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
     this.started = true;
     origin.upstream.countStatus(101);
     if (this.buf !== null) {

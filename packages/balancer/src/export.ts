@@ -150,7 +150,7 @@ defaults
     timeout server ${c.timeouts.response}ms
     timeout http-request ${c.timeouts.clientHeaders}ms
     timeout http-keep-alive ${c.timeouts.keepAlive}ms
-    timeout tunnel 1h
+    timeout tunnel ${c.timeouts.tunnel}ms
     # A failed connection is retried on another instance (redispatch), like the bundled balancer.
     retries ${c.retries}
     option redispatch

@@ -37,7 +37,7 @@ export interface BalancerOptions {
   health?: false | HealthOptions;
   /** Status page (HTML at /, JSON at /status.json). Off unless given. */
   admin?: number | { port: number; host?: string };
-  timeouts?: { clientHeaders?: number; keepAlive?: number; connect?: number; response?: number; upstreamIdle?: number };
+  timeouts?: { clientHeaders?: number; keepAlive?: number; connect?: number; response?: number; upstreamIdle?: number; tunnel?: number };
   limits?: { headerSize?: number; bodySize?: number; idlePerUpstream?: number; connections?: number };
   /** Extra attempts on other instances when a try fails in a way that is safe to repeat. */
   retries?: number;
@@ -63,7 +63,7 @@ export interface BalancerConfig {
   health: false | { path: string; interval: number; fall: number; rise: number; timeout: number };
   passive: false | { failures: number; window: number; cooldown: number };
   admin: false | { host: string; port: number };
-  timeouts: { clientHeaders: number; keepAlive: number; connect: number; response: number; upstreamIdle: number };
+  timeouts: { clientHeaders: number; keepAlive: number; connect: number; response: number; upstreamIdle: number; tunnel: number };
   limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number };
   retries: number;
   trustProxy: boolean;
@@ -185,6 +185,7 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
       response: int('timeouts.response', t.response, 30_000, 10),
       // Below Node's 5 s server keepAliveTimeout, so the instance never closes a socket we are about to reuse.
       upstreamIdle: int('timeouts.upstreamIdle', t.upstreamIdle, 4_000, 10),
+      tunnel: int('timeouts.tunnel', t.tunnel, 3_600_000, 10),
     },
     limits: {
       headerSize: int('limits.headerSize', l.headerSize, 16_384, 1024, 1 << 20),

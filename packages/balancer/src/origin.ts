@@ -84,6 +84,13 @@ export class OriginConn implements Timed {
     this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
   }
 
+  /** The client drained what we forwarded: read on from the instance. */
+  resumeFromClient(): void {
+    if (!this.socket.isPaused()) return;
+    this.socket.resume();
+    if (this.phase === O_BODY) this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+  }
+
   /** Closes an idle socket (the instance is drained, removed or ejected). */
   destroy(): void {
     this.socket.destroy();
@@ -107,6 +114,7 @@ export class OriginConn implements Timed {
       return;
     }
     if (this.phase === O_TUNNEL) {
+      client.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
       if (!client.socket.write(chunk)) this.socket.pause();
       return;
     }
@@ -198,7 +206,12 @@ export class OriginConn implements Timed {
     } else if (end > offset) {
       out.write(offset === 0 && end === buf.length ? buf : buf.subarray(offset, end));
     }
-    if (out.writableNeedDrain) this.socket.pause();
+    if (out.writableNeedDrain) {
+      // Waiting on a slow reader: the client's send timeout runs, the instance's stops until the client drains.
+      this.socket.pause();
+      this.deadline = 0;
+      client.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+    }
     if (complete) {
       if (end < buf.length) this.reusable = false;
       this.complete(client);

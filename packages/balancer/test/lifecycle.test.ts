@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from '@cluster-session/testkit';
 import type { Balancer } from '@cluster-session/balancer';
 import { balancer, createInstance, raw, statusOf, until, type Instance } from './helpers.ts';
+import { connectWs } from './ws.ts';
 
 describe('connection lifecycle and limits', () => {
   let a: Instance;
@@ -79,5 +80,75 @@ describe('connection lifecycle and limits', () => {
     await until('all released', () => lb.status().upstreams[0]!.active === 0 && lb.status().totals.openConnections === 0);
     // At most one pooled socket per request that could be in flight at once (20 agent sockets + 40 raw clients).
     assert.ok(lb.status().upstreams[0]!.idleSockets <= 60, `pool size ${lb.status().upstreams[0]!.idleSockets}`);
+  });
+});
+
+describe('timeouts follow whoever is being waited on', () => {
+  let a: Instance;
+  let lb: Balancer;
+  before(async () => {
+    a = await createInstance('a');
+    lb = await balancer({ upstreams: [a.url], health: false, timeouts: { response: 1500, clientHeaders: 300, tunnel: 400 } });
+  });
+  after(async () => {
+    await lb.close();
+    await a.close();
+  });
+
+  const download = (pauseMs: number) =>
+    new Promise<number>((resolve) => {
+      http.get(`${lb.url}/big?mb=24`, { agent: false }, (res) => {
+        let n = 0;
+        let paused = false;
+        res.on('data', (d: Buffer) => {
+          n += d.length;
+          if (!paused) {
+            paused = true;
+            res.pause();
+            setTimeout(() => res.resume(), pauseMs);
+          }
+        });
+        res.on('end', () => resolve(n));
+        res.on('error', () => resolve(n));
+        res.on('aborted', () => resolve(n));
+      }).on('error', () => resolve(-1));
+    });
+
+  test('a client that reads slowly gets a large answer whole', async () => {
+    assert.equal(await download(500), 24 * 1048576);
+  });
+
+  test('a client that stops reading is cut after timeouts.response, and that is not held against the instance', async () => {
+    const got = await download(4_000);
+    assert.ok(got < 24 * 1048576, 'cut');
+    assert.equal(lb.status().upstreams[0]!.errors, 0, 'a slow client is not an instance failure');
+    assert.equal(lb.status().upstreams[0]!.state, 'up');
+  });
+
+  test('a client is not timed out while the balancer waits on an instance that reads slowly', async () => {
+    const body = Buffer.alloc(24 * 1048576, 97);
+    const r = await new Promise<{ status: number; length: number }>((resolve, reject) => {
+      // The instance reads nothing for 1 s: longer than timeouts.clientHeaders, within timeouts.response.
+      const req = http.request(`${lb.url}/slow-read?ms=1000`, { method: 'POST', agent: false, headers: { 'content-length': String(body.length) } }, (res) => {
+        let length = 0;
+        res.on('data', (d: Buffer) => (length += d.length));
+        res.on('end', () => resolve({ status: res.statusCode!, length }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.deepEqual(r, { status: 200, length: body.length });
+  });
+
+  test('an idle WebSocket tunnel is closed after timeouts.tunnel; an active one stays', async () => {
+    const active = await connectWs(`${lb.url}/socket`);
+    const idle = await connectWs(`${lb.url}/socket`);
+    for (let i = 0; i < 8; i++) {
+      assert.equal(await active.send(`m${i}`), `a:m${i}`);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await assert.rejects(idle.send('late'), /connection closed/);
+    active.close();
   });
 });

@@ -61,11 +61,17 @@ export function connectWs(url: string, headers: Record<string, string> = {}): Pr
     let buf = Buffer.alloc(0);
     let head = '';
     let waiting: ((text: string) => void) | undefined;
+    let failWaiting: ((err: Error) => void) | undefined;
+    let closed = false;
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error('no WebSocket handshake within 5 s'));
     }, 5_000);
     socket.on('error', reject);
+    socket.on('close', () => {
+      closed = true;
+      failWaiting?.(new Error('connection closed'));
+    });
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       if (!head) {
@@ -82,12 +88,15 @@ export function connectWs(url: string, headers: Record<string, string> = {}): Pr
           head,
           send(text) {
             return new Promise((res, rej) => {
-              waiting = res;
+              if (closed) return rej(new Error('connection closed'));
               const t = setTimeout(() => rej(new Error('no WebSocket reply within 5 s')), 5_000);
-              const orig = waiting;
+              failWaiting = (err) => {
+                clearTimeout(t);
+                rej(err);
+              };
               waiting = (v) => {
                 clearTimeout(t);
-                orig(v);
+                res(v);
               };
               socket.write(encodeFrame(text, true));
             });
