@@ -135,11 +135,11 @@ export class ClientConn implements Timed {
       this.tracker.reset();
       this.bodyDone = false;
     } else if (req.contentLength > 0) {
+      this.bodyDone = false; // the body is unread: whatever answer comes, this connection cannot go on
       if (config.limits.bodySize && req.contentLength > config.limits.bodySize) {
         return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
       }
       this.bodyLeft = req.contentLength;
-      this.bodyDone = false;
     } else this.bodyDone = true;
     this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
 
@@ -380,6 +380,13 @@ export class ClientConn implements Timed {
       return this.reject(408, ProxyCodes.requestTimeout, 'request head not received in time');
     }
     if (this.phase === C_BODY && !this.sent) return this.reject(408, ProxyCodes.requestTimeout, 'request body not received in time');
+    if (this.phase === C_IDLE) {
+      // Idle keep-alive: a polite FIN, so a client racing a new request sees a clean close it may retry on.
+      this.phase = C_CLOSED;
+      this.deadline = this.ctx.now + 1000;
+      this.socket.end();
+      return;
+    }
     this.abort();
   }
 

@@ -26,6 +26,11 @@ describe('connection lifecycle and limits', () => {
     assert.equal(r.json.code, 'CS_ERR_BALANCER_BODY_TOO_LARGE');
     const chunked = await raw(lb.url, `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n${'y'.repeat(2048)}\r\n0\r\n\r\n`);
     assert.equal(statusOf(chunked.text), 413);
+    // On a keep-alive connection the unread body must not be taken for the next request: the connection closes.
+    const keptAlive = await raw(lb.url, `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n${'GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n'.padEnd(2048, ' ')}`);
+    assert.equal(statusOf(keptAlive.text), 413);
+    assert.equal(keptAlive.text.match(/HTTP\/1\.1 /g)!.length, 1, 'nothing in the body was answered as a request');
+    assert.ok(keptAlive.closed);
     assert.equal(a.hits.get('/echo') ?? 0, before);
   });
 
