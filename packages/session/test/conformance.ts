@@ -179,6 +179,9 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
         await sleep(2100);
         assert.equal(await deny.has('jti-short'), false);
         assert.equal(await deny.has('jti-live'), true);
+        // Clearing the sessions must not un-revoke tokens.
+        await cb((d) => app.sessions.store!.clear!(d));
+        assert.equal(await deny.has('jti-live'), true, 'clear() kept the deny list');
       } finally {
         await deny.close();
       }

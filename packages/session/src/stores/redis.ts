@@ -24,6 +24,7 @@ export interface IoredisLike {
   set(...args: (string | number)[]): Promise<unknown>;
   exists(key: string): Promise<number>;
   ping(): Promise<string>;
+  pipeline(): { sadd(key: string, member: string): any; pttl(key: string): any; exec(): Promise<Array<[Error | null, unknown]> | null> };
   quit(): Promise<unknown>;
   disconnect(): void;
   on(event: string, fn: (...a: any[]) => void): unknown;
@@ -98,15 +99,19 @@ export class ClusterRedisStore extends RedisStore {
   }
 
   private async setAndIndex(sid: string, sess: SessionData): Promise<void> {
-    await super.set(sid, sess);
     const user = userOf(sess, this.userKey);
-    if (!user) return;
-    const key = userIndexKey(this.prefix, user);
-    await this.raw.sadd(key, sid);
-    // The index lives as long as its longest-lived session; stale members are harmless (DEL of a gone key is 0).
-    const ms = Math.max(1000, expiresAt(sess, this.defaultTtl) - Date.now());
-    const current = await this.raw.pttl(key);
-    if (current < ms) await this.raw.pexpire(key, ms);
+    if (!user) return void (await super.set(sid, sess));
+    // The session write and its index update go out together: one round trip of latency, not two.
+    await Promise.all([super.set(sid, sess), this.index(userIndexKey(this.prefix, user), sid, expiresAt(sess, this.defaultTtl) - Date.now())]);
+  }
+
+  /** Adds `sid` to a user's index set; the set lives as long as its longest-lived session (stale members are harmless). */
+  private async index(key: string, sid: string, ttlMs: number): Promise<void> {
+    const ms = Math.max(1000, Math.ceil(ttlMs));
+    // Both commands touch one key (one slot), so this pipeline is valid on a Cluster too.
+    const replies = (await this.raw.pipeline().sadd(key, sid).pttl(key).exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    if (Number(replies[1]?.[1]) < ms) await this.raw.pexpire(key, ms);
   }
 
   private sessionKeys(): Promise<string[]> {
@@ -123,8 +128,10 @@ export class ClusterRedisStore extends RedisStore {
 
   override clear(cb?: Cb): Promise<any> {
     const run = async () => {
+      // Sessions and user indexes go; deny-list entries stay (clearing sessions must not un-revoke tokens).
       const keys = await scanAll(this.raw, `${this.prefix}*`, this.scanCount);
-      await inChunks(keys, 100, (k) => this.raw.del(k));
+      const deny = denyKey(this.prefix, '');
+      await inChunks(keys.filter((k) => !k.startsWith(deny)), 100, (k) => this.raw.del(k));
     };
     return reply(cb, run());
   }
