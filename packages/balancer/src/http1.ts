@@ -196,6 +196,8 @@ export interface ResponseHead {
   chunked: boolean;
   /** The instance will close after this response (Connection: close or HTTP/1.0 without keep-alive). */
   close: boolean;
+  /** `Keep-Alive: timeout=N` from the instance, in ms; 0 when not given. */
+  keepAliveMs: number;
 }
 
 /** Tolerant parse of an instance's response head (same framing as parseRequestHead's input); undefined when it is not HTTP at all (answered with 502). */
@@ -211,6 +213,7 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   let contentLength = -1;
   let chunked = false;
   let close = minor === 0;
+  let keepAliveMs = 0;
   let named: string[] | undefined;
   let pos = eol + 2;
   while (pos < head.length) {
@@ -233,6 +236,8 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
         continue;
       }
       if (name === 'keep-alive' || name === 'proxy-connection') {
+        const m = name === 'keep-alive' ? /(?:^|,)\s*timeout=(\d{1,6})/.exec(value) : null;
+        if (m) keepAliveMs = Number(m[1]) * 1000;
         pos = end + 2;
         continue;
       }
@@ -250,5 +255,5 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   if (chunked) contentLength = -1;
   // Headers the instance named in Connection are hop-by-hop for this answer (RFC 9110 7.6.1).
   if (named) for (const t of named) out = dropHeader(out, t);
-  return { status, head: out, contentLength, chunked, close };
+  return { status, head: out, contentLength, chunked, close, keepAliveMs };
 }

@@ -38,6 +38,8 @@ export class OriginConn implements Timed {
   private left = 0;
   private closeDelimited = false;
   private reusable = true;
+  /** How long the instance said it keeps this connection open when idle (Keep-Alive: timeout=N); 0 unknown. */
+  private keepAliveMs = 0;
   private readonly tracker = new ChunkedTracker();
   private error = '';
   private timedOut = false;
@@ -156,6 +158,7 @@ export class OriginConn implements Timed {
     this.left = res.contentLength;
     this.closeDelimited = !this.noBody && !res.chunked && res.contentLength < 0;
     this.reusable = !res.close && !this.closeDelimited && !req.upgrade;
+    this.keepAliveMs = res.keepAliveMs;
     if (this.chunked) this.tracker.reset();
     let head = res.head;
     if (client.insertCookie) head += stickyHeaders(this.ctx.config.cookie.name, this.upstream.id, this.ctx.config.cookie.secure);
@@ -222,9 +225,12 @@ export class OriginConn implements Timed {
     this.client = null;
     const u = this.upstream;
     const ctx = this.ctx;
-    if (this.reusable && client.bodyDone && !ctx.closing && u.available(ctx.now) && u.idle.length < ctx.config.limits.idlePerUpstream) {
+    // Give the socket up a second before the instance would close it, so it is never reused as it closes.
+    let idleMs = ctx.config.timeouts.upstreamIdle;
+    if (this.keepAliveMs > 0) idleMs = Math.min(idleMs, this.keepAliveMs - 1000);
+    if (this.reusable && idleMs > 0 && client.bodyDone && !ctx.closing && u.available(ctx.now) && u.idle.length < ctx.config.limits.idlePerUpstream) {
       this.phase = O_IDLE;
-      this.deadline = ctx.now + ctx.config.timeouts.upstreamIdle;
+      this.deadline = ctx.now + idleMs;
       if (this.socket.isPaused()) this.socket.resume();
       u.idle.push(this);
     } else {

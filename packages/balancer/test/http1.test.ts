@@ -54,6 +54,7 @@ describe('response head', () => {
     assert.equal(r.head, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n');
     assert.equal(r.chunked, true);
     assert.equal(r.close, false);
+    assert.equal(r.keepAliveMs, 5000, 'the instance keep-alive hint is kept for the pool');
     const old = parseResponseHead('HTTP/1.0 200 OK\r\nContent-Length: 3\r\n');
     assert.ok(old);
     assert.equal(old.close, true, 'HTTP/1.0 without keep-alive closes');

@@ -157,3 +157,20 @@ describe('timeouts follow whoever is being waited on', () => {
     active.close();
   });
 });
+
+test("pooled sockets are given up before the instance's own Keep-Alive timeout", async () => {
+  const a = await createInstance('a');
+  a.server.keepAliveTimeout = 2_500; // Node then sends Keep-Alive: timeout=2
+  const lb = await balancer({ upstreams: [a.url], health: false, timeouts: { upstreamIdle: 60_000 } });
+  try {
+    assert.equal((await request(`${lb.url}/whoami`)).status, 200);
+    assert.equal(lb.status().upstreams[0]!.idleSockets, 1);
+    const pooledAt = Date.now();
+    await until('pooled socket dropped', () => lb.status().upstreams[0]!.idleSockets === 0, 5_000);
+    assert.ok(Date.now() - pooledAt < 2_500, 'dropped by the balancer (1 s before the hint), not closed by the instance');
+    assert.equal((await request(`${lb.url}/whoami`, { method: 'POST', body: 'x' })).status, 200);
+  } finally {
+    await lb.close();
+    await a.close();
+  }
+});
