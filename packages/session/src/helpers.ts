@@ -37,7 +37,9 @@ export async function logout(req: Request): Promise<void> {
   await new Promise<void>((resolve, reject) => sess.destroy((err) => (err ? reject(err) : resolve())));
   if (config && req.res && !req.res.headersSent) {
     const { name, path, domain, httpOnly, sameSite } = config.cookie;
-    req.res.clearCookie(name, { path, httpOnly, sameSite, ...(domain ? { domain } : {}) });
+    // Same attributes as the cookie being cleared, or a browser may keep the original (e.g. a Secure one).
+    const secure = config.cookie.secure === true || (config.cookie.secure === 'auto' && req.secure);
+    req.res.clearCookie(name, { path, httpOnly, sameSite, secure, ...(domain ? { domain } : {}) });
   }
 }
 

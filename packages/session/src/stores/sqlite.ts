@@ -120,7 +120,12 @@ export class SqliteStore extends Store {
       const row = this.q.get.get(sid) as { sess: string; expires: number } | undefined;
       if (!row) return null;
       if (row.expires <= now) {
-        this.q.deleteExpired1.run(sid, now);
+        // Best effort: a read must not wait for (or fail on) the write lock; the sweep gets it otherwise.
+        try {
+          this.q.deleteExpired1.run(sid, now);
+        } catch (err) {
+          if (!isBusy(err)) throw err;
+        }
         return null;
       }
       return parseSession(row.sess, this.logger);
