@@ -3,13 +3,20 @@ import http from 'node:http';
 
 /**
  * The status page: `/` is HTML that renders `/status.json` and refreshes it every second; `/status.json` is the
- * same data for scripts. Bound to 127.0.0.1 unless told otherwise: it shows internal addresses.
+ * same data for scripts; `/healthz` is 200 while at least one instance is up, else 503. Bound to 127.0.0.1 unless told otherwise: it shows internal addresses.
  */
-export function createAdminServer(status: () => unknown): http.Server {
+export function createAdminServer(status: () => { upstreams: Array<{ state: string }> }): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json' }).end('{"error":"method not allowed"}');
+      return;
+    }
+    if (path === '/healthz') {
+      // For whatever watches the balancer itself: healthy while at least one instance can take requests.
+      const up = status().upstreams.filter((u) => u.state === 'up').length;
+      res.writeHead(up > 0 ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ ok: up > 0, up }));
       return;
     }
     if (path === '/status.json') {

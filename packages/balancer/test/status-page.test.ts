@@ -39,6 +39,7 @@ describe('status page', () => {
       [['alpha', 'up', 2], ['beta', 'up', 2]],
     );
     for (const key of ['active', 'errors', 'retries', 'responses', 'lastCheck']) assert.ok(key in s.upstreams[0], key);
+    assert.deepEqual((await request(`${lb.adminUrl}/healthz`)).json, { ok: true, up: 2 });
     assert.equal((await request(`${lb.adminUrl}/nope`)).status, 404);
     assert.equal((await request(`${lb.adminUrl}/status.json`, { method: 'POST' })).status, 405);
   });
