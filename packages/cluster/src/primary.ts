@@ -6,8 +6,10 @@ import { startControlServer } from './control.ts';
 import { ClusterStartError, ClusterStoppedError } from './errors.ts';
 import { backoffDelay, type ResolvedOptions } from './options.ts';
 import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
-import { createStickyRouter, refuse } from './sticky.ts';
-import { WorkerProcess } from './worker-process.ts';
+import { Handoff } from './handoff.ts';
+import { RoundRobinListeners } from './round-robin.ts';
+import { createStickyRouter } from './sticky.ts';
+import { WorkerProcess, type WorkerHooks } from './worker-process.ts';
 
 interface Slot {
   id: number;
@@ -33,6 +35,9 @@ export class ClusterPrimary implements Cluster {
   #reloadRunning: Promise<ReloadReport> | undefined;
   #reloadQueued: Promise<ReloadReport> | undefined;
   #router: net.Server | undefined;
+  readonly #handoff = new Handoff();
+  readonly #rr: RoundRobinListeners | undefined;
+  readonly #hooks: WorkerHooks;
   #control: net.Server | undefined;
   #memTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -60,7 +65,18 @@ export class ClusterPrimary implements Cluster {
       CLUSTER_SESSION_WAIT_READY: o.waitReady ? '1' : '0',
     });
     if (o.sticky?.host) env.CLUSTER_SESSION_HOST = o.sticky.host;
+    // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
+    env.CLUSTER_SESSION_POLICY = o.schedulingPolicy;
     this.#env = env;
+    if (!o.sticky && o.schedulingPolicy === 'rr') this.#rr = new RoundRobinListeners(this.#handoff);
+    this.#hooks = {
+      conn: (wp, id, taken) => (taken ? this.#handoff.acked(wp, id) : this.#handoff.declined(wp, id)),
+      listen: (wp, msg) => {
+        if (!this.#rr) return;
+        void this.#rr.listen(wp, msg).then((reply) => wp.send(reply));
+      },
+      disconnected: (wp) => this.#handoff.workerGone(wp),
+    };
   }
 
   log(line: string): void {
@@ -107,7 +123,7 @@ export class ClusterPrimary implements Cluster {
   }
 
   #spawn(slot: number): WorkerProcess {
-    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout, this.#o.waitReady);
+    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks);
     this.#live.add(wp);
     void wp.exited.then((info) => {
       this.#live.delete(wp);
@@ -247,17 +263,10 @@ export class ClusterPrimary implements Cluster {
 
   #route(key: string, socket: net.Socket, head: Buffer | undefined): boolean {
     const nodes = this.#slots.filter((s) => s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
-    // Rendezvous order: the owner first, then who takes its clients while it is down. A send that fails (the
-    // worker died a moment ago) falls through to the next, so the client is served rather than dropped.
-    const order = rank(key, nodes);
-    const msg = { cs: 'conn' as const, ...(head ? { head: head.toString('base64') } : {}) };
-    const attempt = (i: number): void => {
-      const node = order[i];
-      if (!node) return void refuse(socket, head);
-      node.worker.send(msg, socket, () => attempt(i + 1));
-    };
-    if (order.length === 0) return false;
-    attempt(0);
+    if (nodes.length === 0) return false;
+    // Rendezvous order: the owner first, then who takes its clients while it is down. A worker that dies before
+    // taking the socket (or declines it) passes it to the next, so the client is served rather than dropped.
+    this.#handoff.deal(socket, head, rank(key, nodes).map((n) => n.worker));
     return true;
   }
 
@@ -311,6 +320,7 @@ export class ClusterPrimary implements Cluster {
     this.log(`stopping: draining ${this.#live.size} workers (killTimeout ${this.#o.killTimeout} ms)`);
     this.#clearTimers();
     this.#router?.close();
+    this.#rr?.close();
     await Promise.all([...this.#live].map((wp) => wp.retire(this.#o.killTimeout)));
     this.#closeControl();
     this.log('stopped');
@@ -321,6 +331,7 @@ export class ClusterPrimary implements Cluster {
     this.#stopping = true;
     this.#clearTimers();
     this.#router?.close();
+    this.#rr?.close();
     for (const wp of this.#live) wp.kill('SIGKILL');
     await Promise.all([...this.#live].map((wp) => wp.exited));
     this.#closeControl();

@@ -2,13 +2,23 @@
 export type ToWorker =
   | { cs: 'retire' }
   | { cs: 'stats'; id: number }
-  /** A sticky connection handed over with the bytes the primary already read (base64), if any. */
-  | { cs: 'conn'; head?: string };
+  /**
+   * A connection handed over (the socket travels with the message) with the bytes the primary already read
+   * (base64), if any. The worker takes it only until `by` (epoch ms) and answers conn-ack or conn-nack.
+   */
+  | { cs: 'conn'; id: number; by: number; head?: string }
+  /** Answer to `listen`: the primary accepts on this address and deals the connections. */
+  | { cs: 'listening'; id: number; address: string; family: string; port: number }
+  | { cs: 'listen-error'; id: number; code: string; message: string };
 
 export type ToPrimary =
   | { cs: 'ready' }
   | { cs: 'drained' }
-  | { cs: 'stats'; id: number; rss: number; requests: number };
+  | { cs: 'stats'; id: number; rss: number; requests: number }
+  | { cs: 'conn-ack'; id: number }
+  | { cs: 'conn-nack'; id: number }
+  /** Round-robin mode: the app listens on PORT; the primary binds it (once) and deals connections with acks. */
+  | { cs: 'listen'; id: number; port: number; host?: string };
 
 export function isToPrimary(msg: unknown): msg is ToPrimary {
   return msg !== null && typeof msg === 'object' && typeof (msg as { cs?: unknown }).cs === 'string';

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
+import type net from 'node:net';
 import { pipeLines } from './output.ts';
-import { isToPrimary, type ToWorker } from './protocol.ts';
+import { isToPrimary, type ToPrimary, type ToWorker } from './protocol.ts';
 
 export type WorkerPhase = 'starting' | 'ready' | 'retiring' | 'exited';
 
@@ -9,6 +10,14 @@ export interface ExitInfo {
   signal: string | null;
   /** Human-readable: "exited with code 1", "killed by SIGKILL", "not ready within 1000 ms (readyTimeout)". */
   reason: string;
+}
+
+/** What the primary does with a worker's connection-related messages and with its channel closing. */
+export interface WorkerHooks {
+  conn(wp: WorkerProcess, id: number, taken: boolean): void;
+  listen(wp: WorkerProcess, msg: Extract<ToPrimary, { cs: 'listen' }>): void;
+  /** The IPC channel closed: every message the worker sent has been read. */
+  disconnected(wp: WorkerProcess): void;
 }
 
 export interface WorkerStats {
@@ -33,7 +42,7 @@ export class WorkerProcess {
   #nextId = 1;
   #drained = false;
 
-  constructor(slot: number, env: Record<string, string>, readyTimeout: number, waitReady: boolean) {
+  constructor(slot: number, env: Record<string, string>, readyTimeout: number, waitReady: boolean, hooks: WorkerHooks) {
     this.slot = slot;
     this.worker = cluster.fork(env);
     this.pid = this.worker.process.pid ?? -1;
@@ -71,8 +80,13 @@ export class WorkerProcess {
         this.kill('SIGTERM');
       } else if (msg.cs === 'stats') {
         this.#stats.get(msg.id)?.({ rss: msg.rss, requests: msg.requests });
+      } else if (msg.cs === 'conn-ack' || msg.cs === 'conn-nack') {
+        hooks.conn(this, msg.id, msg.cs === 'conn-ack');
+      } else if (msg.cs === 'listen') {
+        hooks.listen(this, msg);
       }
     });
+    this.worker.process.once('disconnect', () => hooks.disconnected(this));
 
     this.exited = new Promise<ExitInfo>((resolve) => {
       this.worker.once('exit', (code: number | null, signal: string | null) => {
@@ -86,13 +100,24 @@ export class WorkerProcess {
     });
   }
 
-  send(msg: ToWorker, handle?: import('node:net').Socket, onError?: (err: Error) => void): void {
+  send(msg: ToWorker, onError?: (err: Error) => void): void {
     if (this.phase === 'exited' || !this.worker.isConnected()) {
       onError?.(new Error('worker is gone'));
       return;
     }
-    this.worker.send(msg, handle as never, (err: Error | null) => {
+    this.worker.send(msg, undefined, (err: Error | null) => {
       if (err) onError?.(err);
+    });
+  }
+
+  /**
+   * Sends a connection, keeping the primary's copy of the socket open (the Handoff closes it on the worker's
+   * ack). `onError` runs when it cannot be sent; a send that succeeds says nothing about the worker taking it.
+   */
+  sendConnection(msg: Extract<ToWorker, { cs: 'conn' }>, socket: net.Socket, onError: () => void): void {
+    if (this.phase === 'exited' || !this.worker.isConnected()) return void process.nextTick(onError);
+    this.worker.send(msg, socket as never, { keepOpen: true }, (err: Error | null) => {
+      if (err) onError();
     });
   }
 
@@ -107,7 +132,7 @@ export class WorkerProcess {
   retire(killTimeout: number): Promise<ExitInfo> {
     if (this.phase !== 'exited' && this.phase !== 'retiring') {
       this.phase = 'retiring';
-      this.send({ cs: 'retire' }, undefined, () => this.kill('SIGTERM'));
+      this.send({ cs: 'retire' }, () => this.kill('SIGTERM'));
       const timer = setTimeout(() => {
         if (this.phase !== 'exited') this.failReason = `still running ${killTimeout} ms after retirement (killTimeout): killed`;
         this.kill('SIGKILL');
@@ -129,7 +154,7 @@ export class WorkerProcess {
         resolve(s);
       };
       this.#stats.set(id, done);
-      this.send({ cs: 'stats', id }, undefined, () => done(undefined));
+      this.send({ cs: 'stats', id }, () => done(undefined));
     });
   }
 }

@@ -9,8 +9,9 @@ import type { ToPrimary, ToWorker } from './protocol.ts';
  * The worker side: readiness, graceful retirement and request counting for apps that never heard of us.
  *
  * The preload (`--import`) calls install() before the app's entry runs, so a plain `app.listen(PORT)` is found
- * through diagnostics_channel (no monkey-patching in normal mode). Sticky mode is the one exception: the primary
- * owns the port, so `listen(PORT)` must not bind; there the preload intercepts that one listen call.
+ * through diagnostics_channel. Sticky and round-robin modes are the exception: the primary owns PORT and hands
+ * each connection over with an acknowledgement, so `listen(PORT)` must not bind; there the preload intercepts
+ * that one listen call (in round-robin mode it asks the primary to bind the address the app asked for).
  */
 
 interface Conn {
@@ -26,6 +27,8 @@ interface WorkerState {
   drainedSent: boolean;
   servers: Set<net.Server>;
   target: net.Server | undefined;
+  /** The app closed its PORT server: connections still arriving are declined, so the primary re-deals them. */
+  targetClosed: boolean;
   sockets: Map<net.Socket, Conn>;
   inflight: Set<http.ServerResponse>;
   requests: number;
@@ -42,6 +45,7 @@ const st: WorkerState = (g[KEY] ??= {
   drainedSent: false,
   servers: new Set(),
   target: undefined,
+  targetClosed: false,
   sockets: new Map(),
   inflight: new Set(),
   requests: 0,
@@ -57,6 +61,7 @@ const IDLE_GRACE_MS = 500;
 const managed = (): boolean => typeof process.send === 'function' && process.env.CLUSTER_SESSION_SLOT !== undefined;
 const stickyMode = (): boolean => process.env.CLUSTER_SESSION_STICKY === '1';
 const waitReady = (): boolean => process.env.CLUSTER_SESSION_WAIT_READY === '1';
+const roundRobin = (): boolean => !stickyMode() && process.env.CLUSTER_SESSION_POLICY === 'rr';
 
 function send(msg: ToPrimary): void {
   if (process.connected) process.send!(msg, undefined, {}, () => {});
@@ -148,16 +153,23 @@ function onMessage(msg: unknown, handle: unknown): void {
   const m = msg as ToWorker;
   if (m.cs === 'conn') {
     const socket = handle as net.Socket | undefined;
-    if (!socket) return;
     const target = st.target;
-    if (!target || (m.head && target instanceof tls.Server)) {
-      // No sticky server (the app never listened on PORT), or TLS bytes already read by a trustProxy primary.
-      socket.destroy();
+    // Declined: past the primary's window (it may give the socket to another worker any moment now), no server
+    // for PORT (the app never listened, or closed it), or TLS bytes already read by a trustProxy primary.
+    // Destroying our copy closes only this descriptor: the primary still holds the connection and re-deals it.
+    if (!socket || !target || st.targetClosed || Date.now() > m.by || (m.head && target instanceof tls.Server)) {
+      socket?.destroy();
+      send({ cs: 'conn-nack', id: m.id });
       return;
     }
     target.emit('connection', socket);
+    // Acknowledge before reading a byte: until the primary has this, it may re-deal the socket if we die.
+    send({ cs: 'conn-ack', id: m.id });
     if (m.head) socket.emit('data', Buffer.from(m.head, 'base64'));
     socket.resume();
+  } else if (m.cs === 'listening' || m.cs === 'listen-error') {
+    pendingListens.get(m.id)?.(m);
+    pendingListens.delete(m.id);
   } else if (m.cs === 'retire') {
     retire();
   } else if (m.cs === 'stats') {
@@ -173,23 +185,51 @@ function requestedPort(args: unknown[]): number | undefined {
   return undefined;
 }
 
-function interceptStickyListen(): void {
-  const stickyPort = Number(process.env.PORT);
+function requestedHost(args: unknown[]): string | undefined {
+  const [first, second] = args;
+  if (typeof second === 'string') return second;
+  if (first && typeof first === 'object' && 'host' in first && typeof first.host === 'string') return first.host;
+  return undefined;
+}
+
+type ListenReply = Extract<ToWorker, { cs: 'listening' } | { cs: 'listen-error' }>;
+const pendingListens = new Map<number, (reply: ListenReply) => void>();
+let nextListenId = 1;
+
+function interceptListen(): void {
+  const appPort = process.env.PORT !== undefined && /^\d+$/.test(process.env.PORT) ? Number(process.env.PORT) : undefined;
+  if (appPort === undefined) return; // no PORT: nothing to intercept; other ports use node:cluster as usual
   const original = net.Server.prototype.listen;
   net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
-    if (st.target !== undefined || requestedPort(args) !== stickyPort) {
+    if (st.target !== undefined || requestedPort(args) !== appPort) {
       return (original as (...a: unknown[]) => net.Server).apply(this, args);
     }
     // The primary owns the port and hands this server its connections; binding here would collide.
     st.target = this;
     adopt(this);
+    this.once('close', () => (st.targetClosed = true));
     const cb = args.at(-1);
     if (typeof cb === 'function') this.once('listening', cb as () => void);
-    this.address = () => ({ address: process.env.CLUSTER_SESSION_HOST || '::', family: 'IPv6', port: stickyPort });
-    process.nextTick(() => {
+    const listening = (address: net.AddressInfo) => {
+      this.address = () => address;
       this.emit('listening');
       markListening();
+    };
+    if (!roundRobin()) {
+      const address = { address: process.env.CLUSTER_SESSION_HOST || '::', family: 'IPv6', port: appPort };
+      process.nextTick(listening, address);
+      return this;
+    }
+    const id = nextListenId++;
+    const host = requestedHost(args);
+    pendingListens.set(id, (reply) => {
+      if (reply.cs === 'listening') return listening({ address: reply.address, family: reply.family, port: reply.port });
+      // What a failed bind looks like in plain Node, so the app's own error handling applies.
+      st.target = undefined;
+      const err = Object.assign(new Error(`listen ${reply.code}: ${reply.message}`), { code: reply.code, syscall: 'listen', port: appPort });
+      this.emit('error', err);
     });
+    send({ cs: 'listen', id, port: appPort, ...(host !== undefined ? { host } : {}) });
     return this;
   } as typeof net.Server.prototype.listen;
 }
@@ -212,7 +252,7 @@ export function installWorker(): void {
     error() {},
   });
   dc.subscribe('http.server.request.start', onRequest);
-  if (stickyMode()) interceptStickyListen();
+  if (stickyMode() || roundRobin()) interceptListen();
   process.on('message', onMessage);
   // Ctrl-C reaches the whole process group; the primary owns shutdown and drains workers itself.
   process.on('SIGINT', () => {});
