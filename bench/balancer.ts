@@ -217,11 +217,14 @@ http {
     const mem: Record<string, { before: number; held: number }> = {};
     for (const [who, port, pid] of [['balancer', lbPort, pids.balancer!], ['nginx', ngPort, pids.nginx!]] as const) {
       const before = rssMiB(pid);
+      const fdsBefore = readdirSync(`/proc/${pid}/fd`).length;
       const release = await holdClients(port, ctx.smoke ? 100 : 1000);
       await new Promise((r) => setTimeout(r, 300));
       mem[who] = { before, held: rssMiB(pid) };
+      // Open descriptors prove the connections are really held (client side and any instance side).
+      const fds = readdirSync(`/proc/${pid}/fd`).length - fdsBefore;
       release();
-      ctx.log(`${who}: RSS ${before} MiB idle, ${mem[who]!.held} MiB with ${ctx.smoke ? 100 : 1000} keep-alive clients`);
+      ctx.log(`${who}: RSS ${before} MiB idle, ${mem[who]!.held} MiB with ${ctx.smoke ? 100 : 1000} keep-alive clients (+${fds} open descriptors)`);
     }
     const ratioRps = round2(ours.rps / peer.rps);
     const ratioP99 = round2(ours.p99 / peer.p99);
