@@ -358,6 +358,18 @@ describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
     // A login made after the failover lands on the promoted master.
     const fresh = await loginAs(app.url, 'after');
     assert.equal(await redisCli(promoted.port, ['EXISTS', `sess:${fresh.sid}`]), '1');
+
+    // The old master comes back: the sentinels demote it to a replica of the promoted one (no split brain), and
+    // the app keeps writing to the promoted master.
+    await old.start();
+    const demoteBy = Date.now() + 20_000;
+    while (!/^role:slave/m.test(await redisCli(old.port, ['INFO', 'replication']))) {
+      assert.ok(Date.now() < demoteBy, 'the returning master was demoted to a replica within 20 s');
+      await sleep(200);
+    }
+    const later = await loginAs(app.url, 'later');
+    assert.equal(await redisCli(promoted.port, ['EXISTS', `sess:${later.sid}`]), '1');
+    for (const u of [...users, fresh]) assert.equal(await whoIs(app.url, u), u.name);
   });
 });
 
