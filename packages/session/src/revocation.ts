@@ -1,10 +1,9 @@
 import { MongoClient } from 'mongodb';
-import { Redis } from 'ioredis';
 import type { ResolvedConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { withTimeout } from './middleware.ts';
 import { mongoClientOptions } from './stores/mongo.ts';
-import { denyKey, failFastOptions, waitReady, type IoredisLike } from './stores/redis.ts';
+import { denyKey, redisClient } from './stores/redis.ts';
 import { openDatabase, retry } from './stores/sqlite.ts';
 
 /** Revoked token ids (JWT `jti`), each remembered until its token would have expired anyway. */
@@ -20,29 +19,28 @@ function checkJti(jti: string): void {
   }
 }
 
-function redisDenyList(config: ResolvedConfig & { store: { type: 'redis' } }): DenyList {
-  const own = config.store.client === undefined;
-  const client = (config.store.client ?? new Redis(config.store.url, { ...failFastOptions(config.storeTimeout), ...config.store.options })) as IoredisLike;
-  if (own) client.on('error', () => {});
+function redisDenyList(config: ResolvedConfig): DenyList {
+  const { raw, owned } = redisClient(config);
+  if (owned) raw.onError(() => {});
   // A fresh client refuses commands until connected (no offline queue): wait for the first connection, bounded.
-  let connected = false;
+  let connected = raw.isReady();
   const ready = async () => {
-    if (!connected) connected = await waitReady(client, config.storeTimeout);
+    if (!connected) connected = await raw.waitReady(config.storeTimeout);
   };
   return {
     async add(jti, expiresAtMs) {
       checkJti(jti);
       await ready();
       const ms = Math.ceil(expiresAtMs - Date.now());
-      if (ms > 0) await client.set(denyKey(config.prefix, jti), '1', 'PX', ms);
+      if (ms > 0) await raw.setPx(denyKey(config.prefix, jti), '1', ms);
     },
     async has(jti) {
       checkJti(jti);
       await ready();
-      return (await client.exists(denyKey(config.prefix, jti))) === 1;
+      return raw.exists(denyKey(config.prefix, jti));
     },
     async close() {
-      if (own) await client.quit().catch(() => client.disconnect());
+      if (owned) await raw.close();
     },
   };
 }
@@ -130,7 +128,7 @@ export function createDenyList(config: ResolvedConfig): DenyList {
   const s = config.store;
   const list =
     s.type === 'redis'
-      ? redisDenyList(config as ResolvedConfig & { store: typeof s })
+      ? redisDenyList(config)
       : s.type === 'mongo'
         ? mongoDenyList(config as ResolvedConfig & { store: typeof s })
         : s.type === 'sqlite'

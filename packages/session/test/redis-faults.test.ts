@@ -3,8 +3,9 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from 'ioredis';
+import { createClient, type RedisClientType } from 'redis';
 import { cookieHeader, freePort, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
-import { failFastOptions } from '@cluster-session/session';
+import { createDenyList, failFastOptions } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 
 const quiet = { warn: () => {}, error: () => {} };
@@ -101,5 +102,53 @@ describe('redis cluster (real, 3 masters)', () => {
     assert.equal(await cb<number>((d) => store.length!(d)), 15);
     await cb((d) => store.clear!(d));
     assert.equal(await cb<number>((d) => store.length!(d)), 0);
+  });
+});
+
+describe('node-redis 5 client (bring your own)', () => {
+  let redis: RedisServer;
+  let client: RedisClientType;
+  let app: Served;
+  before(async () => {
+    redis = await startRedis();
+    client = createClient({ url: redis.url, socket: { reconnectStrategy: () => 200 } });
+    client.on('error', () => {});
+    await client.connect();
+    app = await serve({ store: { type: 'redis', client }, logger: quiet });
+  });
+  after(async () => {
+    await app?.close();
+    client?.destroy();
+    await redis?.close();
+  });
+
+  it('sessions, length/ids, logoutEverywhere and the deny list work over node-redis', async () => {
+    const a = (await post(`${app.url}/login`, { user: 'nr' })).cookies;
+    const b = (await post(`${app.url}/login`, { user: 'nr' })).cookies;
+    assert.equal((await get(`${app.url}/me`, a)).json.data.user, 'nr');
+    const store = app.sessions.store!;
+    assert.equal(await new Promise((res, rej) => store.length!((e, n) => (e ? rej(e) : res(n)))), 2);
+    assert.equal((await post(`${app.url}/logout-everywhere`, { user: 'nr' })).json.count, 2);
+    assert.equal((await get(`${app.url}/me`, b)).json.data.user, undefined);
+    const deny = createDenyList(app.sessions.config);
+    await deny.add('nr-jti', Date.now() + 60_000);
+    assert.equal(await deny.has('nr-jti'), true);
+    assert.equal(await deny.has('other'), false);
+    await deny.close();
+    assert.equal(client.isOpen, true, 'a client you pass in is never closed for you');
+  });
+
+  it('Redis stopped: 503 within 2 s, then recovery', async () => {
+    const jar = (await post(`${app.url}/login`, { user: 'nr2' })).cookies;
+    await redis.stop();
+    try {
+      const started = Date.now();
+      const r = await get(`${app.url}/me`, jar);
+      assert.equal(r.status, 503);
+      assert.ok(Date.now() - started < 2000);
+    } finally {
+      await redis.start();
+    }
+    await until('login works again', 10_000, async () => (await post(`${app.url}/login`, { user: 'nr3' })).status === 200);
   });
 });
