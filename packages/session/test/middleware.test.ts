@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DatabaseSync } from 'node:sqlite';
 import express from 'express';
-import { cookieHeader, request, type HttpResult } from '@cluster-session/testkit';
+import { cookieHeader, request, startNode, type HttpResult } from '@cluster-session/testkit';
 import { clusterSession, login, logout, NoSessionError } from '@cluster-session/session';
 import { SECRET, serve, type Served } from './fixtures/app.ts';
 
@@ -169,6 +169,22 @@ describe('clusterSession middleware over HTTP', () => {
     const viaLogin = await post(`${app.url}/login`, { user: 'u'.repeat(1500) }, jar);
     assert.equal(viaLogin.status, 413);
     assert.equal(viaLogin.json.code, 'CS_ERR_SESSION_TOO_LARGE');
+  });
+
+  it("a save that fails after the route answered replaces the app's 200 with 503 JSON (nothing half-saved)", async () => {
+    const jar = (await post(`${app.url}/set`, { step: 1 })).cookies;
+    const locker = startNode([path.join(import.meta.dirname, 'fixtures', 'lock-sqlite.ts'), file]);
+    try {
+      await locker.waitFor(/locked/);
+      const r = await post(`${app.url}/set`, { step: 2 }, jar);
+      assert.equal(r.status, 503, r.body);
+      assert.deepEqual(r.json, { error: 'session store unavailable', code: 'CS_ERR_SESSION_STORE_UNAVAILABLE' });
+      assert.equal(r.headers['retry-after'], '1');
+      assert.equal(setCookie(r), '');
+    } finally {
+      await locker.stop('SIGTERM');
+    }
+    assert.deepEqual((await get(`${app.url}/me`, jar)).json.data, { step: 1 });
   });
 
   it('health reports the store', async () => {
