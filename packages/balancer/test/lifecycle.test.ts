@@ -174,3 +174,28 @@ test("pooled sockets are given up before the instance's own Keep-Alive timeout",
     await a.close();
   }
 });
+
+test('limits.connections: connections beyond the limit are closed at once, the others keep working', async () => {
+  const a = await createInstance('a');
+  const lb = await balancer({ upstreams: [a.url], health: false, limits: { connections: 2 } });
+  const port = Number(new URL(lb.url).port);
+  const open = () =>
+    new Promise<net.Socket>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(s));
+    });
+  try {
+    const [s1, s2] = [await open(), await open()];
+    await until('two held', () => lb.status().totals.openConnections === 2);
+    const third = await raw(lb.url, 'GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n', 1_000);
+    assert.equal(third.text, '', 'no answer on a connection over the limit');
+    assert.ok(third.closed);
+    assert.ok(lb.status().totals.rejected >= 1);
+    s1.destroy();
+    s2.destroy();
+    await until('released', () => lb.status().totals.openConnections === 0);
+    assert.equal((await request(`${lb.url}/whoami`)).status, 200);
+  } finally {
+    await lb.close();
+    await a.close();
+  }
+});
