@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { freePort } from './ports.ts';
+import type { Proc } from './process.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 
 /** Runs one `redis-cli` command against 127.0.0.1:port and resolves with its raw (no-TTY) output. */
@@ -89,6 +90,8 @@ export function parseClusterNodes(text: string): ClusterNodeInfo[] {
 export interface RedisClusterNode {
   readonly port: number;
   readonly server: RedisServer;
+  /** The running redis-server process (replaced by start()). */
+  readonly proc: Proc;
   /** False after kill() until start(). */
   readonly alive: boolean;
   /** Role as the node itself reports it now. */
@@ -163,6 +166,9 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     return {
       port: server.port,
       server,
+      get proc() {
+        return server.proc;
+      },
       get alive() {
         return alive;
       },
