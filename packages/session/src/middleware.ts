@@ -137,6 +137,8 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
       if (called) return void (err && logLate(err));
       called = true;
       if (err) return answerable(err) ? sendError(res, err) : next(err);
+      // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
+      if (!req.session && !handle.isUp()) return sendError(res, new StoreUnavailableError(`${handle.name} store is not connected`));
       if (req.session) {
         if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
         patchEnd(req, res);
