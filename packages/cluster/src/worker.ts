@@ -162,6 +162,11 @@ function onMessage(msg: unknown, handle: unknown): void {
       send({ cs: 'conn-nack', id: m.id });
       return;
     }
+    // What net.Server does for a connection it accepted itself (http.Server defaults to noDelay: without it
+    // Nagle's algorithm delays small keep-alive responses).
+    const opts = target as net.Server & { noDelay?: boolean; keepAlive?: boolean; keepAliveInitialDelay?: number };
+    if (opts.noDelay) socket.setNoDelay(true);
+    if (opts.keepAlive) socket.setKeepAlive(true, (opts.keepAliveInitialDelay ?? 0) * 1000);
     target.emit('connection', socket);
     // Acknowledge before reading a byte: until the primary has this, it may re-deal the socket if we die.
     send({ cs: 'conn-ack', id: m.id });
