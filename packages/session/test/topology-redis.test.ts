@@ -288,8 +288,8 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
     await cluster.waitForReplication();
     const load = startLoad(app.url, users);
     await sleep(500);
-    const killed = await cluster.killMaster(victimIndex);
     const killedAt = Date.now();
+    const killed = await cluster.killMaster(victimIndex);
     await cluster.waitForFailover(killed);
     const failoverMs = Date.now() - killedAt;
     // Keep the load on until the client has followed the new slot map.
@@ -339,8 +339,9 @@ describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
 
     const load = startLoad(app.url, users);
     await sleep(500);
-    const old = await sentinel.killMaster();
+    // Taken before the kill: the kill lands before killMaster() has seen the process exit.
     const killedAt = Date.now();
+    const old = await sentinel.killMaster();
     const promoted = await sentinel.waitForFailover(old);
     const electedAt = Date.now();
     await untilRecovered(load);
