@@ -8,6 +8,7 @@ import { OriginConn } from './origin.ts';
 import type { Upstream } from './upstream.ts';
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LINGER_MS = 5_000;
 
 const C_IDLE = 0; // waiting for a request head
 const C_BODY = 1; // request body still arriving
@@ -284,7 +285,10 @@ export class ClientConn implements Timed {
     this.req = null;
     this.tried = null;
     if (this.closeAfter || !this.bodyDone || this.ctx.closing) {
+      // Lingering close (as nginx): keep reading and dropping what the client still sends, so it can read the
+      // answer instead of getting a reset; but not for ever.
       this.phase = C_CLOSED;
+      this.deadline = this.ctx.now + LINGER_MS;
       this.socket.end();
       return;
     }
@@ -352,7 +356,7 @@ export class ClientConn implements Timed {
     this.socket.write(errorResponse(status, code, reason, close, retryAfter));
     if (close) {
       this.phase = C_CLOSED;
-      this.deadline = this.ctx.now + 1000; // a client that never reads must not keep the socket
+      this.deadline = this.ctx.now + LINGER_MS; // a client that never reads or never stops sending must not keep the socket
       this.socket.end();
       return;
     }
@@ -383,7 +387,7 @@ export class ClientConn implements Timed {
     if (this.phase === C_IDLE) {
       // Idle keep-alive: a polite FIN, so a client racing a new request sees a clean close it may retry on.
       this.phase = C_CLOSED;
-      this.deadline = this.ctx.now + 1000;
+      this.deadline = this.ctx.now + LINGER_MS;
       this.socket.end();
       return;
     }
