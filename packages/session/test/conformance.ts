@@ -5,12 +5,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SessionData } from 'express-session';
 import { cookieHeader, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
-import { createDenyList, type Logger, type StoreInput } from '@cluster-session/session';
+import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 
 export interface StoreFixture {
   /** JSON-serializable store config (child processes get it through the environment). */
   store: StoreInput;
+  /** More JSON-serializable options for every app of the suite (e.g. a collection of its own). */
+  options?: Omit<SessionConfigInput, 'store' | 'logger'>;
   /** The expiry the store itself holds for a session (ms since epoch), read natively. */
   expiryOf(served: Served, sid: string): Promise<number | undefined>;
   /** Overwrites a session's stored value with text that is not JSON, natively (absent: nothing outside can). */
@@ -69,7 +71,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
 
     before(async () => {
       fx = await setup();
-      app = await serve({ store: fx.store, logger });
+      app = await serve({ ...fx.options, store: fx.store, logger });
     });
     after(async () => {
       await app?.close();
@@ -115,7 +117,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
     });
 
     it('rolling: the cookie and the store agree on the expiry, and both move forward', async () => {
-      const rolling = await serve({ store: fx.store, rolling: true, ttl: 3600, logger });
+      const rolling = await serve({ ...fx.options, store: fx.store, rolling: true, ttl: 3600, logger });
       try {
         const jar = await login(rolling.url, 'roll');
         const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
@@ -192,7 +194,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       const urls: string[] = [];
       before(async () => {
         if (!fx.multiProcess) return;
-        const env = { ...process.env, FIXTURE_CONFIG: JSON.stringify({ store: fx.store }) };
+        const env = { ...process.env, FIXTURE_CONFIG: JSON.stringify({ ...fx.options, store: fx.store }) };
         const server = path.join(import.meta.dirname, 'fixtures', 'server.ts');
         for (let i = 0; i < 4; i++) children.push(startNode([server], { env }));
         for (const c of children) urls.push((await c.waitFor(/listening (\S+)/, 20_000))[1]!);
@@ -207,7 +209,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
         const pids = new Set<number>();
         for (const url of urls.slice(1)) {
           const r = await get(`${url}/me`, jar);
-          assert.equal(r.json.data.user, 'multi');
+          assert.equal(r.json?.data?.user, 'multi', `${url}: ${r.status} ${r.body}`);
           pids.add(r.json.pid);
         }
         assert.equal(pids.size, 3, 'three distinct processes answered');
@@ -231,7 +233,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
         await Promise.all(
           jars.map(async (jar, i) => {
             const r = await get(`${urls[(i + 2) % urls.length]}/me`, jar);
-            assert.equal(r.json.data.user, `cw${i}`);
+            assert.equal(r.json?.data?.user, `cw${i}`, `${r.status} ${r.body}`);
             assert.equal(r.json.data.hits, 5);
           }),
         );
@@ -242,7 +244,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       if (!fx.restart) return t.skip('no restartable server for this store');
       const jar = await login(app.url, 'restart');
       await fx.restart.run();
-      const fresh = await serve({ store: fx.store, logger });
+      const fresh = await serve({ ...fx.options, store: fx.store, logger });
       try {
         for (const url of [app.url, fresh.url]) {
           const r = await until('a 200 after the restart', 10_000, async () => {
