@@ -80,10 +80,29 @@ function readHead(socket: net.Socket): Promise<Buffer> {
   });
 }
 
-/** No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close. */
+// How long a refused connection that sent nothing yet may take to show its first bytes (HTTP or TLS).
+const REFUSE_PEEK_MS = 2_000;
+
+/**
+ * No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close.
+ * Nothing read yet (no trustProxy): read the first bytes to tell HTTP from TLS; no worker will need them.
+ */
 export function refuse(socket: net.Socket, head: Buffer | undefined): void {
-  if (head && head.length > 0 && head[0] !== 0x16 && !socket.destroyed) {
+  if (socket.destroyed) return;
+  if (head === undefined) {
+    socket.setTimeout(REFUSE_PEEK_MS, () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      refuse(socket, chunk);
+    });
+    socket.once('end', () => socket.destroy());
+    socket.resume();
+    return;
+  }
+  if (head.length > 0 && head[0] !== 0x16) {
     socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+    // The rest of the request is never read; do not let it hold the socket open.
+    socket.setTimeout(REFUSE_PEEK_MS, () => socket.destroy());
   } else {
     socket.destroy();
   }

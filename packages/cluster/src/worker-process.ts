@@ -12,6 +12,9 @@ export interface ExitInfo {
   reason: string;
 }
 
+/** How long, after a worker exited, to wait for its IPC channel's end before re-dealing its unacknowledged sockets. */
+const EOF_WAIT_MS = 1_000;
+
 /** What the primary does with a worker's connection-related messages and with its channel closing. */
 export interface WorkerHooks {
   conn(wp: WorkerProcess, id: number, taken: boolean): void;
@@ -86,7 +89,22 @@ export class WorkerProcess {
         hooks.listen(this, msg);
       }
     });
-    this.worker.process.once('disconnect', () => hooks.disconnected(this));
+    // Sockets sent and not acknowledged are re-dealt once the channel is closed and fully read (so no ack is
+    // missed). Node emits 'disconnect' for that, except when the worker dies with a handle awaiting Node's own
+    // ack: its queue never flushes and 'disconnect' never comes. Then the exit is the signal, once the channel
+    // reached EOF (`channel` becomes null after its last bytes were read).
+    let gone = false;
+    const channelGone = () => {
+      if (gone) return;
+      gone = true;
+      hooks.disconnected(this);
+    };
+    this.worker.process.once('disconnect', channelGone);
+    const afterExit = (waited: number) => {
+      if (!this.worker.process.channel || waited >= EOF_WAIT_MS) channelGone();
+      else setTimeout(afterExit, 5, waited + 5);
+    };
+    this.worker.once('exit', () => afterExit(0));
 
     this.exited = new Promise<ExitInfo>((resolve) => {
       this.worker.once('exit', (code: number | null, signal: string | null) => {

@@ -5,11 +5,12 @@
  * the client learns it at once (the connection closes) instead of waiting for its own timeout.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { freePort } from '@cluster-session/testkit';
-import { alive, apiPrimary, FIXTURES, scratch, sleep } from './helpers.ts';
+import { alive, apiPrimary, FIXTURES, get, scratch, sleep } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -110,3 +111,20 @@ for (const mode of ['sticky', 'rr'] as const) {
     assert.ok(alive(primary.pid), 'the primary stays up');
   });
 }
+
+test('rr: with no worker ready a plain HTTP client gets 503 from the primary (not a hang, not a reset)', async () => {
+  const port = await freePort();
+  const crashFile = path.join(s.dir, 'crash-rr');
+  writeFileSync(crashFile, '');
+  // The worker listens (so the primary binds PORT for it), then crashes; maxRestarts 0 parks the slot.
+  const primary = apiPrimary(
+    { entry: app, workers: 1, port, control: false, maxRestarts: 0 },
+    { ...s.env, FIXTURE_CRASH_FILE: crashFile, FIXTURE_CRASH_SLOT: '0' },
+  );
+  after(() => primary.stop('SIGKILL'));
+  await primary.waitFor(/PARKED/);
+  const r = await get(`http://127.0.0.1:${port}/`);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.ok(alive(primary.pid));
+});
