@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { monotonicMs } from './protocol.ts';
 import { refuse } from './sticky.ts';
 import type { WorkerProcess } from './worker-process.ts';
 
@@ -103,7 +104,7 @@ export class Handoff {
       ids.add(id);
       // setImmediate after the timer: the poll phase in between reads an ack already waiting in the pipe.
       p.timer = setTimeout(() => setImmediate(() => this.declined(wp, id)), ACCEPT_WINDOW_MS + ACK_MARGIN_MS);
-      const msg = { cs: 'conn' as const, id, by: Date.now() + ACCEPT_WINDOW_MS, ...(p.headB64 ? { head: p.headB64 } : {}) };
+      const msg = { cs: 'conn' as const, id, by: monotonicMs() + ACCEPT_WINDOW_MS, ...(p.headB64 ? { head: p.headB64 } : {}) };
       wp.sendConnection(msg, p.socket, () => this.declined(wp, id));
       return;
     }

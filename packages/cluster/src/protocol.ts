@@ -4,7 +4,7 @@ export type ToWorker =
   | { cs: 'stats'; id: number }
   /**
    * A connection handed over (the socket travels with the message) with the bytes the primary already read
-   * (base64), if any. The worker takes it only until `by` (epoch ms) and answers conn-ack or conn-nack.
+   * (base64), if any. The worker takes it only until `by` (monotonicMs()) and answers conn-ack or conn-nack.
    */
   | { cs: 'conn'; id: number; by: number; head?: string }
   /** Answer to `listen`: the primary accepts on this address and deals the connections. */
@@ -22,4 +22,12 @@ export type ToPrimary =
 
 export function isToPrimary(msg: unknown): msg is ToPrimary {
   return msg !== null && typeof msg === 'object' && typeof (msg as { cs?: unknown }).cs === 'string';
+}
+
+/**
+ * Milliseconds on the system's monotonic clock, comparable between processes on one machine (CLOCK_MONOTONIC;
+ * wall-clock time could jump and let a worker take a socket the primary already gave to another).
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
 }

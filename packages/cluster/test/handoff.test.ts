@@ -128,3 +128,24 @@ test('rr: with no worker ready a plain HTTP client gets 503 from the primary (no
   assert.equal(r.headers['retry-after'], '1');
   assert.ok(alive(primary.pid));
 });
+
+test('rr: connections dealt to a stuck worker go to another one; the stuck worker, once free, declines them', async () => {
+  const port = await freePort();
+  const primary = apiPrimary({ ...base, port, schedulingPolicy: 'rr' }, s.env);
+  after(() => primary.stop('SIGKILL'));
+  await primary.waitFor(/2\/2 workers ready/);
+  const url = `http://127.0.0.1:${port}/`;
+  // One worker's event loop is blocked for 3 s; meanwhile fresh connections keep being dealt to both in turn.
+  const blocked = get(`${url}block?ms=3000`);
+  await sleep(200);
+  const during = await Promise.all(Array.from({ length: 4 }, () => get(url)));
+  const stuck = (await blocked).json.pid as number;
+  for (const r of during) {
+    assert.equal(r.status, 200);
+    assert.notEqual(r.json.pid, stuck, 'served by the worker that was free, not by the stuck one after it woke up');
+  }
+  // The stuck worker serves again once free (it declined the stale sockets rather than serving them twice).
+  const pids = new Set<number>();
+  for (let i = 0; i < 4; i++) pids.add((await get(url)).json.pid);
+  assert.ok(pids.has(stuck));
+});
