@@ -93,7 +93,7 @@ describe('timeouts follow whoever is being waited on', () => {
   let lb: Balancer;
   before(async () => {
     a = await createInstance('a');
-    lb = await balancer({ upstreams: [a.url], health: false, timeouts: { response: 1500, clientHeaders: 300, tunnel: 400 } });
+    lb = await balancer({ upstreams: [a.url], health: false, timeouts: { response: 2500, clientHeaders: 300, tunnel: 2000 } });
   });
   after(async () => {
     await lb.close();
@@ -124,7 +124,7 @@ describe('timeouts follow whoever is being waited on', () => {
   });
 
   test('a client that stops reading is cut after timeouts.response, and that is not held against the instance', async () => {
-    const got = await download(4_000);
+    const got = await download(6_000);
     assert.ok(got < 24 * 1048576, 'cut');
     assert.equal(lb.status().upstreams[0]!.errors, 0, 'a slow client is not an instance failure');
     assert.equal(lb.status().upstreams[0]!.state, 'up');
@@ -149,11 +149,15 @@ describe('timeouts follow whoever is being waited on', () => {
   test('an idle WebSocket tunnel is closed after timeouts.tunnel; an active one stays', async () => {
     const active = await connectWs(`${lb.url}/socket`);
     const idle = await connectWs(`${lb.url}/socket`);
-    for (let i = 0; i < 8; i++) {
+    // Talk on one while the other stays silent, until the silent one is closed (bounded wait).
+    const deadline = Date.now() + 15_000;
+    for (let i = 0; !idle.closed(); i++) {
+      assert.ok(Date.now() < deadline, 'the idle tunnel was never closed');
       assert.equal(await active.send(`m${i}`), `a:m${i}`);
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 100));
     }
     await assert.rejects(idle.send('late'), /connection closed/);
+    assert.equal(await active.send('still here'), 'a:still here');
     active.close();
   });
 });

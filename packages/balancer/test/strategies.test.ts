@@ -30,7 +30,7 @@ describe('strategies', () => {
     try {
       // Two slow requests occupy... whichever instances they land on; then every quick request goes elsewhere.
       const agent = new http.Agent({ keepAlive: false });
-      const slow = [request(`${lb.url}/slow?ms=1500`, { agent }), request(`${lb.url}/slow?ms=1500`, { agent }), request(`${lb.url}/slow?ms=1500`, { agent })];
+      const slow = [request(`${lb.url}/slow?ms=2500`, { agent }), request(`${lb.url}/slow?ms=2500`, { agent }), request(`${lb.url}/slow?ms=2500`, { agent })];
       await until('3 requests in flight', () => lb.status().upstreams.reduce((n, u) => n + u.active, 0) === 3);
       const busy = lb.status().upstreams.map((u) => u.active);
       assert.deepEqual([...busy].sort(), [1, 2], `3 slow requests spread 2+1, got ${busy}`);

@@ -45,6 +45,8 @@ export interface WsClient {
   /** Response head of the handshake (status line and headers). */
   readonly head: string;
   send(text: string): Promise<string>;
+  /** True once the connection is gone (closed by either side). */
+  closed(): boolean;
   close(): void;
 }
 
@@ -101,6 +103,7 @@ export function connectWs(url: string, headers: Record<string, string> = {}): Pr
               socket.write(encodeFrame(text, true));
             });
           },
+          closed: () => closed,
           close() {
             socket.end(encodeFrame('', true, 8));
             setTimeout(() => socket.destroy(), 200).unref();
