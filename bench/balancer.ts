@@ -215,16 +215,17 @@ http {
 
     // Memory holding 1,000 idle keep-alive clients (after the load above, so pools and JIT are warm).
     const mem: Record<string, { before: number; held: number }> = {};
+    const held = ctx.smoke ? 100 : 1000;
     for (const [who, port, pid] of [['balancer', lbPort, pids.balancer!], ['nginx', ngPort, pids.nginx!]] as const) {
       const before = rssMiB(pid);
       const fdsBefore = readdirSync(`/proc/${pid}/fd`).length;
-      const release = await holdClients(port, ctx.smoke ? 100 : 1000);
+      const release = await holdClients(port, held);
       await new Promise((r) => setTimeout(r, 300));
       mem[who] = { before, held: rssMiB(pid) };
       // Open descriptors prove the connections are really held (client side and any instance side).
       const fds = readdirSync(`/proc/${pid}/fd`).length - fdsBefore;
       release();
-      ctx.log(`${who}: RSS ${before} MiB idle, ${mem[who]!.held} MiB with ${ctx.smoke ? 100 : 1000} keep-alive clients (+${fds} open descriptors)`);
+      ctx.log(`${who}: RSS ${before} MiB idle, ${mem[who]!.held} MiB with ${held} keep-alive clients (+${fds} open descriptors)`);
     }
     const ratioRps = round2(ours.rps / peer.rps);
     const ratioP99 = round2(ours.p99 / peer.p99);
@@ -238,7 +239,7 @@ http {
       { scenario: 'balancer', metric: `req/s, ${connections} keep-alive connections, 2 upstreams`, unit: 'req/s', ours: Math.round(ours.rps), peer: 'nginx 1 worker', peerValue: Math.round(peer.rps), ratio: ratioRps, target: '>= 0.7', met: ratioRps >= 0.7, note: failures ? `${failures} errors/non-2xx` : undefined },
       { scenario: 'balancer', metric: 'p99 latency', unit: 'ms', ours: ours.p99, peer: 'nginx 1 worker', peerValue: peer.p99, ratio: ratioP99, target: '<= 1.5', met: ratioP99 <= 1.5 },
       { scenario: 'balancer', metric: 'CPU per request (user + system)', unit: 'µs', ours: round2(median(cpuPerRequest.balancer)), peer: 'nginx 1 worker', peerValue: round2(median(cpuPerRequest.nginx)), ratio: round2(median(cpuPerRequest.balancer) / median(cpuPerRequest.nginx)) },
-      { scenario: 'balancer', metric: 'RSS with 1,000 keep-alive clients', unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `idle before: ${mem.balancer!.before} MiB (nginx ${mem.nginx!.before} MiB)` },
+      { scenario: 'balancer', metric: `RSS with ${held.toLocaleString('en')} keep-alive clients`, unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `idle before: ${mem.balancer!.before} MiB (nginx ${mem.nginx!.before} MiB)` },
       ...naiveRows,
     ];
   } finally {

@@ -1,0 +1,113 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+export interface LoadOptions {
+  connections: number;
+  durationSec: number;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  /**
+   * A different X-Forwarded-For on every request, so that a sticky primary trusting the proxy sees many clients
+   * (it keys on the first request of each connection) although every connection comes from 127.0.0.1.
+   */
+  varyForwardedFor?: boolean;
+  /** Force a generator; by default wrk when installed (lower client overhead), else autocannon from npm. */
+  tool?: 'wrk' | 'autocannon';
+}
+
+export interface LoadResult {
+  tool: 'wrk' | 'autocannon';
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Socket errors and timeouts: requests that got no HTTP answer at all. */
+  errors: number;
+  /** Answers outside 2xx/3xx. */
+  non2xx: number;
+}
+
+let wrkPresent: boolean | undefined;
+export function hasWrk(): boolean {
+  if (wrkPresent === undefined) {
+    try {
+      execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+      wrkPresent = true;
+    } catch (err) {
+      // wrk --version exits 1 after printing its banner; only ENOENT means it is missing.
+      wrkPresent = (err as NodeJS.ErrnoException).code !== 'ENOENT';
+    }
+  }
+  return wrkPresent;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err || out}`))));
+  });
+}
+
+const toMs = (value: string, unit: string) => Number(value) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 }[unit] ?? 1);
+
+async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
+  const args = ['-t', '1', '-c', String(o.connections), '-d', `${o.durationSec}s`, '--latency', '--timeout', '10s'];
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  if ((o.method && o.method !== 'GET') || o.varyForwardedFor) {
+    // wrk sets method, body and per-request headers from a Lua script.
+    let lua = `wrk.method = ${JSON.stringify(o.method ?? 'GET')}\n${o.body ? `wrk.body = ${JSON.stringify(o.body)}\n` : ''}`;
+    if (o.varyForwardedFor) {
+      lua += 'request = function()\n  wrk.headers["X-Forwarded-For"] = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. "." .. math.random(1, 254)\n  return wrk.format()\nend\n';
+    }
+    const file = `/tmp/cs-bench-${process.pid}.lua`;
+    (await import('node:fs')).writeFileSync(file, lua);
+    args.push('-s', file);
+  }
+  const out = await run('wrk', [...args, url]);
+  const num = (re: RegExp) => Number(out.match(re)?.[1] ?? 0);
+  const lat = (p: string) => {
+    const m = out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm'));
+    return m ? toMs(m[1]!, m[2]!) : NaN;
+  };
+  const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  return {
+    tool: 'wrk',
+    requests: num(/(\d+) requests in/),
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50Ms: lat('50'),
+    p99Ms: lat('99'),
+    errors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
+  };
+}
+
+async function autocannon(url: string, o: LoadOptions): Promise<LoadResult> {
+  const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+  const args = [bin, '--json', '-c', String(o.connections), '-d', String(o.durationSec), '-t', '10'];
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
+  if (o.varyForwardedFor) args.push('-I', '-H', 'X-Forwarded-For=[<id>]');
+  if (o.method) args.push('-m', o.method);
+  if (o.body) args.push('-b', o.body);
+  const r = JSON.parse(await run(process.execPath, [...args, url]));
+  return {
+    tool: 'autocannon',
+    requests: r.requests.total,
+    rps: r.requests.average,
+    p50Ms: r.latency.p50,
+    p99Ms: r.latency.p99,
+    errors: r.errors + r.timeouts,
+    non2xx: r.non2xx,
+  };
+}
+
+/** Drives `url` with a real load generator in its own process, so the generator never shares our event loop. */
+export function load(url: string, options: LoadOptions): Promise<LoadResult> {
+  const tool = options.tool ?? (hasWrk() ? 'wrk' : 'autocannon');
+  return tool === 'wrk' ? wrk(url, options) : autocannon(url, options);
+}

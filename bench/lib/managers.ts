@@ -1,0 +1,73 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { request, startNode, type Proc } from '@cluster-session/testkit';
+
+const run = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const FIXTURES = path.join(here, '..', 'fixtures');
+const CLI = path.join(here, '..', '..', 'packages', 'cluster', 'bin', 'cluster-session.js');
+
+/** Polls until `url` answers 200 `times` in a row with `distinct` different pids (all workers up). */
+export async function waitServing(url: string, distinct = 1, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pids = new Set<number>();
+  while (Date.now() < deadline) {
+    try {
+      const res = await request(url, { timeoutMs: 1_000 });
+      if (res.status === 200) pids.add(res.json?.pid);
+      if (pids.size >= distinct) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not serve from ${distinct} workers within ${timeoutMs} ms`);
+}
+
+export interface Managed {
+  reload(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Our cluster, through the public CLI: `cluster-session start <entry> -i N [--sticky]`. */
+export async function startOurs(entry: string, workers: number, port: number, extra: string[] = []): Promise<Managed> {
+  const name = `bench-${process.pid}-${port}`;
+  const proc: Proc = startNode([CLI, 'start', entry, '-i', String(workers), '--name', name, '--port', String(port), ...extra], {
+    env: { ...process.env, PORT: String(port), NODE_ENV: 'production' },
+  });
+  // Ready means every slot says so: counting pids seen from one client cannot work in sticky mode.
+  await proc.waitFor(new RegExp(`${workers}/${workers} workers ready`), 30_000);
+  await waitServing(`http://127.0.0.1:${port}/`);
+  return {
+    async reload() {
+      await run(process.execPath, [...process.execArgv, CLI, 'reload', '--name', name]);
+    },
+    async stop() {
+      await proc.stop('SIGTERM', 15_000);
+    },
+  };
+}
+
+/** PM2 in cluster mode with a private PM2_HOME, so the bench never touches a user's own PM2 daemon. */
+export async function startPm2(entry: string, workers: number, port: number): Promise<Managed> {
+  const pm2 = path.join(path.dirname(createRequire(import.meta.url).resolve('pm2/package.json')), 'bin', 'pm2');
+  const home = mkdtempSync(path.join(tmpdir(), 'cs-pm2-'));
+  const env = { ...process.env, PM2_HOME: home, PORT: String(port), NODE_ENV: 'production' };
+  const pm2run = (...args: string[]) => run(process.execPath, [pm2, ...args], { env });
+  await pm2run('start', entry, '-i', String(workers), '--name', 'bench');
+  await waitServing(`http://127.0.0.1:${port}/`, workers);
+  return {
+    async reload() {
+      await pm2run('reload', 'bench');
+    },
+    async stop() {
+      await pm2run('kill');
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { freePort, request, startMongo, startNode, startRedis } from '@cluster-session/testkit';
+import { load } from '../lib/load.ts';
+import { alternate, median, ratio } from '../lib/stats.ts';
+import type { BenchContext, Row, Scenario } from '../lib/types.ts';
+
+const APP = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'session-app.ts');
+const SECRET = 'bench-secret-bench-secret-bench-secret';
+
+interface Variant {
+  label: string;
+  env: Record<string, string>;
+}
+
+/** Starts one variant, logs in once, and returns a closure that loads GET /me with that login's cookie. */
+async function serve(v: Variant, ctx: BenchContext) {
+  const port = await freePort();
+  const proc = startNode([APP], { env: { ...process.env, ...v.env, PORT: String(port), SESSION_SECRET: SECRET, NODE_ENV: 'production' } });
+  await proc.waitFor(/listening on/);
+  const base = `http://127.0.0.1:${port}`;
+  const res = await request(`${base}/login`, { method: 'POST', body: {} });
+  if (res.status !== 200) throw new Error(`${v.label}: login answered ${res.status} ${res.body}`);
+  const cookie = Object.entries(res.cookies).map(([k, val]) => `${k}=${val}`).join('; ');
+  const check = await request(`${base}/me`, { headers: cookie ? { cookie } : {} });
+  if (check.status !== 200) throw new Error(`${v.label}: /me answered ${check.status} ${check.body}`);
+  return {
+    run: () => load(`${base}/me`, { connections: 32, durationSec: ctx.durationSec, headers: cookie ? { cookie } : {} }),
+    close: () => proc.stop(),
+  };
+}
+
+const scenario: Scenario = {
+  name: 'session',
+  title: 'GET /me (read the login): clusterSession vs hand-assembled express-session + connect-redis vs no session',
+  async run(ctx) {
+    const redis = await startRedis();
+    const mongo = await startMongo();
+    const dir = mkdtempSync(path.join(tmpdir(), 'cs-bench-'));
+    const variants: Record<string, Variant> = {
+      none: { label: 'no session', env: { BENCH_VARIANT: 'none' } },
+      peer: { label: 'express-session + connect-redis', env: { BENCH_VARIANT: 'peer', REDIS_URL: redis.url } },
+      redis: { label: 'ours (redis)', env: { BENCH_VARIANT: 'ours', SESSION_STORE: 'redis', REDIS_URL: redis.url } },
+      mongo: { label: 'ours (mongo)', env: { BENCH_VARIANT: 'ours', SESSION_STORE: 'mongo', MONGO_URL: mongo.url } },
+      sqlite: { label: 'ours (sqlite)', env: { BENCH_VARIANT: 'ours', SESSION_STORE: 'sqlite', SQLITE_PATH: path.join(dir, 's.sqlite') } },
+      jwt: { label: 'ours (jwt)', env: { BENCH_VARIANT: 'ours', SESSION_MODE: 'jwt', JWT_SECRET: SECRET } },
+    };
+    const servers = Object.fromEntries(await Promise.all(Object.entries(variants).map(async ([k, v]) => [k, await serve(v, ctx)] as const)));
+    try {
+      const results = await alternate(ctx.rounds, Object.fromEntries(Object.entries(servers).map(([k, s]) => [k, s.run])) as Record<string, () => ReturnType<typeof load>>);
+      const rps = (k: string) => median(results[k]!.map((r) => r.rps));
+      const rows: Row[] = [];
+      const vsPeer = ratio(rps('redis'), rps('peer'));
+      rows.push({ scenario: 'session', metric: '/me req/s, redis store', unit: 'req/s', ours: rps('redis'), peer: 'express-session + connect-redis', peerValue: rps('peer'), ratio: vsPeer, target: '>= 1.0x', met: vsPeer >= 1 });
+      for (const k of ['redis', 'mongo', 'sqlite', 'jwt']) {
+        rows.push({ scenario: 'session', metric: `/me req/s, ${variants[k]!.label}`, unit: 'req/s', ours: rps(k), peer: 'no session', peerValue: rps('none'), ratio: ratio(rps(k), rps('none')) });
+      }
+      const failures = Object.values(results).flat().reduce((a, r) => a + r.errors + r.non2xx, 0);
+      if (failures) ctx.log(`session: ${failures} failed requests across variants`);
+      return rows;
+    } finally {
+      await Promise.all(Object.values(servers).map((s) => s.close()));
+      await redis.close();
+      await mongo.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+export default scenario;
