@@ -353,7 +353,7 @@ export class ClientConn implements Timed {
   /** An answer of our own. Keeps the connection when the request was read completely, closes it otherwise. */
   private reject(status: number, code: string, reason: string, retryAfter = 0): void {
     const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
-    this.socket.write(errorResponse(status, code, reason, close, retryAfter));
+    this.socket.write(errorResponse(status, code, reason, close, retryAfter, this.req?.method === 'HEAD'));
     if (close) {
       this.phase = C_CLOSED;
       this.deadline = this.ctx.now + LINGER_MS; // a client that never reads or never stops sending must not keep the socket

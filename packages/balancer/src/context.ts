@@ -41,8 +41,11 @@ const TEXT: Record<number, string> = {
   505: 'HTTP Version Not Supported',
 };
 
-/** A complete answer the balancer writes itself: small JSON naming the code, never a stack trace. */
-export function errorResponse(status: number, code: string, reason: string, close: boolean, retryAfter = 0): string {
+/**
+ * A complete answer the balancer writes itself: small JSON naming the code, never a stack trace. An answer to HEAD
+ * carries the length but no body, or the client would read the body as the next answer.
+ */
+export function errorResponse(status: number, code: string, reason: string, close: boolean, retryAfter = 0, head = false): string {
   const body = `{"error":${JSON.stringify(reason)},"code":"${code}"}`;
   return (
     `HTTP/1.1 ${status} ${TEXT[status] ?? 'Error'}\r\n` +
@@ -51,6 +54,6 @@ export function errorResponse(status: number, code: string, reason: string, clos
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     (retryAfter > 0 ? `Retry-After: ${retryAfter}\r\n` : '') +
     (close ? 'Connection: close\r\n' : '') +
-    `\r\n${body}`
+    `\r\n${head ? '' : body}`
   );
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request, startNode, freePort, type Proc } from '@cluster-session/testkit';
-import { balancer, instances, until, type Instance } from './helpers.ts';
+import { balancer, instances, raw, until, type Instance } from './helpers.ts';
 
 const fixture = new URL('./fixtures/instance.ts', import.meta.url).pathname;
 
@@ -111,6 +111,11 @@ describe('health', () => {
       assert.equal(r.status, 503);
       assert.ok(Number(r.headers['retry-after']) >= 1);
       assert.equal(r.json.code, 'CS_ERR_BALANCER_NO_UPSTREAM');
+      // HEAD then GET on one connection: the HEAD answer has no body, so the GET answer is read correctly.
+      const both = await raw(lb.url, 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      const answers = both.text.split('HTTP/1.1 503 ');
+      assert.equal(answers.length, 3, both.text);
+      assert.ok(answers[1]!.endsWith('\r\n\r\n'), 'no body after the HEAD answer');
       await request(`${a.url}/control/healthy`, { method: 'POST' });
       await until('a up', () => lb.status().upstreams[0]!.state === 'up');
       assert.equal((await request(`${lb.url}/whoami`)).status, 200);
