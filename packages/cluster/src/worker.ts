@@ -231,7 +231,7 @@ function interceptListen(): void {
       if (reply.cs === 'listening') return listening({ address: reply.address, family: reply.family, port: reply.port });
       // What a failed bind looks like in plain Node, so the app's own error handling applies.
       st.target = undefined;
-      const err = Object.assign(new Error(`listen ${reply.code}: ${reply.message}`), { code: reply.code, syscall: 'listen', port: appPort });
+      const err = Object.assign(new Error(reply.message), { code: reply.code, syscall: 'listen', port: appPort });
       this.emit('error', err);
     });
     send({ cs: 'listen', id, port: appPort, ...(host !== undefined ? { host } : {}) });

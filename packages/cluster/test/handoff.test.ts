@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { freePort } from '@cluster-session/testkit';
-import { alive, apiPrimary, FIXTURES, get, scratch, sleep } from './helpers.ts';
+import { alive, apiPrimary, FIXTURES, get, runCli, scratch, sleep } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -148,4 +150,15 @@ test('rr: connections dealt to a stuck worker go to another one; the stuck worke
   const pids = new Set<number>();
   for (let i = 0; i < 4; i++) pids.add((await get(url)).json.pid);
   assert.ok(pids.has(stuck));
+});
+
+test('rr: a PORT already in use reaches the app as its own EADDRINUSE, and the start fails naming it', async () => {
+  const port = await freePort();
+  const squatter = net.createServer().listen(port, '127.0.0.1');
+  await once(squatter, 'listening');
+  after(() => squatter.close());
+  const r = await runCli(['start', app, '-i', '1', '--port', String(port), '--name', 'in-use'], s.env);
+  assert.notEqual(r.code, 0);
+  assert.match(r.out, /code: 'EADDRINUSE'/, 'the app saw the failed bind as a normal server error');
+  assert.match(r.out, /no worker became ready.*CS_ERR_CLUSTER_START/);
 });
