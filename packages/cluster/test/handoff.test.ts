@@ -21,9 +21,10 @@ const app = path.join(FIXTURES, 'app.ts');
 type Outcome = { kind: 'status'; status: number; pid?: number } | { kind: 'closed'; code: string } | { kind: 'hang' };
 
 /** One GET on a fresh connection; a client that waits 2 s without any answer counts as a hang. */
-function probe(port: number, localAddress: string): Promise<Outcome> {
+function probe(port: number, localAddress: string, forwardedFor?: string): Promise<Outcome> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, localAddress }, (res) => {
+    const headers = forwardedFor ? { 'x-forwarded-for': forwardedFor } : {};
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, localAddress, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -48,7 +49,7 @@ function probe(port: number, localAddress: string): Promise<Outcome> {
  * 500 requests from 4 concurrent clients over ~3 s, a SIGKILL of the worker that answered last every 0.5 s.
  * Returns the tally; the caller asserts.
  */
-async function killStorm(port: number, clients: string[]): Promise<{ ok: number; refused: number; closed: number; hangs: number; other: number; kills: number; codes: string[] }> {
+async function killStorm(port: number, clients: string[], forwarded: boolean): Promise<{ ok: number; refused: number; closed: number; hangs: number; other: number; kills: number; codes: string[] }> {
   const tally = { ok: 0, refused: 0, closed: 0, hangs: 0, other: 0, kills: 0, codes: [] as string[] };
   const total = 500;
   const concurrency = 4;
@@ -72,7 +73,7 @@ async function killStorm(port: number, clients: string[]): Promise<{ ok: number;
       const i = sent++;
       const at = started + (i * 3_000) / total; // ~170 requests a second in all
       if (at > Date.now()) await sleep(at - Date.now());
-      const r = await probe(port, clients[(i + n) % clients.length]!);
+      const r = await probe(port, clients[(i + n) % clients.length]!, forwarded ? `10.0.0.${i % 16}` : undefined);
       if (r.kind === 'hang') tally.hangs++;
       else if (r.kind === 'closed') {
         tally.closed++;
@@ -94,14 +95,20 @@ async function killStorm(port: number, clients: string[]): Promise<{ ok: number;
 const clients = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 const base = { entry: app, workers: 2, control: false, backoff: { initial: 50, max: 100 }, maxRestarts: 1000 };
 
-for (const mode of ['sticky', 'rr'] as const) {
+const modes = {
+  sticky: (port: number) => ({ ...base, sticky: { port } }),
+  // The primary reads each connection's first request head to key on X-Forwarded-For; re-dealt sockets carry it.
+  'sticky behind a proxy': (port: number) => ({ ...base, sticky: { port, trustProxy: true } }),
+  rr: (port: number) => ({ ...base, port, schedulingPolicy: 'rr' }),
+};
+
+for (const [mode, optionsFor] of Object.entries(modes)) {
   test(`${mode}: SIGKILL a worker every 0.5 s under fresh connections: every client gets an answer, none hangs`, async () => {
     const port = await freePort();
-    const options = mode === 'sticky' ? { ...base, sticky: { port } } : { ...base, port, schedulingPolicy: 'rr' };
-    const primary = apiPrimary(options, s.env);
+    const primary = apiPrimary(optionsFor(port), s.env);
     after(() => primary.stop('SIGKILL'));
     await primary.waitFor(/2\/2 workers ready/);
-    const t = await killStorm(port, clients);
+    const t = await killStorm(port, clients, mode === 'sticky behind a proxy');
     process.stderr.write(`# ${mode} kill storm: ${JSON.stringify(t)}\n`);
     assert.ok(t.kills >= 3, `workers were killed during the run (${t.kills})`);
     assert.equal(t.hangs, 0, 'no client waited 2 s without an answer');
