@@ -20,6 +20,6 @@ export {
   NoSessionError,
   NotSupportedError,
 } from './errors.ts';
-export { SqliteStore } from './stores/sqlite.ts';
-export { ClusterRedisStore, failFastOptions } from './stores/redis.ts';
-export { ClusterMongoStore } from './stores/mongo.ts';
+// No driver is loaded here: each store's loads when clusterSession() creates that store. The store classes live
+// in the '@cluster-session/session/stores' subpath for the same reason.
+export { failFastOptions } from './stores/redis.ts';

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
-import { createKeyRing, JwtError, jwtSession, keyRingFromEnv, type JwtSessionOptions, type KeyRing } from '@cluster-session/jwt';
+import type * as Jwt from '@cluster-session/jwt';
+import type { JwtSessionOptions, KeyRing } from '@cluster-session/jwt';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, ConfigError } from './errors.ts';
+import { load } from './load.ts';
 import type { ClusterSession, SessionHealth } from './middleware.ts';
 import { createDenyList, type DenyList } from './revocation.ts';
 
@@ -14,6 +16,7 @@ let warnedGeneratedKey = false;
  * secret for this process (a warning says it will not verify on other processes).
  */
 function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): KeyRing {
+  const { createKeyRing, keyRingFromEnv } = load<typeof Jwt>('@cluster-session/jwt');
   const { ring, keys, secret } = jwt;
   delete jwt.ring;
   delete jwt.keys;
@@ -57,6 +60,8 @@ function revocationOn(jwt: Record<string, unknown>): boolean {
  * cookie, trustProxy) plus any `jwt: { ... }` options, which that package validates (and names) itself.
  */
 export function createJwtMode(config: ResolvedConfig): ClusterSession {
+  // jose and the token code load only in this mode.
+  const { JwtError, jwtSession } = load<typeof Jwt>('@cluster-session/jwt');
   const jwt: Record<string, unknown> = { ...config.jwt };
   let denyList: DenyList | undefined;
   let middleware;

@@ -1,9 +1,12 @@
-import { MongoClient } from 'mongodb';
+import type * as Mongodb from 'mongodb';
+import type { MongoClient } from 'mongodb';
 import type { ResolvedConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
+import { load } from './load.ts';
 import { withTimeout } from './middleware.ts';
 import { mongoClientOptions } from './stores/mongo.ts';
-import { denyKey, redisClient } from './stores/redis.ts';
+import { redisClient } from './stores/redis.ts';
+import { denyKey } from './stores/redis-client.ts';
 import { openDatabase, retry } from './stores/sqlite.ts';
 
 /** Revoked token ids (JWT `jti`), each remembered until its token would have expired anyway. */
@@ -48,7 +51,7 @@ function redisDenyList(config: ResolvedConfig): DenyList {
 function mongoDenyList(config: ResolvedConfig & { store: { type: 'mongo' } }): DenyList {
   const s = config.store;
   const own = s.client === undefined;
-  const client = own ? new MongoClient(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as MongoClient);
+  const client = own ? new (load<typeof Mongodb>('mongodb').MongoClient)(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as MongoClient);
   const coll = client.db(s.dbName).collection<{ _id: string; expires: Date }>(`${config.collection}_denylist`);
   // The TTL index only tidies up; `has` checks the expiry itself (some servers run no TTL monitor).
   let indexed = false;

@@ -1,83 +1,10 @@
-import { MongoStore } from 'connect-mongo';
-import { MongoClient, type Collection, type Document } from 'mongodb';
-import type { SessionData } from 'express-session';
-import type { Logger, ResolvedConfig } from '../config.ts';
+import type * as Mongodb from 'mongodb';
+import type { MongoClient } from 'mongodb';
+import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import { parseSession, userOf } from '../serializer.ts';
+import { load } from '../load.ts';
+import type * as MongoStoreModule from './mongo-store.ts';
 import { alwaysUp, type StoreHandle } from './types.ts';
-
-type Cb = (err?: unknown, data?: any) => void;
-
-/** What goes in the `session` field: the JSON text (any key is safe, unlike BSON field names) and the indexed user. */
-interface StoredSession {
-  json: string;
-  user?: string;
-}
-
-const live = () => ({ $or: [{ expires: { $exists: false } }, { expires: { $gt: new Date() } }] });
-
-/**
- * connect-mongo 6 adjusted for correctness without the TTL monitor (expired documents are invisible to get, all
- * and length even before MongoDB deletes them), for `clear` without drop(), and for a user field to index.
- */
-export class ClusterMongoStore extends MongoStore {
-  readonly coll: Promise<Collection<Document>>;
-  private readonly logger: Logger;
-
-  constructor(client: MongoClient, opts: { dbName?: string; collection: string; ttl: number; userKey: string; logger: Logger }) {
-    super({
-      client,
-      ...(opts.dbName ? { dbName: opts.dbName } : {}),
-      collectionName: opts.collection,
-      ttl: opts.ttl,
-      // Indexes are created by ensureIndexes(): connect-mongo's own attempt would poison its collection promise
-      // for ever when MongoDB is down at startup.
-      autoRemove: 'disabled',
-      serialize: (sess: SessionData) => {
-        const user = userOf(sess, opts.userKey);
-        const stored: StoredSession = { json: JSON.stringify(sess), ...(user ? { user } : {}) };
-        return stored as unknown as SessionData;
-      },
-      unserialize: (stored: unknown) => {
-        const raw = stored && typeof stored === 'object' && 'json' in stored ? (stored as StoredSession).json : stored;
-        return parseSession(raw, opts.logger) as SessionData;
-      },
-    });
-    this.logger = opts.logger;
-    this.coll = Promise.resolve(client.db(opts.dbName).collection(opts.collection));
-  }
-
-  override all(cb: Cb): void {
-    this.coll
-      .then(async (c) => {
-        const out: SessionData[] = [];
-        for await (const doc of c.find(live())) {
-          const raw = doc.session && typeof doc.session === 'object' && 'json' in doc.session ? doc.session.json : doc.session;
-          const sess = parseSession(raw, this.logger);
-          if (sess) out.push(Object.assign(sess, { id: String(doc._id) }));
-        }
-        cb(null, out);
-      })
-      .catch((err) => cb(err));
-  }
-
-  override length(cb: Cb): void {
-    this.coll.then((c) => c.countDocuments(live())).then((n) => cb(null, n), (err) => cb(err));
-  }
-
-  async destroyUser(userId: string): Promise<number> {
-    const c = await this.coll;
-    const { deletedCount } = await c.deleteMany({ 'session.user': userId, ...live() });
-    await c.deleteMany({ 'session.user': userId });
-    return deletedCount;
-  }
-
-  async ensureIndexes(): Promise<void> {
-    const c = await this.coll;
-    await c.createIndex({ expires: 1 }, { expireAfterSeconds: 0 });
-    await c.createIndex({ 'session.user': 1 }, { sparse: true });
-  }
-}
 
 export function mongoClientOptions(storeTimeout: number) {
   return { serverSelectionTimeoutMS: storeTimeout, connectTimeoutMS: Math.max(storeTimeout, 1000), maxPoolSize: 20 };
@@ -86,6 +13,8 @@ export function mongoClientOptions(storeTimeout: number) {
 export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   const s = config.store;
   if (s.type !== 'mongo') throw new Error('unreachable');
+  const { MongoClient } = load<typeof Mongodb>('mongodb');
+  const { ClusterMongoStore } = load<typeof MongoStoreModule>('./stores/mongo-store.ts');
   let client: MongoClient;
   let owned = false;
   if (s.client !== undefined) {

@@ -27,6 +27,10 @@ export interface RawRedis {
   close(): Promise<void>;
 }
 
+/** Key-space helpers shared with the deny list. `~` never occurs in a generated session id, so no clash with sessions. */
+export const userIndexKey = (prefix: string, userId: string) => `${prefix}~user:{${userId}}`;
+export const denyKey = (prefix: string, jti: string) => `${prefix}~deny:${jti}`;
+
 type Fn = (...a: any[]) => any;
 type Any = Record<string, any>;
 
