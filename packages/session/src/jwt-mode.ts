@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ErrorRequestHandler } from 'express';
 import type * as Jwt from '@cluster-session/jwt';
-import type { JwtSessionOptions, KeyRing } from '@cluster-session/jwt';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, ConfigError } from './errors.ts';
 import { load } from './load.ts';
@@ -15,13 +14,13 @@ let warnedGeneratedKey = false;
  * strings resolveConfig copied in), SESSION_SECRET (each >= 32 bytes), or, outside production only, a random
  * secret for this process (a warning says it will not verify on other processes).
  */
-function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): KeyRing {
+function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): Jwt.KeyRing {
   const { createKeyRing, keyRingFromEnv } = load<typeof Jwt>('@cluster-session/jwt');
   const { ring, keys, secret } = jwt;
   delete jwt.ring;
   delete jwt.keys;
   delete jwt.secret;
-  if (ring !== undefined) return ring as KeyRing;
+  if (ring !== undefined) return ring as Jwt.KeyRing;
   if (typeof keys === 'string' || typeof secret === 'string')
     return keyRingFromEnv({ JWT_KEYS: typeof keys === 'string' ? keys : undefined, JWT_SECRET: typeof secret === 'string' ? secret : undefined });
   if (keys !== undefined) return createKeyRing({ keys: keys as never });
@@ -72,7 +71,7 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
       config.logger.warn("cluster-session: jwt revocation on store 'memory' is per process: a logout revokes on one worker only.");
     denyList = revocation ? createDenyList(config) : undefined;
     const { name, secure, sameSite, path, domain } = config.cookie;
-    const options: JwtSessionOptions = {
+    const options: Jwt.JwtSessionOptions = {
       ring,
       ttl: config.ttl,
       maxAge: Math.max(config.ttl, 86_400),
@@ -80,7 +79,7 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
       ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
       ...(denyList ? { denyList, denyListTimeout: config.storeTimeout + 100 } : {}),
       onError: (err) => config.logger.error(`cluster-session: ${(err as { code?: string }).code ?? err.name}: ${err.message}`),
-      ...(jwt as JwtSessionOptions),
+      ...(jwt as Jwt.JwtSessionOptions),
     };
     middleware = jwtSession(options);
   } catch (err) {

@@ -1,5 +1,4 @@
 import type * as Mongodb from 'mongodb';
-import type { MongoClient } from 'mongodb';
 import type { ResolvedConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
 import { load } from './load.ts';
@@ -51,7 +50,8 @@ function redisDenyList(config: ResolvedConfig): DenyList {
 function mongoDenyList(config: ResolvedConfig & { store: { type: 'mongo' } }): DenyList {
   const s = config.store;
   const own = s.client === undefined;
-  const client = own ? new (load<typeof Mongodb>('mongodb').MongoClient)(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as MongoClient);
+  const { MongoClient } = load<typeof Mongodb>('mongodb');
+  const client = own ? new MongoClient(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as Mongodb.MongoClient);
   const coll = client.db(s.dbName).collection<{ _id: string; expires: Date }>(`${config.collection}_denylist`);
   // The TTL index only tidies up; `has` checks the expiry itself (some servers run no TTL monitor).
   let indexed = false;

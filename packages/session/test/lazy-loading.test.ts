@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { clusterSession, ConfigError } from '@cluster-session/session';
 
 const run = promisify(execFile);
 const fixture = fileURLToPath(new URL('./fixtures/loaded-modules.ts', import.meta.url));
@@ -81,5 +82,33 @@ describe('drivers load only for the store the config names', { timeout: 120_000 
     assert.equal(Object.getPrototypeOf(stores.ClusterMongoStore), MongoStore);
     assert.equal(typeof stores.SqliteStore, 'function');
     assert.equal(stores.failFastOptions(500).commandTimeout, 500);
+  });
+});
+
+describe('startup errors stay synchronous with drivers loaded on demand', () => {
+  const quiet = { warn() {}, error() {} };
+  it('a mongo client that is not a MongoClient throws ConfigError from clusterSession() itself', () => {
+    assert.throws(() => clusterSession({ store: { type: 'mongo', client: {} }, secret: SECRET, logger: quiet }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.code, 'CS_ERR_SESSION_CONFIG');
+      assert.match(err.message, /store\.client for mongo is not a MongoClient.*Fix:/);
+      return true;
+    });
+  });
+
+  it('a redis client of neither family throws ConfigError from clusterSession() itself', () => {
+    assert.throws(() => clusterSession({ store: { type: 'redis', client: { get() {} } }, secret: SECRET, logger: quiet }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /store\.client for redis is neither an ioredis client.*Fix:/);
+      return true;
+    });
+  });
+
+  it("a wrong JWT option throws ConfigError from clusterSession() itself (jose loaded on demand)", () => {
+    assert.throws(() => clusterSession({ mode: 'jwt', store: 'memory', secret: SECRET, jwt: { revocation: 'maybe' }, logger: quiet }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /jwt\.revocation .*"maybe"/);
+      return true;
+    });
   });
 });

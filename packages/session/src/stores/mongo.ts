@@ -1,5 +1,4 @@
 import type * as Mongodb from 'mongodb';
-import type { MongoClient } from 'mongodb';
 import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
@@ -15,7 +14,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   if (s.type !== 'mongo') throw new Error('unreachable');
   const { MongoClient } = load<typeof Mongodb>('mongodb');
   const { ClusterMongoStore } = load<typeof MongoStoreModule>('./stores/mongo-store.ts');
-  let client: MongoClient;
+  let client: Mongodb.MongoClient;
   let owned = false;
   if (s.client !== undefined) {
     if (!(s.client instanceof MongoClient)) {

@@ -1,5 +1,4 @@
 import type * as Ioredis from 'ioredis';
-import type { RedisOptions } from 'ioredis';
 import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
@@ -8,7 +7,7 @@ import type * as RedisStoreModule from './redis-store.ts';
 import type { StoreHandle } from './types.ts';
 
 /** Fail-fast client options: a down Redis answers "no" at once instead of queueing commands forever (tj/connect-redis#373). */
-export function failFastOptions(storeTimeout: number): RedisOptions {
+export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
   return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
