@@ -72,6 +72,16 @@ describe('drivers load only for the store the config names', { timeout: 120_000 
     expectOnly((await loadedBy('create', { mode: 'jwt', store: 'memory', secret: SECRET })).heavy, ['jose', '@cluster-session/jwt']);
   });
 
+  it("mode 'jwt' on redis loads jose and ioredis (the deny list), not connect-redis nor mongodb", async () => {
+    const config = { mode: 'jwt', store: { type: 'redis', url: 'redis://127.0.0.1:1' }, secret: SECRET };
+    expectOnly((await loadedBy('create', config)).heavy, ['jose', '@cluster-session/jwt', 'ioredis']);
+  });
+
+  it("mode 'jwt' on sqlite loads jose and no driver", async () => {
+    const config = { mode: 'jwt', store: { type: 'sqlite', path: path.join(dir, 'deny.sqlite') }, secret: SECRET };
+    expectOnly((await loadedBy('create', config)).heavy, ['jose', '@cluster-session/jwt']);
+  });
+
   it('the /stores subpath exports the store classes (and loads their drivers, on purpose)', async () => {
     const { heavy: got } = await loadedBy('import', '@cluster-session/session/stores');
     expectOnly(got, ['mongodb', 'connect-mongo', 'connect-redis']);
@@ -83,6 +93,21 @@ describe('drivers load only for the store the config names', { timeout: 120_000 
     assert.equal(typeof stores.SqliteStore, 'function');
     assert.equal(stores.failFastOptions(500).commandTimeout, 500);
   });
+});
+
+describe('a store loaded on demand is the same module the /stores subpath exports', () => {
+  const quiet = { warn() {}, error() {} };
+  for (const [type, url] of [['redis', 'redis://127.0.0.1:1'], ['mongo', 'mongodb://127.0.0.1:1/test']] as const) {
+    it(`clusterSession({ store: '${type}' }).store is an instance of the exported class`, async () => {
+      const stores = await import('@cluster-session/session/stores');
+      const sessions = clusterSession({ store: { type, url }, secret: SECRET, logger: quiet, storeTimeout: 200 });
+      try {
+        assert.ok(sessions.store instanceof (type === 'redis' ? stores.ClusterRedisStore : stores.ClusterMongoStore));
+      } finally {
+        await sessions.close();
+      }
+    });
+  }
 });
 
 describe('startup errors stay synchronous with drivers loaded on demand', () => {
