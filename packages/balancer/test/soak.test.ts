@@ -63,7 +63,7 @@ test('mixed traffic for 3 s (pipelining, bodies, aborts, broken instances, WebSo
     );
     agent.destroy();
     assert.deepEqual(logs.filter((l) => l.includes('internal error')), []);
-    assert.ok((statuses.get(200) ?? 0) > 50, `answers: ${JSON.stringify([...statuses])}`);
+    assert.ok((statuses.get(200) ?? 0) > 10, `answers: ${JSON.stringify([...statuses])}`);
     assert.deepEqual([...statuses.keys()].filter((s) => ![200, 204, 502].includes(s)), [], 'only expected statuses');
     await until('every slot and client connection released', () => {
       const s = lb.status();

@@ -51,7 +51,7 @@ describe('status page', () => {
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     try {
       await page.goto(lb.adminUrl!);
-      await page.waitForSelector('tr[data-id="beta"] td.up', { timeout: 5_000 });
+      await page.waitForSelector('tr[data-id="beta"] td.up', { timeout: 15_000 });
       const rows = await page.$$eval('#upstreams tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
       assert.equal(rows.length, 2);
       assert.equal(rows[0]![0], 'alpha');
@@ -60,7 +60,7 @@ describe('status page', () => {
       assert.match((await page.textContent('#summary'))!, /strategy round-robin .* 2\/2 up/);
 
       await request(`${b.url}/control/unhealthy`, { method: 'POST' });
-      await page.waitForSelector('tr[data-id="beta"] td.down', { timeout: 5_000 });
+      await page.waitForSelector('tr[data-id="beta"] td.down', { timeout: 15_000 });
       assert.match((await page.textContent('tr[data-id="beta"]'))!, /failed \(HTTP 503\)/);
       assert.match((await page.textContent('#summary'))!, /1\/2 up/);
       const color = await page.$eval('tr[data-id="beta"] td.down', (td) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(td).color);
