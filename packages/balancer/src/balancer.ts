@@ -168,8 +168,9 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       server.close();
       admin?.close();
       admin?.closeAllConnections();
-      // Idle keep-alive clients go now; clients mid-request get Connection: close after their response.
-      for (const c of clients) if ((c as ClientConn).req === null) (c as ClientConn).socket.destroy();
+      // Idle keep-alive clients and WebSocket tunnels (they would never finish) go now; clients mid-request get
+      // Connection: close after their response.
+      for (const c of clients) if ((c as ClientConn).closableNow()) c.destroy();
       const deadline = Date.now() + graceMs;
       while (clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const c of clients) c.destroy();

@@ -372,6 +372,11 @@ export class ClientConn implements Timed {
     this.abort();
   }
 
+  /** Nothing in flight that a graceful stop should wait for: idle between requests, or a tunnel. */
+  closableNow(): boolean {
+    return this.phase === C_IDLE || this.phase === C_TUNNEL || this.phase === C_CLOSED;
+  }
+
   /** A bug must cost one connection, never the process and every other client with it. */
   internalError(err: unknown): void {
     this.ctx.log(`internal error, connection closed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

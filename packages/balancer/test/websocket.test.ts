@@ -29,6 +29,17 @@ describe('WebSocket', () => {
     }
   });
 
+  test('close() ends open tunnels at once instead of waiting for them', async () => {
+    const lb = await balancer({ upstreams: [a.url], health: false });
+    const ws = await connectWs(`${lb.url}/socket`);
+    assert.equal(await ws.send('hi'), 'a:hi');
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('close() waited for the open tunnel')), 5_000)));
+    await Promise.race([lb.close(30_000), stuck]); // grace 30 s: only a tunnel left open would make it wait
+    clearTimeout(timer);
+    await until('client sees the close', () => ws.closed(), 2_000);
+  });
+
   test('sticky cookie routing holds for WebSocket handshakes', async () => {
     const lb = await balancer({ strategy: 'cookie', upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }], health: false });
     try {
