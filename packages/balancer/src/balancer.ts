@@ -52,7 +52,6 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   const ctx: ProxyContext = {
     config,
     selector,
-    upstreams,
     now: Date.now(),
     closing: false,
     clients,

@@ -1,6 +1,5 @@
 import type { BalancerConfig } from './options.ts';
 import type { Selector } from './strategy.ts';
-import type { Upstream } from './upstream.ts';
 
 /** A connection the timeout sweep looks at. `deadline` 0 means no timer runs. */
 export interface Timed {
@@ -13,7 +12,6 @@ export interface Timed {
 export interface ProxyContext {
   readonly config: BalancerConfig;
   readonly selector: Selector;
-  readonly upstreams: Upstream[];
   /**
    * Coarse clock, refreshed by the timeout sweep (like nginx's cached time): setting a deadline per request costs
    * an addition instead of a timer.
