@@ -76,7 +76,12 @@ export function parseRequestHead(head: string): RequestHead | HeadError {
     const colon = head.indexOf(':', pos);
     if (colon <= pos || colon > end) return bad('malformed header line');
     const name = head.slice(pos, colon);
-    const value = head.slice(colon + 1, end).replace(/^[\t ]+|[\t ]+$/g, '');
+    // Optional whitespace around the value is space or tab only (RFC 9110 5.6.3), not what trim() removes.
+    let from = colon + 1;
+    let to = end;
+    while (from < to && (head.charCodeAt(from) === 32 || head.charCodeAt(from) === 9)) from++;
+    while (to > from && (head.charCodeAt(to - 1) === 32 || head.charCodeAt(to - 1) === 9)) to--;
+    const value = head.slice(from, to);
     const raw = head.slice(pos, end + 2);
     pos = end + 2;
     if (!TOKEN.test(name)) return bad('malformed header name');
@@ -209,7 +214,9 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
   const status = Number(head.slice(9, 12));
   if (head.charCodeAt(8) !== 32 || (eol !== 12 && head.charCodeAt(12) !== 32)) return undefined;
   if (!(status >= 100 && status <= 999) || (minor !== 0 && minor !== 1)) return undefined;
-  let out = minor === 1 ? head.slice(0, eol + 2) : `HTTP/1.1${head.slice(8, eol)}\r\n`;
+  // Kept bytes are copied in runs: only a dropped line (Connection, Keep-Alive...) ends a run.
+  let out = minor === 1 ? '' : `HTTP/1.1${head.slice(8, eol)}\r\n`;
+  let keptFrom = minor === 1 ? 0 : eol + 2;
   let contentLength = -1;
   let chunked = false;
   let close = minor === 0;
@@ -222,36 +229,45 @@ export function parseResponseHead(head: string): ResponseHead | undefined {
     const colon = head.indexOf(':', pos);
     if (colon <= pos || colon > end) return undefined;
     const nameLength = colon - pos;
-    if (nameLength === 10 || nameLength === 14 || nameLength === 16 || nameLength === 17) {
+    const first = head.charCodeAt(pos) | 0x20; // lower-cased first letter: a cheap filter before slicing
+    if (
+      ((nameLength === 10 || nameLength === 14) && (first === 99 /* c */ || first === 107 /* k */)) ||
+      (nameLength === 16 && first === 112 /* p */) ||
+      (nameLength === 17 && first === 116 /* t */)
+    ) {
       const name = head.slice(pos, colon).toLowerCase();
-      const value = head.slice(colon + 1, end).trim().toLowerCase();
+      let drop = false;
       if (name === 'connection') {
-        if (/(^|,)\s*close\s*(,|$)/.test(value)) close = true;
-        else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(value)) close = false;
-        for (const token of value.split(',')) {
-          const t = token.trim();
-          if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (named ??= []).push(t);
-        }
-        pos = end + 2;
-        continue;
-      }
-      if (name === 'keep-alive' || name === 'proxy-connection') {
-        const m = name === 'keep-alive' ? /(?:^|,)\s*timeout=(\d{1,6})/.exec(value) : null;
+        drop = true;
+        const value = head.slice(colon + 1, end).trim().toLowerCase();
+        if (value !== 'keep-alive') {
+          if (/(^|,)\s*close\s*(,|$)/.test(value)) close = true;
+          else if (minor === 0 && /(^|,)\s*keep-alive\s*(,|$)/.test(value)) close = false;
+          for (const token of value.split(',')) {
+            const t = token.trim();
+            if (t && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (named ??= []).push(t);
+          }
+        } else if (minor === 0) close = false;
+      } else if (name === 'keep-alive' || name === 'proxy-connection') {
+        drop = true;
+        const m = name === 'keep-alive' ? /(?:^|,)\s*timeout=(\d{1,6})/i.exec(head.slice(colon + 1, end)) : null;
         if (m) keepAliveMs = Number(m[1]) * 1000;
-        pos = end + 2;
-        continue;
-      }
-      if (name === 'content-length') {
+      } else if (name === 'content-length') {
+        const value = head.slice(colon + 1, end).trim();
         if (!DIGITS.test(value)) return undefined;
         contentLength = Number(value);
       } else if (name === 'transfer-encoding') {
-        if (value.endsWith('chunked')) chunked = true;
+        if (head.slice(colon + 1, end).trim().toLowerCase().endsWith('chunked')) chunked = true;
         else close = true;
       }
+      if (drop) {
+        out += head.slice(keptFrom, pos);
+        keptFrom = end + 2;
+      }
     }
-    out += head.slice(pos, end + 2);
     pos = end + 2;
   }
+  if (keptFrom < head.length) out += head.slice(keptFrom);
   if (chunked) contentLength = -1;
   // Headers the instance named in Connection are hop-by-hop for this answer (RFC 9110 7.6.1).
   if (named) for (const t of named) out = dropHeader(out, t);
