@@ -206,7 +206,10 @@ export class ClientConn implements Timed {
   /** Picks an instance and sends the request, or answers 503 at once when none is available. */
   private dispatch(): void {
     const ctx = this.ctx;
-    const u = ctx.selector.choose(ctx.now, hashKey(this.req!, this.ip, ctx.config), this.sticky, this.tried);
+    const key = hashKey(this.req!, this.ip, ctx.config);
+    const u =
+      ctx.selector.choose(ctx.now, key, this.sticky, this.tried) ??
+      ctx.selector.choose(ctx.now, key, this.sticky, this.tried, true);
     if (u === undefined) {
       if (this.attempt === 0) {
         ctx.totals.rejected++;
@@ -267,15 +270,17 @@ export class ClientConn implements Timed {
     u.countStatus(status);
     // 502/503/504 from an instance mean it cannot serve (overloaded, its own upstream down); an application 500
     // on one route must not eject every instance.
-    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
+    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`, true);
+    // Ejected for its answers, but this one was good: it is back (it got the request as a last resort).
+    else if (status < 500 && u.ejectedAnswering && u.downUntil > this.ctx.now) u.downUntil = 0;
     u.release();
     this.origin = null;
     this.upstream = null;
     this.next();
   }
 
-  private noteFailure(u: Upstream, reason: string): void {
-    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive)) {
+  private noteFailure(u: Upstream, reason: string, answered = false): void {
+    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive, answered)) {
       this.ctx.log(`instance ${u.id} (${u.url}) ejected for ${this.ctx.config.passive ? this.ctx.config.passive.cooldown : 0} ms: ${reason}`);
     }
   }

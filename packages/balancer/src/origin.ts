@@ -228,7 +228,7 @@ export class OriginConn implements Timed {
     // Give the socket up a second before the instance would close it, so it is never reused as it closes.
     let idleMs = ctx.config.timeouts.upstreamIdle;
     if (this.keepAliveMs > 0) idleMs = Math.min(idleMs, this.keepAliveMs - 1000);
-    if (this.reusable && idleMs > 0 && client.bodyDone && !ctx.closing && u.available(ctx.now) && u.idle.length < ctx.config.limits.idlePerUpstream) {
+    if (this.reusable && idleMs > 0 && client.bodyDone && !ctx.closing && u.available(ctx.now, true) && u.idle.length < ctx.config.limits.idlePerUpstream) {
       this.phase = O_IDLE;
       this.deadline = ctx.now + idleMs;
       if (this.socket.isPaused()) this.socket.resume();

@@ -10,6 +10,8 @@ export class Selector {
   readonly strategy: Strategy;
   private readonly list: Upstream[];
   private leastOffset = 0;
+  /** Set per choose(): whether instances ejected for their answers count as available (see Upstream.available). */
+  private lenient = false;
 
   constructor(strategy: Strategy, list: Upstream[]) {
     this.strategy = strategy;
@@ -17,7 +19,8 @@ export class Selector {
   }
 
   /** `key` is the client address (ip-hash) ; `sticky` the instance id from the cookie (cookie strategy). */
-  choose(now: number, key: string, sticky: string, tried: Upstream[] | null): Upstream | undefined {
+  choose(now: number, key: string, sticky: string, tried: Upstream[] | null, lenient = false): Upstream | undefined {
+    this.lenient = lenient;
     switch (this.strategy) {
       case 'least-conn':
         return this.leastConn(now, tried);
@@ -26,7 +29,7 @@ export class Selector {
       case 'cookie':
         if (sticky) {
           for (const u of this.list) {
-            if (u.id === sticky && u.available(now) && !(tried && tried.includes(u))) return u;
+            if (u.id === sticky && u.available(now, this.lenient) && !(tried && tried.includes(u))) return u;
           }
         }
         return this.roundRobin(now, tried);
@@ -40,7 +43,7 @@ export class Selector {
     let best: Upstream | undefined;
     let total = 0;
     for (const u of this.list) {
-      if (!u.available(now) || (tried && tried.includes(u))) continue;
+      if (!u.available(now, this.lenient) || (tried && tried.includes(u))) continue;
       u.current += u.weight;
       total += u.weight;
       if (!best || u.current > best.current) best = u;
@@ -56,7 +59,7 @@ export class Selector {
     const start = this.leastOffset++ % n;
     for (let k = 0; k < n; k++) {
       const u = this.list[(start + k) % n]!;
-      if (!u.available(now) || (tried && tried.includes(u))) continue;
+      if (!u.available(now, this.lenient) || (tried && tried.includes(u))) continue;
       if (!best || u.active * best.weight < best.active * u.weight) best = u;
     }
     return best;
@@ -64,7 +67,7 @@ export class Selector {
 
   /** Rendezvous hashing: losing an instance moves only its own clients, and they come back when it returns. */
   private hash(now: number, key: string, tried: Upstream[] | null): Upstream | undefined {
-    const candidates = this.list.filter((u) => u.available(now) && !(tried && tried.includes(u)));
+    const candidates = this.list.filter((u) => u.available(now, this.lenient) && !(tried && tried.includes(u)));
     return pick(key, candidates);
   }
 }

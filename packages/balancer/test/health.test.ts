@@ -102,6 +102,30 @@ describe('health', () => {
     }
   });
 
+  test('every instance ejected for its answers: their answers still reach clients, and a good answer ends the ejection', async () => {
+    const [a, b] = await instances('a', 'b');
+    const lb = await balancer({
+      upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }],
+      health: { active: false, passive: { failures: 2, window: 10_000, cooldown: 60_000 } },
+    });
+    try {
+      for (let i = 0; i < 4; i++) assert.equal((await request(`${lb.url}/status/503`)).status, 503);
+      assert.deepEqual(lb.status().upstreams.map((u) => u.state), ['down', 'down']);
+      // Like a session store outage: every instance says 503. The instance answer (not the balancer's) goes out.
+      const during = await request(`${lb.url}/status/503`);
+      assert.equal(during.status, 503);
+      assert.match(during.json.instance, /^[ab]$/);
+      // The outage ends: the first good answer brings that instance back without waiting out the 60 s cooldown.
+      const after = await request(`${lb.url}/whoami`);
+      assert.equal(after.status, 200);
+      assert.equal(lb.status().upstreams.find((u) => u.id === after.json.instance)!.state, 'up');
+    } finally {
+      await lb.close();
+      await a.close();
+      await b.close();
+    }
+  });
+
   test('all instances down: 503 with Retry-After at once, and the balancer recovers', async () => {
     const [a] = await instances('a');
     const lb = await balancer({ upstreams: [a.url], health: { interval: 100, fall: 1, rise: 1, timeout: 300 } });
