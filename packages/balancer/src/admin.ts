@@ -70,7 +70,8 @@ async function refresh() {
     for (const u of s.upstreams) {
       const row = tbody.insertRow();
       row.dataset.id = u.id;
-      cell(row, u.id); cell(row, u.url); cell(row, u.state, u.state);
+      cell(row, u.id); cell(row, u.url);
+      cell(row, u.state + (u.ejectedForMs > 0 ? ' (ejected ' + Math.ceil(u.ejectedForMs / 1000) + ' s)' : ''), u.state);
       cell(row, u.weight, 'num'); cell(row, u.active, 'num'); cell(row, u.requests, 'num');
       cell(row, u.errors, 'num'); cell(row, u.retries, 'num');
       cell(row, u.lastCheck ? (u.lastCheck.ok ? 'ok' : 'failed') + ' (' + u.lastCheck.detail + ')' : '—');
