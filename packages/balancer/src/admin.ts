@@ -64,7 +64,7 @@ async function refresh() {
     const res = await fetch('status.json', { cache: 'no-store' });
     const s = await res.json();
     document.getElementById('summary').textContent =
-      'listening on ' + s.url + ' · strategy ' + s.strategy + ' · ' + s.totals.connections + ' connections · ' +
+      'listening on ' + s.url + ' · strategy ' + s.strategy + ' · ' + s.totals.openConnections + ' open connections (' + s.totals.connections + ' since start) · ' +
       s.totals.requests + ' requests · ' + s.upstreams.filter((u) => u.state === 'up').length + '/' + s.upstreams.length + ' up';
     tbody.replaceChildren();
     for (const u of s.upstreams) {
