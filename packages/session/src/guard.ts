@@ -2,6 +2,7 @@ import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
+import { budgetOf } from './budget.ts';
 import type { StoreHandle } from './stores/types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -47,26 +48,40 @@ function classify(err: unknown, storeName: string, op: string): unknown {
 }
 
 /**
- * Wraps the store's request-path methods in place: each call answers within `storeTimeout` (a late reply is
- * dropped), store errors become StoreUnavailableError, oversized sessions are refused before anything is written,
+ * Wraps the store's request-path methods in place: a request's calls together answer within `storeTimeout` (a
+ * late reply is dropped), store errors become StoreUnavailableError, oversized sessions are refused before anything is written,
  * repeated writes of unchanged data in one request are skipped, and touches are lazy when `touchAfter` allows.
  */
 export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   const store = handle.store as Store & Record<string, unknown>;
   const timeout = config.storeTimeout;
 
-  const call = (op: string, original: (...a: any[]) => unknown, args: unknown[], cb: Cb | undefined) => {
+  /**
+   * One store step, bounded by what is left of its request's store budget (see budget.ts), or by `storeTimeout`
+   * for a call outside any request. `sess` lets a save find its request when the async context was lost.
+   */
+  const call = (op: string, original: (...a: any[]) => unknown, args: unknown[], cb: Cb | undefined, sess?: unknown) => {
+    const budget = budgetOf(sess);
+    const limit = budget ? budget.remaining() : timeout;
+    const started = Date.now();
     let done = false;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (err?: unknown, value?: unknown) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      budget?.charge(Date.now() - started);
       if (err && op === 'touch' && /unable to find the session to touch/i.test(String((err as Error).message))) err = undefined;
       cb?.(err ? classify(err, handle.name, op) : null, value);
     };
-    const timer = setTimeout(
-      () => finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within ${timeout} ms`)),
-      timeout,
+    if (limit <= 0) {
+      // The earlier steps used the whole budget: fail this one without sending it (asynchronously, as a store would).
+      const err = new StoreUnavailableError(`${handle.name} store: the request's storeTimeout (${timeout} ms) was spent before ${op}`);
+      return void setImmediate(() => finish(err));
+    }
+    timer = setTimeout(
+      () => finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within the request's storeTimeout (${timeout} ms; ${limit} ms were left)`)),
+      limit,
     );
     const invoke = () => {
       if (done) return;
@@ -79,7 +94,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
     };
     // While the first connection is being made, wait for it (within the same deadline) rather than fail.
     if (handle.isUp()) invoke();
-    else void handle.whenUp(timeout).then(invoke);
+    else void handle.whenUp(limit).then(invoke);
   };
 
   const get = store.get.bind(store) as (...a: any[]) => unknown;
@@ -98,7 +113,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
     call('set', set, [sid, sess], (err, v) => {
       if (!err) (sess as Tracked)[kState] = { id: sid, json, expires: cookieExpiry(sess), saved: true };
       cb?.(err, v);
-    });
+    }, sess);
   };
 
   if (typeof store.touch === 'function') {
@@ -113,7 +128,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       call('touch', touch, [sid, sess], (err, v) => {
         if (!err && st) st.expires = next;
         cb?.(err, v);
-      });
+      }, sess);
     };
   }
 

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import session, { type SessionData, type Store } from 'express-session';
+import { runWithBudget, StoreBudget } from './budget.ts';
 import { resolveConfig, type ResolvedConfig, type SessionConfigInput } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { guardStore, isDirty, markState, kState } from './guard.ts';
@@ -127,10 +128,13 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
     } as Response['end'];
   };
 
-  const run = async (req: Request, res: Response, next: (err?: unknown) => void) => {
+  const run = async (req: Request, res: Response, next: (err?: unknown) => void, budget: StoreBudget) => {
     (req as unknown as Record<symbol, unknown>)[kConfig] = config;
-    if (!handle.isUp() && !(await handle.whenUp(config.storeTimeout))) {
-      return sendError(res, new StoreUnavailableError(`${handle.name} store is not connected`));
+    if (!handle.isUp()) {
+      const started = Date.now();
+      const up = await handle.whenUp(budget.remaining());
+      budget.charge(Date.now() - started);
+      if (!up) return sendError(res, new StoreUnavailableError(`${handle.name} store is not connected`));
     }
     let called = false;
     inner(req, res, (err?: unknown) => {
@@ -149,7 +153,9 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
 
   const middleware = ((req, res, next) => {
     if (req.session) return next();
-    run(req, res, next).catch(next);
+    // One store budget for the whole request: every store step below and in the app's handlers draws on it.
+    const budget = new StoreBudget(config.storeTimeout);
+    runWithBudget(req, budget, () => run(req, res, next, budget)).catch(next);
   }) as ClusterSession;
 
   const errorHandler: ErrorRequestHandler = (err, req, res, next) => {
