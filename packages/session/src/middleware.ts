@@ -111,6 +111,9 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
     res.end = function end(this: Response, ...args: unknown[]) {
       const sess = req.session;
       if (res.headersSent || !sess || !isDirty(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
+      // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
+      // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
+      sess.touch();
       sess.save((err?: unknown) => {
         if (!err) return void sessionEnd.apply(this, args);
         if (!answerable(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);

@@ -20,6 +20,8 @@ export interface RawRedis {
   /** SADD member, then extend the set's expiry to at least `ms` (both on one key: one slot). */
   addToSet(key: string, member: string, ms: number): Promise<void>;
   members(key: string): Promise<string[]>;
+  /** SREM of the given members (a no-op for an empty list). */
+  removeFromSet(key: string, members: string[]): Promise<void>;
   setPx(key: string, value: string, ms: number): Promise<void>;
   exists(key: string): Promise<boolean>;
   ping(): Promise<void>;
@@ -74,6 +76,9 @@ function fromIoredis(c: Any): RawRedis {
       if (Number(replies[1]?.[1]) < ms) await c.pexpire(key, ms);
     },
     members: (key) => c.smembers(key),
+    async removeFromSet(key, members) {
+      if (members.length) await c.srem(key, ...members);
+    },
     async setPx(key, value, ms) {
       await c.set(key, value, 'PX', ms);
     },
@@ -123,6 +128,9 @@ function fromNodeRedis(c: Any): RawRedis {
       if (Number(pttl) < ms) await c.pExpire(key, ms);
     },
     members: (key) => c.sMembers(key),
+    async removeFromSet(key, members) {
+      if (members.length) await c.sRem(key, members);
+    },
     async setPx(key, value, ms) {
       await c.set(key, value, { PX: ms });
     },

@@ -20,9 +20,43 @@ function reply<T>(cb: Cb | undefined, p: Promise<T>): Promise<T> {
 }
 
 /**
+ * Where a session's user index entry stands, so a save need not rewrite it: the stored value carries it as
+ * `"~idx": { u, e }` (stripped again on load) and the loaded Session keeps it under a symbol, with the id it was
+ * loaded under. `exp` is a lower bound of the index key's expiry.
+ */
+interface IndexStamp {
+  sid: string;
+  user: string;
+  exp: number;
+}
+const STAMP = '~idx';
+const kStamp = Symbol('cluster-session.index-stamp');
+type Stamped = SessionData & { [kStamp]?: IndexStamp | Omit<IndexStamp, 'sid'> | undefined };
+
+function stringify(sess: Stamped): string {
+  const st = sess[kStamp];
+  return JSON.stringify(st ? { ...sess, [STAMP]: { u: st.user, e: st.exp } } : sess);
+}
+
+function parse(text: string, logger: Logger): SessionData | null {
+  const sess = parseSession(text, logger) as (Stamped & { [STAMP]?: { u?: unknown; e?: unknown } }) | null;
+  if (!sess || !(STAMP in sess)) return sess;
+  const { u, e } = sess[STAMP] ?? {};
+  delete sess[STAMP];
+  if (typeof u === 'string' && typeof e === 'number') sess[kStamp] = { user: u, exp: e };
+  return sess;
+}
+
+/**
  * connect-redis 8 with what it lacks: Cluster-aware ids/all/length/clear (SCAN every master, per-key commands, so
  * no CROSSSLOT), a per-user index for logoutEverywhere() (hash-tagged set, one slot per user), and a parser that
  * treats a corrupt value as no session.
+ *
+ * The index is written only when a session's indexed user is new to it (login, the `userKey` value changing, a
+ * session stored before this scheme) or when the session would outlive the index key: an ordinary save is then
+ * one SET on the session's own slot, so on a Cluster it never depends on the master holding the user's index.
+ * The index key is given `ttl` of slack past the session's expiry, so a session extended by saves and touches
+ * refreshes it about once per `ttl`; it outlives the longest session it lists by at most `ttl`.
  */
 export class ClusterRedisStore extends RedisStore {
   readonly raw: RawRedis;
@@ -32,10 +66,31 @@ export class ClusterRedisStore extends RedisStore {
   constructor(client: unknown, opts: { prefix: string; ttl: number; userKey: string; logger: Logger }) {
     const raw = rawRedis(client);
     if (!raw) throw new ConfigError('redis store: the client is neither ioredis nor node-redis 5');
-    super({ client, prefix: opts.prefix, ttl: opts.ttl, serializer: { parse: (s: string) => parseSession(s, opts.logger) as SessionData, stringify: JSON.stringify } });
+    super({ client, prefix: opts.prefix, ttl: opts.ttl, serializer: { parse: (s: string) => parse(s, opts.logger) as SessionData, stringify } });
     this.raw = raw;
     this.userKey = opts.userKey;
     this.defaultTtl = opts.ttl;
+  }
+
+  override createSession(req: Parameters<RedisStore['createSession']>[0], sess: SessionData): ReturnType<RedisStore['createSession']> {
+    const stamp = (sess as Stamped)[kStamp];
+    const s = super.createSession(req, sess);
+    if (stamp) (s as Stamped)[kStamp] = { ...stamp, sid: req.sessionID };
+    return s;
+  }
+
+  /** The stamp to write when this save or touch must (re)write the user index, else undefined. */
+  private indexDue(sid: string, sess: SessionData): IndexStamp | undefined {
+    const user = userOf(sess, this.userKey);
+    if (!user) return undefined;
+    const known = (sess as Stamped)[kStamp] as Partial<IndexStamp> | undefined;
+    const exp = expiresAt(sess, this.defaultTtl);
+    if (known && known.sid === sid && known.user === user && exp <= known.exp!) return undefined;
+    return { sid, user, exp: exp + this.defaultTtl * 1000 };
+  }
+
+  private writeIndex(stamp: IndexStamp): Promise<void> {
+    return this.raw.addToSet(userIndexKey(this.prefix, stamp.user), stamp.sid, Math.max(1000, Math.ceil(stamp.exp - Date.now())));
   }
 
   override set(sid: string, sess: SessionData, cb?: Cb): Promise<any> {
@@ -43,12 +98,32 @@ export class ClusterRedisStore extends RedisStore {
   }
 
   private async setAndIndex(sid: string, sess: SessionData): Promise<void> {
-    const user = userOf(sess, this.userKey);
-    if (!user) return void (await super.set(sid, sess));
-    // The session write and its index update go out together: one round trip of latency, not two. The index
-    // lives as long as its longest-lived session; stale members are harmless (DEL of a gone key counts 0).
-    const ms = Math.max(1000, Math.ceil(expiresAt(sess, this.defaultTtl) - Date.now()));
-    await Promise.all([super.set(sid, sess), this.raw.addToSet(userIndexKey(this.prefix, user), sid, ms)]);
+    const s = sess as Stamped;
+    if (!userOf(sess, this.userKey)) s[kStamp] = undefined;
+    const due = this.indexDue(sid, sess);
+    if (!due) return void (await super.set(sid, sess));
+    // Index first, then the session claiming it: a failure in between leaves an index member without a session
+    // (harmless, see destroyUser), never a session that believes it is indexed when it is not.
+    await this.writeIndex(due);
+    const before = s[kStamp];
+    s[kStamp] = due;
+    try {
+      await super.set(sid, sess);
+    } catch (err) {
+      s[kStamp] = before;
+      throw err;
+    }
+  }
+
+  override touch(sid: string, sess: SessionData, cb?: Cb): Promise<any> {
+    const run = async () => {
+      // A touch only moves the expiry; when that passes the index key's, the index moves too (the stored stamp
+      // stays older, so the next save or touch refreshes it once more: bounded by how often touches happen).
+      const due = this.indexDue(sid, sess);
+      await Promise.all([super.touch(sid, sess), due && this.writeIndex(due)]);
+      if (due) (sess as Stamped)[kStamp] = due;
+    };
+    return reply(cb, run());
   }
 
   private sessionKeys(): Promise<string[]> {
@@ -91,8 +166,17 @@ export class ClusterRedisStore extends RedisStore {
   async destroyUser(userId: string): Promise<number> {
     const key = userIndexKey(this.prefix, userId);
     const sids = await this.raw.members(key);
-    const deleted = await inChunks(sids, 100, (sid) => this.raw.del(this.prefix + sid));
-    await this.raw.del(key);
-    return deleted.reduce((a, b) => a + Number(b), 0);
+    // Members may be stale: a session gone (expired, logged out) or one whose user changed in place since it was
+    // indexed. Only sessions that still belong to this user are deleted.
+    const deleted = await inChunks(sids, 100, async (sid) => {
+      const text = await this.raw.get(this.prefix + sid);
+      const sess = text === null ? null : parse(text, nullLogger);
+      return sess && userOf(sess, this.userKey) === userId ? this.raw.del(this.prefix + sid) : 0;
+    });
+    // SREM what was handled rather than DEL the key, so a login racing with this call stays indexed.
+    await this.raw.removeFromSet(key, sids);
+    return deleted.reduce((a: number, b) => a + Number(b), 0);
   }
 }
+
+const nullLogger: Logger = { warn: () => {}, error: () => {} };
