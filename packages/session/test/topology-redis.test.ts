@@ -15,11 +15,10 @@ const STORE_TIMEOUT = 1_000;
 /** A response slower than this is a hang, not a fast answer. */
 const HANG_MS = 5_000;
 /**
- * "Fast": each store step is bounded by storeTimeout, and a request has at most three in a row (wait for the client
- * to be ready, load the session, save it). Failures usually take one step (~1 s on a Cluster, ~0 on Sentinel or a
- * stopped Redis); 3 s was seen twice in ~25 Cluster runs on a loaded machine.
+ * "Fast": storeTimeout is one budget per request, shared by all its store steps (wait for the client to be ready,
+ * load the session, save it), so a failing request is answered within storeTimeout plus scheduling slack.
  */
-const FAST_MS = 3 * STORE_TIMEOUT + 500;
+const FAST_MS = STORE_TIMEOUT + 600;
 
 interface App {
   url: string;
@@ -286,7 +285,8 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
     // Failover: kill the master serving the most sessions, under load.
     const victimIndex = perMaster.indexOf(Math.max(...perMaster));
     const onVictim = users.filter((_, i) => owners[i] === masters[victimIndex]);
-    // A write also updates the user's logoutEverywhere index (its own slot, from the {user} hash tag).
+    // Users whose logoutEverywhere index (its own slot, from the {user} hash tag) is on the victim: their saves
+    // must keep working, since an ordinary save does not write the index.
     const indexOnVictim = new Set<string>();
     for (const u of users) if ((await cluster.nodeForKey(`sess:~user:{${u.name}}`)) === masters[victimIndex]) indexOnVictim.add(u.name);
     await cluster.waitForReplication();
@@ -301,13 +301,13 @@ describe('Redis Cluster (3 masters, 3 replicas)', () => {
     await load.stop();
 
     const victims = new Set(onVictim.map((u) => u.name));
-    const failedElsewhere = load.samples.filter(
-      (s) => s.status !== 200 && !victims.has(s.user) && !(s.write && indexOnVictim.has(s.user)),
-    );
+    const failedElsewhere = load.samples.filter((s) => s.status !== 200 && !victims.has(s.user));
+    const indexOnlyWrites = load.samples.filter((s) => s.write && indexOnVictim.has(s.user) && !victims.has(s.user));
     t.diagnostic(
       `cluster failover took ${failoverMs} ms (redis side); ${onVictim.length} logins lived on the killed master; ` +
-        `failures on keys outside its slots: ${failedElsewhere.length}`,
+        `failures on keys outside its slots: ${failedElsewhere.length}; saves of users whose index is on it: ${indexOnlyWrites.length}`,
     );
+    assert.ok(indexOnlyWrites.length > 0, 'the load saved sessions of users whose index slot was on the killed master');
     assert.equal(failedElsewhere.length, 0, 'only requests touching the failed master\'s slots fail');
     const r = await report(t, 'redis-cluster failover', app, load, users);
     assert.equal(r.lost, 0, 'no login lost, including those on the killed master');
