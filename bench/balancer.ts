@@ -185,6 +185,7 @@ http {
     const targets: Partial<Record<Who, string>> = { balancer: `http://127.0.0.1:${lbPort}/`, nginx: `http://127.0.0.1:${ngPort}/` };
     const nginxWorker = Number(execFileSync('pgrep', ['-P', String(nginx.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
     const pids: Partial<Record<Who, number>> = { balancer: lb.pid!, nginx: nginxWorker };
+    const startRss = { balancer: rssMiB(lb.pid!), nginx: rssMiB(nginxWorker) };
     if (withNaive) {
       const naivePort = await freePort();
       const naive = await start(process.execPath, [path.join(here, 'fixtures', 'naive-proxy.ts'), String(naivePort), ...upstreams], /ready/);
@@ -239,7 +240,7 @@ http {
       { scenario: 'balancer', metric: `req/s, ${connections} keep-alive connections, 2 upstreams`, unit: 'req/s', ours: Math.round(ours.rps), peer: 'nginx 1 worker', peerValue: Math.round(peer.rps), ratio: ratioRps, target: '>= 0.7', met: ratioRps >= 0.7, note: failures ? `${failures} errors/non-2xx` : undefined },
       { scenario: 'balancer', metric: 'p99 latency', unit: 'ms', ours: ours.p99, peer: 'nginx 1 worker', peerValue: peer.p99, ratio: ratioP99, target: '<= 1.5', met: ratioP99 <= 1.5 },
       { scenario: 'balancer', metric: 'CPU per request (user + system)', unit: 'µs', ours: round2(median(cpuPerRequest.balancer)), peer: 'nginx 1 worker', peerValue: round2(median(cpuPerRequest.nginx)), ratio: round2(median(cpuPerRequest.balancer) / median(cpuPerRequest.nginx)) },
-      { scenario: 'balancer', metric: `RSS with ${held.toLocaleString('en')} keep-alive clients`, unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `idle before: ${mem.balancer!.before} MiB (nginx ${mem.nginx!.before} MiB)` },
+      { scenario: 'balancer', metric: `RSS with ${held.toLocaleString('en')} keep-alive clients`, unit: 'MiB', ours: mem.balancer!.held, peer: 'nginx worker', peerValue: mem.nginx!.held, note: `at start ${startRss.balancer} MiB, idle after the load ${mem.balancer!.before} MiB (nginx ${startRss.nginx} / ${mem.nginx!.before} MiB)` },
       ...naiveRows,
     ];
   } finally {
