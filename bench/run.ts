@@ -70,7 +70,8 @@ for (const name of positionals.length ? positionals : Object.keys(SCENARIOS)) {
 const m = machine();
 const table = markdown(rows, m);
 const here = path.dirname(fileURLToPath(import.meta.url));
-writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine: m, smoke, rows }, null, 2) + '\n');
+// A smoke pass proves the harness runs; its one-second figures must not replace a real run's results.
+if (!smoke) writeFileSync(path.join(here, 'results.json'), JSON.stringify({ date: new Date().toISOString(), machine: m, rows }, null, 2) + '\n');
 console.log(table);
 if (values.readme && !smoke) {
   const readme = path.join(here, '..', 'README.md');
