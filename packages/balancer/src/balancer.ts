@@ -46,7 +46,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   }
   const log = options.log ?? (() => {});
   const upstreams = config.upstreams.map((u) => new Upstream(u));
-  const selector = new Selector(config.strategy, upstreams);
+  const selector = new Selector(config.strategy, upstreams, config.limits.perUpstream);
   const clients = new Set<Timed>();
   const origins = new Set<Timed>();
   const ctx: ProxyContext = {

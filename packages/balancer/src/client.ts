@@ -213,6 +213,7 @@ export class ClientConn implements Timed {
     if (u === undefined) {
       if (this.attempt === 0) {
         ctx.totals.rejected++;
+        if (ctx.selector.allBusy(ctx.now)) return this.reject(503, ProxyCodes.noUpstream, 'every instance is at limits.perUpstream', 1);
         return this.reject(503, ProxyCodes.noUpstream, 'no healthy instance available', ctx.retryAfter());
       }
       const timeout = this.lastFailure === 504;

@@ -38,7 +38,7 @@ export interface BalancerOptions {
   /** Status page (HTML at /, JSON at /status.json). Off unless given. */
   admin?: number | { port: number; host?: string };
   timeouts?: { clientHeaders?: number; keepAlive?: number; connect?: number; response?: number; upstreamIdle?: number; tunnel?: number };
-  limits?: { headerSize?: number; bodySize?: number; idlePerUpstream?: number; connections?: number };
+  limits?: { headerSize?: number; bodySize?: number; idlePerUpstream?: number; connections?: number; perUpstream?: number };
   /** Extra attempts on other instances when a try fails in a way that is safe to repeat. */
   retries?: number;
   /** Trust X-Forwarded-* from the client (only behind another proxy you control). */
@@ -64,7 +64,7 @@ export interface BalancerConfig {
   passive: false | { failures: number; window: number; cooldown: number };
   admin: false | { host: string; port: number };
   timeouts: { clientHeaders: number; keepAlive: number; connect: number; response: number; upstreamIdle: number; tunnel: number };
-  limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number };
+  limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number; perUpstream: number };
   retries: number;
   trustProxy: boolean;
   cookie: { name: string; secure: boolean };
@@ -192,6 +192,7 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
       bodySize: int('limits.bodySize', l.bodySize, 0, 0),
       idlePerUpstream: int('limits.idlePerUpstream', l.idlePerUpstream, 256, 0, 100_000),
       connections: int('limits.connections', l.connections, 10_000, 1, 1_000_000),
+      perUpstream: int('limits.perUpstream', l.perUpstream, 0, 0, 1_000_000),
     },
     retries,
     trustProxy: options.trustProxy ?? false,

@@ -12,10 +12,22 @@ export class Selector {
   private leastOffset = 0;
   /** Set per choose(): whether instances ejected for their answers count as available (see Upstream.available). */
   private lenient = false;
+  /** Requests in flight an instance may have (limits.perUpstream); 0 = no limit. */
+  private readonly cap: number;
 
-  constructor(strategy: Strategy, list: Upstream[]) {
+  constructor(strategy: Strategy, list: Upstream[], cap = 0) {
     this.strategy = strategy;
     this.list = list;
+    this.cap = cap;
+  }
+
+  private usable(u: Upstream, now: number, tried: Upstream[] | null): boolean {
+    return u.available(now, this.lenient) && (this.cap === 0 || u.active < this.cap) && !(tried !== null && tried.includes(u));
+  }
+
+  /** True when some instance could take requests but every such one is at limits.perUpstream. */
+  allBusy(now: number): boolean {
+    return this.cap > 0 && this.list.some((u) => u.available(now, true) && u.active >= this.cap);
   }
 
   /** `key` is the client address (ip-hash) ; `sticky` the instance id from the cookie (cookie strategy). */
@@ -29,7 +41,7 @@ export class Selector {
       case 'cookie':
         if (sticky) {
           for (const u of this.list) {
-            if (u.id === sticky && u.available(now, this.lenient) && !(tried && tried.includes(u))) return u;
+            if (u.id === sticky && this.usable(u, now, tried)) return u;
           }
         }
         return this.roundRobin(now, tried);
@@ -43,7 +55,7 @@ export class Selector {
     let best: Upstream | undefined;
     let total = 0;
     for (const u of this.list) {
-      if (!u.available(now, this.lenient) || (tried && tried.includes(u))) continue;
+      if (!this.usable(u, now, tried)) continue;
       u.current += u.weight;
       total += u.weight;
       if (!best || u.current > best.current) best = u;
@@ -59,7 +71,7 @@ export class Selector {
     const start = this.leastOffset++ % n;
     for (let k = 0; k < n; k++) {
       const u = this.list[(start + k) % n]!;
-      if (!u.available(now, this.lenient) || (tried && tried.includes(u))) continue;
+      if (!this.usable(u, now, tried)) continue;
       if (!best || u.active * best.weight < best.active * u.weight) best = u;
     }
     return best;
@@ -67,7 +79,7 @@ export class Selector {
 
   /** Rendezvous hashing: losing an instance moves only its own clients, and they come back when it returns. */
   private hash(now: number, key: string, tried: Upstream[] | null): Upstream | undefined {
-    const candidates = this.list.filter((u) => u.available(now, this.lenient) && !(tried && tried.includes(u)));
+    const candidates = this.list.filter((u) => this.usable(u, now, tried));
     return pick(key, candidates);
   }
 }

@@ -39,6 +39,16 @@ describe('export', () => {
     }
   }
 
+  test('limits.perUpstream becomes max_conns (nginx) and maxconn (HAProxy), accepted by both binaries', () => {
+    for (const target of ['nginx', 'haproxy'] as const) {
+      const text = exportConfig(target, { upstreams, limits: { perUpstream: 50 } });
+      const file = path.join(dir, `${target}-cap.conf`);
+      writeFileSync(file, text);
+      check(target, file);
+      assert.match(text, target === 'nginx' ? /max_conns=50;/ : / maxconn 50 /);
+    }
+  });
+
   test('an unknown target or bad option is a clear error', () => {
     assert.throws(() => exportConfig('caddy' as never, { upstreams }), { code: 'CS_ERR_BALANCER_CONFIG', message: /nginx or haproxy/ });
     assert.throws(() => exportConfig('nginx', { upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG' });

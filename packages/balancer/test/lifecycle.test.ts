@@ -203,3 +203,23 @@ test('limits.connections: connections beyond the limit are closed at once, the o
     await a.close();
   }
 });
+
+test('limits.perUpstream: a full instance is skipped; when all are full the answer is 503 at once', async () => {
+  const [a, b] = await Promise.all([createInstance('a'), createInstance('b')]);
+  const lb = await balancer({ upstreams: [a.url, b.url], health: false, limits: { perUpstream: 1 } });
+  try {
+    const slow = [request(`${lb.url}/slow?ms=1500`), request(`${lb.url}/slow?ms=1500`)];
+    await until('both instances busy', () => lb.status().upstreams.every((u) => u.active === 1));
+    const busy = await request(`${lb.url}/whoami`, { timeoutMs: 1_000 });
+    assert.equal(busy.status, 503);
+    assert.equal(busy.headers['retry-after'], '1');
+    assert.match(busy.json.error, /limits\.perUpstream/);
+    const done = await Promise.all(slow);
+    assert.deepEqual(done.map((r) => r.json.instance).sort(), ['a', 'b'], 'the two slow requests went to different instances');
+    assert.equal((await request(`${lb.url}/whoami`)).status, 200);
+  } finally {
+    await lb.close();
+    await a.close();
+    await b.close();
+  }
+});
