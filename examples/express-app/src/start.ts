@@ -64,6 +64,11 @@ const balancer = await createBalancer({
   upstreams: instances.map((i) => ({ id: i.name, url: `http://127.0.0.1:${i.port}` })),
   strategy: balancerStrategy,
   health: { path: '/healthz' },
+  // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients would
+  // pin everyone to one worker per instance, and --sticky --trust-proxy keys on a connection's first
+  // X-Forwarded-For, which is only right when a connection carries one client. So one instance connection per
+  // client connection (HAProxy `http-reuse never`).
+  reuse: 'client',
   admin: { port: adminPort, host: '127.0.0.1' },
   log: (line) => console.error(`[balancer] ${line}`),
 });

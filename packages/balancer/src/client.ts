@@ -44,6 +44,10 @@ export class ClientConn implements Timed {
   private attempt = 0;
   private tried: Upstream[] | null = null;
   private lastFailure = 502;
+  /** A pooled connection went stale under this request: later attempts use fresh connections only. */
+  private freshOnly = false;
+  /** reuse 'client': this client's idle instance connections (never lent to another client). */
+  private own: OriginConn[] | null = null;
   insertCookie = false;
   /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
   started = false;
@@ -129,6 +133,7 @@ export class ClientConn implements Timed {
     this.sent = false;
     this.attempt = 0;
     this.tried = null;
+    this.freshOnly = false;
     this.pending = null;
     this.closeAfter = !req.keepAlive;
     this.bodyBytes = 0;
@@ -204,7 +209,7 @@ export class ClientConn implements Timed {
   }
 
   /** Picks an instance and sends the request, or answers 503 at once when none is available. */
-  private dispatch(): void {
+  private dispatch(retry = false): void {
     const ctx = this.ctx;
     const key = hashKey(this.req!, this.ip, ctx.config);
     const u =
@@ -226,16 +231,45 @@ export class ClientConn implements Timed {
     this.upstream = u;
     u.active++;
     u.requests++;
-    if (this.attempt > 0) u.retries++;
+    if (retry) u.retries++;
     this.insertCookie = ctx.config.strategy === 'cookie' && this.sticky !== u.id;
     this.sent = false;
-    const idle = u.idle.pop() as OriginConn | undefined;
+    const idle = this.freshOnly ? undefined : this.idleFor(u);
     if (idle !== undefined) {
       this.origin = idle;
       this.attach(idle);
     } else {
       this.origin = new OriginConn(ctx, u, this);
     }
+  }
+
+  private idleFor(u: Upstream): OriginConn | undefined {
+    if (this.ctx.config.reuse === 'shared') return u.idle.pop() as OriginConn | undefined;
+    const own = this.own;
+    if (own === null) return undefined;
+    for (let i = own.length - 1; i >= 0; i--) {
+      const o = own[i]!;
+      if (o.upstream === u) {
+        own.splice(i, 1);
+        return o;
+      }
+    }
+    return undefined;
+  }
+
+  /** reuse 'client': an instance connection finished an exchange and waits for this client's next request. */
+  keepOrigin(origin: OriginConn): void {
+    if (this.phase === C_CLOSED) {
+      origin.destroy();
+      return;
+    }
+    (this.own ??= []).push(origin);
+  }
+
+  /** One of this client's instance connections closed. */
+  forgetOrigin(origin: OriginConn): void {
+    const at = this.own?.indexOf(origin) ?? -1;
+    if (at !== -1) this.own!.splice(at, 1);
   }
 
   /** The instance connection is ready: write the head and whatever body has arrived. */
@@ -271,17 +305,17 @@ export class ClientConn implements Timed {
     u.countStatus(status);
     // 502/503/504 from an instance mean it cannot serve (overloaded, its own upstream down); an application 500
     // on one route must not eject every instance.
-    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`, true);
-    // Ejected for its answers, but this one was good: it is back (it got the request as a last resort).
-    else if (status < 500 && u.ejectedAnswering && u.downUntil > this.ctx.now) u.downUntil = 0;
+    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
+    // Ejected, but this answer was good: it is back (it got the request as a last resort, all being ejected).
+    else if (status < 500 && u.downUntil > this.ctx.now) u.downUntil = 0;
     u.release();
     this.origin = null;
     this.upstream = null;
     this.next();
   }
 
-  private noteFailure(u: Upstream, reason: string, answered = false): void {
-    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive, answered)) {
+  private noteFailure(u: Upstream, reason: string): void {
+    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive)) {
       this.ctx.log(`instance ${u.id} (${u.url}) ejected for ${this.ctx.config.passive ? this.ctx.config.passive.cooldown : 0} ms: ${reason}`);
     }
   }
@@ -313,7 +347,12 @@ export class ClientConn implements Timed {
     const u = origin.upstream;
     this.origin = null;
     this.upstream = null;
-    this.noteFailure(u, reason);
+    // A pooled connection that fails before any answer byte (reset, EPIPE, close) most likely went stale: the
+    // instance (or the worker holding it) closed it as we reused it. That says nothing about the instance, so it
+    // does not count toward ejection, and the request gets one more try on a fresh connection. A timeout does.
+    const stale = origin.reused && origin.received === 0 && !timedOut;
+    if (stale) u.lastError = `stale pooled connection: ${reason}`;
+    else this.noteFailure(u, reason);
     u.release();
     if (this.phase === C_CLOSED) return;
     if (this.started) return this.abort();
@@ -321,17 +360,49 @@ export class ClientConn implements Timed {
     // a body, and only while no response byte came back.
     const safe = !origin.connected || (this.replayable && origin.received === 0);
     this.lastFailure = timedOut ? 504 : 502;
+    if (safe && stale && !this.freshOnly) {
+      this.freshOnly = true; // bounded: a fresh connection cannot be stale
+      this.ctx.log(`retrying ${this.req!.method} on a fresh connection after a stale pooled one to ${u.id}: ${reason}`);
+      // Not an attempt of the client's request: the stale socket was the balancer's choice.
+      return this.dispatch(true);
+    }
     if (safe && this.attempt < this.ctx.config.retries) {
       this.attempt++;
       (this.tried ??= []).push(u);
       this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} failed: ${reason}`);
-      return this.dispatch();
+      return this.dispatch(true);
     }
     this.reject(
       this.lastFailure,
       timedOut ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
       timedOut ? 'the instance did not answer in time' : 'the instance failed before answering',
     );
+  }
+
+  /**
+   * The instance answered with a status in `retryOn` (its primary had no worker ready, it is overloaded...):
+   * worth another instance when nothing reached the client yet, the request can be replayed, an attempt remains
+   * and some other instance could take it. Otherwise the answer is passed through as it is.
+   */
+  retryableAnswer(status: number): boolean {
+    const ctx = this.ctx;
+    if (!ctx.config.retryOn.has(status) || this.started || !this.replayable || this.attempt >= ctx.config.retries) return false;
+    const tried = this.tried === null ? [this.upstream!] : [...this.tried, this.upstream!];
+    return ctx.selector.hasOther(ctx.now, tried);
+  }
+
+  /** The answer checked by retryableAnswer() was dropped with its socket: count it and try another instance. */
+  retryAnswer(origin: OriginConn, status: number): void {
+    const u = origin.upstream;
+    this.origin = null;
+    this.upstream = null;
+    u.countStatus(status);
+    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
+    u.release();
+    this.attempt++;
+    (this.tried ??= []).push(u);
+    this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} answered ${status}`);
+    this.dispatch(true);
   }
 
   startTunnel(origin: OriginConn): void {
@@ -415,6 +486,10 @@ export class ClientConn implements Timed {
   private onClose(): void {
     this.ctx.clients.delete(this);
     this.phase = C_CLOSED;
+    if (this.own !== null) {
+      // reuse 'client': these connections were this client's alone and end with it.
+      for (const o of this.own.splice(0)) o.destroy();
+    }
     const origin = this.origin;
     if (origin !== null) {
       // Mid-exchange: the instance socket holds half a conversation and cannot be reused.

@@ -15,6 +15,10 @@ export function exportConfig(target: ExportTarget, options: Omit<BalancerOptions
   throw new BalancerConfigError(`export target ${JSON.stringify(target)} is invalid: expected nginx or haproxy`);
 }
 
+/** Statuses nginx `proxy_next_upstream http_NNN` and HAProxy `retry-on` know. */
+const NGINX_NEXT = new Set([500, 502, 503, 504]);
+const HAPROXY_RETRY = new Set([500, 501, 502, 503, 504]);
+
 const seconds = (ms: number) => `${Math.max(1, Math.ceil(ms / 1000))}s`;
 const listenAddress = (c: BalancerConfig) => `${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`;
 const hostPort = (u: { host: string; port: number }) => `${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`;
@@ -90,12 +94,24 @@ ${c.limits.bodySize ? `    client_max_body_size ${c.limits.bodySize};\n` : '    
         default upgrade;
         ""      "";
     }
+    map $http_upgrade $cs_connection_upgrade_or_close {
+        default upgrade;
+        ""      close;
+    }
 ${stickyMaps}
     upstream cluster_session {
 ${method}
 ${servers}
-        keepalive ${Math.min(Math.max(c.limits.idlePerUpstream, 1), 1024)};
-        keepalive_timeout ${seconds(c.timeouts.upstreamIdle)};
+${
+  c.reuse === 'client'
+    ? [
+        "        # reuse 'client': nginx cannot tie an instance connection to one client connection, so there is no",
+        '        # keepalive pool: every request opens its own instance connection (stricter than the bundled balancer,',
+        '        # which keeps one per client connection; both deal requests over a cluster\'s workers and never carry',
+        '        # two clients on one connection).',
+      ].join('\n')
+    : `        keepalive ${Math.min(Math.max(c.limits.idlePerUpstream, 1), 1024)};\n        keepalive_timeout ${seconds(c.timeouts.upstreamIdle)};`
+}
     }
 
     server {
@@ -104,7 +120,7 @@ ${servers}
         location / {
             proxy_pass http://cluster_session;
             proxy_http_version 1.1;
-            proxy_set_header Connection $cs_connection_upgrade;
+            proxy_set_header Connection ${c.reuse === 'client' ? '$cs_connection_upgrade_or_close' : '$cs_connection_upgrade'};
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For ${c.trustProxy ? '$proxy_add_x_forwarded_for' : '$remote_addr'};
@@ -115,7 +131,7 @@ ${servers}
             proxy_send_timeout ${seconds(c.timeouts.response)};
             # Same retry rule as the bundled balancer: errors and timeouts go to the next instance; since nginx
             # 1.9.13 requests with non-idempotent methods are not retried once sent.
-            proxy_next_upstream error timeout;
+            proxy_next_upstream error timeout${[...c.retryOn].filter((s) => NGINX_NEXT.has(s)).map((s) => ` http_${s}`).join('')};
             proxy_next_upstream_tries ${c.retries + 1};
             proxy_buffering off;
 ${sticky}        }
@@ -155,7 +171,7 @@ defaults
     # A failed connection is retried on another instance (redispatch), like the bundled balancer.
     retries ${c.retries}
     option redispatch
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure empty-response response-timeout${[...c.retryOn].filter((s) => HAPROXY_RETRY.has(s)).map((s) => ` ${s}`).join('')}
 
 frontend cluster_session_in
     bind ${listenAddress(c)}
@@ -165,7 +181,7 @@ frontend cluster_session_in
     default_backend cluster_session
 
 backend cluster_session
-${balance}
+${balance}${c.reuse === 'client' ? "\n    # reuse 'client': an instance connection serves one client connection only\n    http-reuse never" : ''}
 ${healthLines}${servers}
 `;
 }

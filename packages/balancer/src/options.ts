@@ -2,6 +2,7 @@ import { hash32 } from '@cluster-session/hash';
 import { BalancerConfigError } from './errors.ts';
 
 export const STRATEGIES = ['round-robin', 'least-conn', 'ip-hash', 'cookie'] as const;
+export type Reuse = 'shared' | 'client';
 export type Strategy = (typeof STRATEGIES)[number];
 
 export interface UpstreamInput {
@@ -41,6 +42,13 @@ export interface BalancerOptions {
   limits?: { headerSize?: number; bodySize?: number; idlePerUpstream?: number; connections?: number; perUpstream?: number };
   /** Extra attempts on other instances when a try fails in a way that is safe to repeat. */
   retries?: number;
+  /** Statuses of an instance's own answer that send a replayable request to another instance (default 502, 503, 504; [] off). */
+  retryOn?: ReadonlyArray<number>;
+  /**
+   * How instance connections are shared (HAProxy `http-reuse`): 'shared' (default) pools them across clients;
+   * 'client' gives each client connection its own, closed with it (for clusters that deal connections to workers).
+   */
+  reuse?: Reuse;
   /** Trust X-Forwarded-* from the client (only behind another proxy you control). */
   trustProxy?: boolean;
   /** The sticky cookie of the `cookie` strategy. */
@@ -66,6 +74,8 @@ export interface BalancerConfig {
   timeouts: { clientHeaders: number; keepAlive: number; connect: number; response: number; upstreamIdle: number; tunnel: number };
   limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number; perUpstream: number };
   retries: number;
+  retryOn: ReadonlySet<number>;
+  reuse: Reuse;
   trustProxy: boolean;
   cookie: { name: string; secure: boolean };
 }
@@ -165,6 +175,12 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
   const t = options.timeouts ?? {};
   const l = options.limits ?? {};
   const retries = int('retries', options.retries, 2, 0, 10);
+  const retryOn = options.retryOn ?? [502, 503, 504];
+  if (!Array.isArray(retryOn) || !retryOn.every((s) => Number.isInteger(s) && s >= 500 && s <= 599)) {
+    fail('retryOn', Array.isArray(retryOn) ? `[${retryOn.join(', ')}]` : retryOn, 'an array of 5xx statuses', 'e.g. [502, 503, 504], or [] to pass every answer through');
+  }
+  const reuse = options.reuse ?? 'shared';
+  if (reuse !== 'shared' && reuse !== 'client') fail('reuse', reuse, "'shared' or 'client'", "use 'client' in front of a cluster that deals connections to workers");
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
   const c = options.cookie ?? {};
   const cookieName = c.name ?? 'CSLB';
@@ -195,6 +211,8 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
       perUpstream: int('limits.perUpstream', l.perUpstream, 0, 0, 1_000_000),
     },
     retries,
+    retryOn: new Set(retryOn),
+    reuse,
     trustProxy: options.trustProxy ?? false,
     cookie: { name: cookieName, secure: c.secure === true },
   };

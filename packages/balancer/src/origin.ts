@@ -30,6 +30,10 @@ export class OriginConn implements Timed {
   deadline: number;
   private phase = O_HEAD;
   private buf: Buffer | null = null;
+  /** Taken from an idle pool: it served an earlier request, so a failure before any answer may only mean stale. */
+  reused = false;
+  /** reuse 'client': the client connection whose private pool holds this socket while idle. */
+  owner: ClientConn | null = null;
   /** Bytes of the current response received so far: 0 means the request may be replayed elsewhere. */
   received = 0;
   private status = 0;
@@ -152,6 +156,15 @@ export class OriginConn implements Timed {
       if (offset < buf.length) this.onData(buf.subarray(offset));
       return;
     }
+    if (client.retryableAnswer(res.status)) {
+      // Nothing reached the client yet: drop this answer (and its socket, rather than read a body no one wants).
+      this.status = res.status;
+      this.done = true;
+      this.client = null;
+      this.socket.destroy();
+      client.retryAnswer(this, res.status);
+      return;
+    }
     this.status = res.status;
     this.noBody = req.method === 'HEAD' || res.status === 204 || res.status === 304;
     this.chunked = !this.noBody && res.chunked;
@@ -228,16 +241,26 @@ export class OriginConn implements Timed {
     // Give the socket up a second before the instance would close it, so it is never reused as it closes.
     let idleMs = ctx.config.timeouts.upstreamIdle;
     if (this.keepAliveMs > 0) idleMs = Math.min(idleMs, this.keepAliveMs - 1000);
-    if (this.reusable && idleMs > 0 && client.bodyDone && !ctx.closing && u.available(ctx.now, true) && u.idle.length < ctx.config.limits.idlePerUpstream) {
-      this.phase = O_IDLE;
-      this.deadline = ctx.now + idleMs;
-      if (this.socket.isPaused()) this.socket.resume();
+    const keep = this.reusable && idleMs > 0 && client.bodyDone && !ctx.closing && u.available(ctx.now, true);
+    if (keep && ctx.config.reuse === 'client' && !client.closeAfter) {
+      this.idle(idleMs);
+      this.owner = client;
+      client.keepOrigin(this);
+    } else if (keep && ctx.config.reuse === 'shared' && u.idle.length < ctx.config.limits.idlePerUpstream) {
+      this.idle(idleMs);
       u.idle.push(this);
     } else {
       this.done = true;
       this.socket.destroy();
     }
     client.responseDone(this.status);
+  }
+
+  private idle(idleMs: number): void {
+    this.phase = O_IDLE;
+    this.deadline = this.ctx.now + idleMs;
+    this.reused = true;
+    if (this.socket.isPaused()) this.socket.resume();
   }
 
   private tunnel(client: ClientConn, head: string, buf: Buffer, offset: number): void {
@@ -279,6 +302,8 @@ export class OriginConn implements Timed {
     const idle = this.upstream.idle;
     const at = idle.lastIndexOf(this);
     if (at !== -1) idle.splice(at, 1);
+    this.owner?.forgetOrigin(this);
+    this.owner = null;
     const client = this.client;
     if (client === null || this.done) return;
     this.client = null;

@@ -30,6 +30,11 @@ export class Selector {
     return this.cap > 0 && this.list.some((u) => u.available(now, true) && u.active >= this.cap);
   }
 
+  /** Whether some instance not in `tried` could take a request now (even leniently); chooses nothing. */
+  hasOther(now: number, tried: Upstream[]): boolean {
+    return this.list.some((u) => u.available(now, true) && (this.cap === 0 || u.active < this.cap) && !tried.includes(u));
+  }
+
   /** `key` is the client address (ip-hash) ; `sticky` the instance id from the cookie (cookie strategy). */
   choose(now: number, key: string, sticky: string, tried: Upstream[] | null, lenient = false): Upstream | undefined {
     this.lenient = lenient;

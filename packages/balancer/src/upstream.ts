@@ -14,8 +14,6 @@ export class Upstream {
   lastCheck: { at: string; ok: boolean; detail: string } | undefined;
   /** Passive ejection: no new requests before this time (ms since epoch). */
   downUntil = 0;
-  /** The ejection came from answers (502/503/504), not from failing to reach the instance. */
-  ejectedAnswering = false;
   /** Recent failure times for the passive window. */
   failures: number[] = [];
   draining = false;
@@ -42,12 +40,13 @@ export class Upstream {
   }
 
   /**
-   * May take new requests. `lenient`: also when passively ejected for its answers — used only when no instance
-   * is available otherwise (as nginx tries failed peers when all have failed): a reachable instance answering
-   * 503 tells the client more than the balancer's own 503, and it is back the moment it answers well again.
+   * May take new requests. `lenient`: also when passively ejected — used only when no instance is available
+   * otherwise (nginx tries failed peers when all have failed; Envoy's panic threshold). Passive ejection is a
+   * guess from live traffic; when it has taken out everything, trying beats a certain 503, and the first good
+   * answer ends the ejection. Instances that active checks mark down stay out.
    */
   available(now: number, lenient = false): boolean {
-    return this.healthy && !this.draining && !this.removed && (now >= this.downUntil || (lenient && this.ejectedAnswering));
+    return this.healthy && !this.draining && !this.removed && (lenient || now >= this.downUntil);
   }
 
   state(now: number): 'up' | 'down' | 'draining' | 'removed' {
@@ -88,7 +87,7 @@ export class Upstream {
   }
 
   /** Passive check: `failures` failures within `window` ms eject the instance for `cooldown` ms. */
-  noteFailure(now: number, reason: string, passive: false | { failures: number; window: number; cooldown: number }, answered = false): boolean {
+  noteFailure(now: number, reason: string, passive: false | { failures: number; window: number; cooldown: number }): boolean {
     this.errors++;
     this.lastError = reason;
     if (!passive) return false;
@@ -99,7 +98,6 @@ export class Upstream {
     this.failures.push(now);
     if (this.failures.length >= passive.failures && now >= this.downUntil) {
       this.downUntil = now + passive.cooldown;
-      this.ejectedAnswering = answered;
       this.failures.length = 0;
       this.closeIdle();
       return true;

@@ -82,6 +82,7 @@ describe('health', () => {
       upstreams: [{ url: a.url, id: 'a' }, { url: b.url, id: 'b' }],
       health: false,
       strategy: 'cookie',
+      retryOn: [], // this test is about ejection: each 503 must reach the client and count once
     });
     try {
       for (let i = 0; i < 3; i++) {
