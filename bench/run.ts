@@ -15,6 +15,7 @@ import type { Row, Scenario } from './lib/types.ts';
 const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
   session: () => import('./scenarios/session.ts'),
+  jwt: () => import('./scenarios/jwt.ts'),
   'cluster-scaling': () => import('./scenarios/cluster-scaling.ts'),
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),
