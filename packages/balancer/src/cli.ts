@@ -15,6 +15,8 @@ Runs the HTTP/WebSocket load balancer in the foreground (SIGINT/SIGTERM: finish 
   --health-path PATH        active health check path (default /healthz)
   --no-health               no active health checks (passive checks stay on)
   --retries N               extra attempts on other instances when safe (default 2)
+  --reuse shared|client     instance connections pooled across clients (default) or one per client connection
+                            (use client in front of Node clusters: they deal connections, not requests)
   --trust-proxy             trust X-Forwarded-* from the client (only behind your own proxy)
   -h, --help                this help
 `;
@@ -27,10 +29,16 @@ Prints a complete nginx or HAProxy configuration with the same upstreams and str
   --strategy NAME           ${STRATEGIES.join(' | ')} (default round-robin)
   --listen PORT|HOST:PORT   address the server should listen on (default 127.0.0.1:8080)
   --health-path PATH        health check path (default /healthz)
+  --reuse shared|client     keepalive pool (default), or no pool / HAProxy http-reuse never
   -h, --help                this help
 `;
 
 class UsageError extends Error {}
+
+function reuse(value: string | undefined): 'shared' | 'client' {
+  if (value === undefined || value === 'shared' || value === 'client') return value ?? 'shared';
+  throw new UsageError(`--reuse ${JSON.stringify(value)} is not shared or client`);
+}
 
 function address(flag: string, value: string): number | { host: string; port: number } {
   const m = /^(?:(.+):)?(\d{1,5})$/.exec(value);
@@ -87,6 +95,7 @@ export function balanceMain(argv: string[]): Promise<number> {
         'health-path': { type: 'string' },
         'no-health': { type: 'boolean' },
         retries: { type: 'string' },
+        reuse: { type: 'string' },
         'trust-proxy': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -104,6 +113,7 @@ export function balanceMain(argv: string[]): Promise<number> {
       health: values['no-health'] ? false : { path: values['health-path'] ?? '/healthz' },
       ...(values.admin ? { admin: address('--admin', values.admin) } : {}),
       ...(values.retries !== undefined ? { retries: Number(values.retries) } : {}),
+      reuse: reuse(values.reuse),
       trustProxy: values['trust-proxy'] ?? false,
       log: (message) => console.error(`[balancer] ${message}`),
     });
@@ -135,6 +145,7 @@ export function exportMain(argv: string[]): Promise<number> {
         upstream: { type: 'string', multiple: true },
         strategy: { type: 'string' },
         'health-path': { type: 'string' },
+        reuse: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -152,6 +163,7 @@ export function exportMain(argv: string[]): Promise<number> {
         upstreams: upstreams(values.upstream),
         strategy: strategy(values.strategy),
         health: { path: values['health-path'] ?? '/healthz' },
+        reuse: reuse(values.reuse),
       }),
     );
     return 0;

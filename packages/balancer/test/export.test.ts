@@ -39,6 +39,24 @@ describe('export', () => {
     }
   }
 
+  test("reuse 'client' becomes HAProxy http-reuse never and nginx without a keepalive pool; retryOn maps to both; accepted by both binaries", () => {
+    for (const target of ['nginx', 'haproxy'] as const) {
+      for (const reuse of ['shared', 'client'] as const) {
+        const text = exportConfig(target, { upstreams, reuse, retryOn: [502, 503] });
+        const file = path.join(dir, `${target}-reuse-${reuse}.conf`);
+        writeFileSync(file, text);
+        check(target, file);
+        if (target === 'haproxy') {
+          assert.equal(/http-reuse never/.test(text), reuse === 'client');
+          assert.match(text, /retry-on conn-failure empty-response response-timeout 502 503\n/);
+        } else {
+          assert.equal(/^\s+keepalive \d+;/m.test(text), reuse === 'shared');
+          assert.match(text, /proxy_next_upstream error timeout http_502 http_503;/);
+        }
+      }
+    }
+  });
+
   test('limits.perUpstream becomes max_conns (nginx) and maxconn (HAProxy), accepted by both binaries', () => {
     for (const target of ['nginx', 'haproxy'] as const) {
       const text = exportConfig(target, { upstreams, limits: { perUpstream: 50 } });
