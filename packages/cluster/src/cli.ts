@@ -33,6 +33,9 @@ Control sockets live in ${runtimeDir()} (CLUSTER_SESSION_RUNTIME_DIR overrides).
       --kill-timeout MS   retiring workers are killed after this (default 5000)
       --max-memory SIZE   replace a worker above this RSS, e.g. 512M (via the reload path)
       --max-restarts N    consecutive crashes before a slot is parked (default 10)
+      --restart-delay MS  first restart delay after a crash; doubles per crash in a row (default 100)
+      --max-restart-delay MS  cap of that delay (default 15000)
+      --stable-after MS   uptime after which a worker's next crash starts again at --restart-delay (default 30000)
       --policy rr|os      connection scheduling (default rr)
   -h, --help`,
   reload: `Usage: cluster-session reload [--name NAME]\n\nRolling reload: one worker at a time, new one ready before the old one drains. Exit 1 if aborted.`,
@@ -79,6 +82,9 @@ async function start(argv: string[]): Promise<number> {
     'kill-timeout': { type: 'string' },
     'max-memory': { type: 'string' },
     'max-restarts': { type: 'string' },
+    'restart-delay': { type: 'string' },
+    'max-restart-delay': { type: 'string' },
+    'stable-after': { type: 'string' },
     policy: { type: 'string' },
   }, true);
   if (v.help) return help('start');
@@ -102,6 +108,14 @@ async function start(argv: string[]): Promise<number> {
   if (killTimeout !== undefined) opts.killTimeout = killTimeout;
   const maxRestarts = int('start', 'max-restarts', v['max-restarts'] as string | undefined, 0);
   if (maxRestarts !== undefined) opts.maxRestarts = maxRestarts;
+  const backoff = {
+    initial: int('start', 'restart-delay', v['restart-delay'] as string | undefined, 1),
+    max: int('start', 'max-restart-delay', v['max-restart-delay'] as string | undefined, 1),
+    stableAfter: int('start', 'stable-after', v['stable-after'] as string | undefined, 1),
+  };
+  if (Object.values(backoff).some((x) => x !== undefined)) {
+    opts.backoff = Object.fromEntries(Object.entries(backoff).filter(([, x]) => x !== undefined));
+  }
   if (v['max-memory'] !== undefined) {
     opts.maxMemory = parseBytes(v['max-memory'] as string) ?? fail('start', `--max-memory ${JSON.stringify(v['max-memory'])} is not a size like 512M or 1G`);
   }

@@ -71,6 +71,29 @@ describe('crash recovery', () => {
     assert.equal((await status('crashy'))[1]!.restarts, 7);
   });
 
+  test('backoff from the CLI: --restart-delay, --max-restart-delay and --stable-after set the restart delays', async () => {
+    const port = await freePort();
+    const proc = cli(['start', app, '-i', '1', '--port', String(port), '--name', 'cli-backoff', '--restart-delay', '40', '--max-restart-delay', '80', '--stable-after', '600'], s.env);
+    after(() => proc.stop('SIGKILL'));
+    await proc.waitFor(/1\/1 workers ready/);
+    let pid = Number(proc.output().match(/slot 0 ready \(pid (\d+)\)/)![1]);
+    const kill = async () => {
+      const from = proc.output().length;
+      process.kill(pid, 'SIGKILL');
+      pid = await until(() => {
+        const m = proc.output().slice(from).match(/slot 0 ready \(pid (\d+)\)/);
+        return m ? Number(m[1]) : undefined;
+      }, 10_000, 'slot 0 restarted');
+    };
+    await kill();
+    await kill();
+    await kill();
+    await sleep(900);
+    await kill();
+    const delays = [...proc.output().matchAll(/killed by SIGKILL; restarting in (\d+) ms/g)].map((m) => Number(m[1]));
+    assert.deepEqual(delays, [40, 80, 80, 40], 'doubles from 40, capped at 80, back to 40 after 600 ms of uptime');
+  });
+
   test('a worker not ready within readyTimeout has FAILED: not counted as ready, and a cluster with none ready refuses to start', async () => {
     const port = await freePort();
     const primary = apiPrimary({ entry: app, workers: 2, port, name: 'never', readyTimeout: 600 }, { ...s.env, FIXTURE_NEVER_LISTEN: '1' });
@@ -169,7 +192,7 @@ describe('workers', () => {
 
 describe('CLI usage', () => {
   test('unknown flags and bad values exit 2 with a one-line reason; --help exits 0', async () => {
-    for (const args of [['start', app, '--bogus'], ['start', app, '-i', 'lots'], ['start', app, '--max-memory', 'huge'], ['start', app, '--policy', 'random'], ['frobnicate'], ['status', '--nme', 'x']]) {
+    for (const args of [['start', app, '--bogus'], ['start', app, '-i', 'lots'], ['start', app, '--max-memory', 'huge'], ['start', app, '--policy', 'random'], ['start', app, '--restart-delay', 'soon'], ['start', app, '--stable-after', '-5'], ['frobnicate'], ['status', '--nme', 'x']]) {
       const r = await runCli(args, s.env);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.out}`);
       assert.equal(r.out.trim().split('\n').length, 1, r.out);
