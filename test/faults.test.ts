@@ -45,7 +45,10 @@ describe('fault suite through the balancer (redis store)', { skip: needs('redis-
   const report: Record<string, Tally> = {};
 
   async function startInstance(name: string, port: number): Promise<Instance> {
-    const proc = startNode([CLI, 'start', SERVER, '-i', '2', '--name', `${name}-${process.pid}`, '--port', String(port)], {
+    // The storm below kills healthy, serving workers on purpose; that is not the crash loop restart backoff guards
+    // against, so a worker that served for a second restarts without paying for its predecessors' deaths.
+    const backoff = ['--restart-delay', '100', '--max-restart-delay', '1000', '--stable-after', '1000'];
+    const proc = startNode([CLI, 'start', SERVER, '-i', '2', '--name', `${name}-${process.pid}`, '--port', String(port), ...backoff], {
       env: { ...process.env, NODE_ENV: 'production', SESSION_STORE: 'redis', REDIS_URL: redis.url, SESSION_SECRET: SECRET, INSTANCE: name },
     });
     await proc.waitFor(/2\/2 workers ready/, 60_000);
