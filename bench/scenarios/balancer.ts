@@ -2,7 +2,8 @@
  * The bundled balancer (one process) against nginx (one worker) and HAProxy (one thread) when they are installed:
  * the same two upstream processes, the same load generator, alternating rounds. Reports req/s, p99, CPU per
  * request and resident memory holding 1,000 idle keep-alive clients. A peer that is not installed is skipped with
- * a note (`apt-get install nginx haproxy wrk`); without wrk the load comes from autocannon.
+ * a note (`apt-get install nginx haproxy wrk`); without wrk the load comes from autocannon. BENCH_NAIVE=1 adds a
+ * straightforward node:http proxy as a reference.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,6 +152,15 @@ const scenario: Scenario = {
         contenders.haproxy = { url: `http://127.0.0.1:${port}/`, port, pid: proc.pid, label: 'HAProxy 1 thread' };
       } else notes.push('haproxy not installed: skipped (apt-get install haproxy)');
 
+      if (process.env.BENCH_NAIVE === '1') {
+        // The reference the design had to beat: node:http server + keep-alive Agent, piped both ways.
+        const port = await freePort();
+        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', 'naive-proxy.ts'), String(port), ...urls]);
+        procs.push(proc);
+        await proc.waitFor(/ready/);
+        contenders.naive = { url: `http://127.0.0.1:${port}/`, port, pid: proc.pid, label: 'naive node:http proxy' };
+      }
+
       for (const note of notes) ctx.log(`balancer: ${note}`);
       // Warm every contender (JIT, keep-alive pools) before measuring.
       for (const c of Object.values(contenders)) await load(c.url, { connections: CONNECTIONS, durationSec: 1 });
@@ -196,6 +206,9 @@ const scenario: Scenario = {
           { scenario: 'balancer', metric: 'CPU per request', unit: 'µs', ours: cpuPer('ours'), peer: label, peerValue: cpuPer(peer), ratio: ratio(cpuPer('ours'), cpuPer(peer)) },
           { scenario: 'balancer', metric: `RSS holding ${held.toLocaleString('en')} keep-alive clients`, unit: 'MiB', ours: memory.ours!, peer: label, peerValue: memory[peer] },
         );
+      }
+      if (contenders.naive && contenders.nginx) {
+        rows.push({ scenario: 'balancer', metric: 'naive node:http proxy req/s (reference, not ours)', unit: 'req/s', ours: rps('naive'), peer: 'nginx 1 worker', peerValue: rps('nginx'), ratio: ratio(rps('naive'), rps('nginx')) });
       }
       if (rows.length === 0) {
         rows.push({ scenario: 'balancer', metric: `req/s, ${CONNECTIONS} keep-alive connections`, unit: 'req/s', ours: rps('ours'), note: notes.join('; ') });
