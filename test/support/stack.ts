@@ -18,6 +18,8 @@ export interface Stack {
   readonly instancePorts: number[];
   /** `cluster-session <command> --name <stack>-<instance>` against one instance's primary. */
   cli(command: 'reload' | 'status' | 'stop', instance: 'a' | 'b', ...args: string[]): Promise<string>;
+  /** Every slot of both instances, from `cluster-session status --json`. */
+  slots(): Promise<Array<{ slot: number; pid: number; state: string }>>;
   close(): Promise<void>;
 }
 
@@ -42,7 +44,7 @@ export async function startStack(env: Record<string, string> = {}, workers = 2):
     },
   });
   await proc.waitFor(/is ready: open/, 90_000);
-  return {
+  const stack: Stack = {
     url: `http://127.0.0.1:${port}`,
     name,
     proc,
@@ -51,11 +53,16 @@ export async function startStack(env: Record<string, string> = {}, workers = 2):
       const { stdout } = await run(process.execPath, [...process.execArgv.filter((x) => !x.startsWith('--test')), CLI, command, '--name', `${name}-${instance}`, ...args]);
       return stdout;
     },
+    async slots() {
+      const both = await Promise.all((['a', 'b'] as const).map(async (i) => JSON.parse(await stack.cli('status', i, '--json')) as Array<{ slot: number; pid: number; state: string }>));
+      return both.flat();
+    },
     async close() {
       await proc.stop('SIGTERM', 20_000);
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return stack;
 }
 
 /** A logged-in client that sends its cookies back and takes every renewal (JWT mode re-issues tokens). */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { exportConfig, STRATEGIES } from '@cluster-session/balancer';
-import { freePort, request, startProcess, waitForPort } from '@cluster-session/testkit';
+import { freePort, needs, request, startProcess, waitForPort } from '@cluster-session/testkit';
 import { instances, type Instance } from './helpers.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cs-export-'));
@@ -21,7 +21,7 @@ describe('export', () => {
 
   for (const target of ['nginx', 'haproxy'] as const) {
     for (const strategy of STRATEGIES) {
-      test(`${target} / ${strategy}: accepted by the real ${target} binary`, () => {
+      test(`${target} / ${strategy}: accepted by the real ${target} binary`, { skip: needs(target) }, () => {
         const text = exportConfig(target, { upstreams, strategy, listen: 3000 });
         const file = path.join(dir, `${target}-${strategy}.conf`);
         writeFileSync(file, text);
@@ -39,7 +39,7 @@ describe('export', () => {
     }
   }
 
-  test("reuse 'client' becomes HAProxy http-reuse never and nginx without a keepalive pool; retryOn maps to both; accepted by both binaries", () => {
+  test("reuse 'client' becomes HAProxy http-reuse never and nginx without a keepalive pool; retryOn maps to both; accepted by both binaries", { skip: needs('nginx', 'haproxy') }, () => {
     for (const target of ['nginx', 'haproxy'] as const) {
       for (const reuse of ['shared', 'client'] as const) {
         const text = exportConfig(target, { upstreams, reuse, retryOn: [502, 503] });
@@ -57,7 +57,7 @@ describe('export', () => {
     }
   });
 
-  test('limits.perUpstream becomes max_conns (nginx) and maxconn (HAProxy), accepted by both binaries', () => {
+  test('limits.perUpstream becomes max_conns (nginx) and maxconn (HAProxy), accepted by both binaries', { skip: needs('nginx', 'haproxy') }, () => {
     for (const target of ['nginx', 'haproxy'] as const) {
       const text = exportConfig(target, { upstreams, limits: { perUpstream: 50 } });
       const file = path.join(dir, `${target}-cap.conf`);
@@ -72,7 +72,7 @@ describe('export', () => {
     assert.throws(() => exportConfig('nginx', { upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG' });
   });
 
-  describe('the exported sticky setup really pins clients (nginx and HAProxy running)', () => {
+  describe('the exported sticky setup really pins clients (nginx and HAProxy running)', { skip: needs('nginx', 'haproxy') }, () => {
     let a: Instance, b: Instance;
     before(async () => ([a, b] = await instances('a', 'b')));
     after(() => Promise.all([a.close(), b.close()]));

@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { request } from '@cluster-session/testkit';
+import { chromiumOptions, needs, request } from '@cluster-session/testkit';
 import type { Balancer } from '@cluster-session/balancer';
 import { balancer, instances, type Instance } from './helpers.ts';
 
-const LAUNCH = {
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-};
+const noChromium = needs('chromium');
 
 describe('status page', () => {
   let a: Instance, b: Instance;
@@ -21,7 +18,7 @@ describe('status page', () => {
       health: { interval: 100, fall: 1, rise: 1, timeout: 500 },
       admin: 0,
     });
-    browser = await chromium.launch(LAUNCH);
+    if (!noChromium) browser = await chromium.launch(chromiumOptions());
   });
   after(async () => {
     await browser?.close();
@@ -44,7 +41,7 @@ describe('status page', () => {
     assert.equal((await request(`${lb.adminUrl}/status.json`, { method: 'POST' })).status, 405);
   });
 
-  test('HTML in headless Chromium: renders the instances and follows a state change live', async () => {
+  test('HTML in headless Chromium: renders the instances and follows a state change live', { skip: noChromium }, async () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
