@@ -191,7 +191,8 @@ describe('fault suite through the balancer (redis store)', { skip: needs('redis-
       }
     }, 2_000);
     console.log(`# worker kill storm: ${kills} workers killed`);
-    assert.ok(kills >= 30, `${kills} kills`);
+    // A floor that proves the storm happened: a kill in most 500 ms ticks (some find no instance with two serving workers).
+    assert.ok(kills >= 20, `${kills} kills`);
     assert.equal(tally.lost, 0);
     assert.equal(tally.failed, 0, JSON.stringify(tally.statuses));
   });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { createBalancer } from '@cluster-session/balancer';
+import { createBalancer, type Balancer } from '@cluster-session/balancer';
 
 const env = process.env;
 const port = Number(env.PORT ?? 3000);
@@ -20,9 +20,11 @@ const workers = env.WORKERS ?? String(availableParallelism());
 const mode = env.SESSION_MODE ?? 'store';
 const store = env.SESSION_STORE ?? 'sqlite';
 const production = env.NODE_ENV === 'production';
-// The fallback for state that cannot be shared: each instance pins clients to a worker by address.
+// The fallback for state that cannot be shared (STICKY=1, e.g. with the memory store): the balancer pins each
+// client to an instance with a cookie, and each instance's primary pins it to a worker by the client address the
+// balancer forwards (it trusts X-Forwarded-For from the balancer on loopback only).
 const sticky = env.STICKY === '1';
-const balancerStrategy = (env.BALANCER_STRATEGY ?? 'round-robin') as 'round-robin' | 'least-conn' | 'ip-hash' | 'cookie';
+const balancerStrategy = (env.BALANCER_STRATEGY ?? (sticky ? 'cookie' : 'round-robin')) as 'round-robin' | 'least-conn' | 'ip-hash' | 'cookie';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cluster/package.json'))), 'bin', 'cluster-session.js');
 
@@ -41,7 +43,7 @@ const instancePorts = (env.INSTANCE_PORTS ?? `${port + 1},${port + 2}`).split(',
 const adminPort = Number(env.ADMIN_PORT ?? port + 10);
 const instances = ['a', 'b'].map((name, i) => ({ name, port: instancePorts[i] ?? port + 1 + i }));
 const children: ChildProcess[] = instances.map(({ name, port: instancePort }) =>
-  spawn(process.execPath, [...process.execArgv, cli, 'start', path.join(here, 'server.ts'), '-i', workers, '--name', `${stack}-${name}`, ...(sticky ? ['--sticky'] : [])], {
+  spawn(process.execPath, [...process.execArgv, cli, 'start', path.join(here, 'server.ts'), '-i', workers, '--name', `${stack}-${name}`, ...(sticky ? ['--sticky', '--trusted-proxy', '127.0.0.1'] : [])], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...env, ...shared, PORT: String(instancePort), INSTANCE: name },
   }),
@@ -57,9 +59,15 @@ for (const child of children) {
 }
 
 // Wait until every instance answers its health check, so the banner below is printed when the app really serves.
-await Promise.all(instances.map((i) => waitHealthy(`http://127.0.0.1:${i.port}/healthz`)));
+let balancer: Balancer | undefined;
+try {
+  await Promise.all(instances.map((i) => waitHealthy(`http://127.0.0.1:${i.port}/healthz`)));
+} catch (err) {
+  console.error(`the example stack did not start: ${(err as Error).message}`);
+  await stop(1);
+}
 
-const balancer = await createBalancer({
+balancer = await createBalancer({
   listen: { port, host: env.HOST ?? '127.0.0.1' },
   upstreams: instances.map((i) => ({ id: i.name, url: `http://127.0.0.1:${i.port}` })),
   strategy: balancerStrategy,
@@ -100,21 +108,24 @@ async function waitHealthy(url: string, timeoutMs = 60_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
-async function stop(code: number) {
-  if (stopping) return;
+let stopped: Promise<never> | undefined;
+/** Stops the balancer, then drains both instances; every caller waits for the same stop, which ends the process. */
+function stop(code: number): Promise<never> {
   stopping = true;
-  await balancer.close();
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
-  process.exit(code);
+  return (stopped ??= (async () => {
+    await balancer?.close();
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
+    process.exit(code);
+  })());
 }
 process.once('SIGINT', () => void stop(0));
 process.once('SIGTERM', () => void stop(0));
