@@ -1,13 +1,10 @@
 // Issue 7 item 4: the MongoDB store against a replica-set URL (?replicaSet=rs0). Locally that is jongodb's
 // single-node replica-set profile; with MONGO_URL pointing at a real replica set the same test runs unchanged.
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
-import express from 'express';
 import { MongoClient } from 'mongodb';
-import { clusterSession, login, logout } from '@cluster-session/session';
 import { cookieHeader, request, startMongo } from '@cluster-session/testkit';
+import { serve as serveApp } from './fixtures/app.ts';
 
 const SECRET = 'topology-secret-0123456789abcdef';
 
@@ -35,29 +32,9 @@ test('the mongo store works through a replica-set URL: login, read back from ano
 
   // Two app instances on the same replica-set URL: a login on one is seen by the other (what a balancer relies on).
   const serve = async () => {
-    const sessions = clusterSession({ secret: SECRET, store: { type: 'mongo', url: mongo.url }, collection });
-    const app = express();
-    app.use(express.json());
-    app.use(sessions);
-    app.get('/me', (req, res) => void res.json({ user: (req.session as unknown as { user?: string }).user ?? null }));
-    app.post('/login', async (req, res) => {
-      await login(req, { user: (req.body as { user: string }).user });
-      res.json({ id: req.sessionID });
-    });
-    app.post('/logout', async (req, res) => {
-      await logout(req);
-      res.json({ ok: true });
-    });
-    app.use(sessions.errorHandler);
-    const server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    defer(async () => {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-      await sessions.close();
-    });
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const app = await serveApp({ secret: SECRET, store: { type: 'mongo', url: mongo.url }, collection });
+    defer(() => app.close());
+    return app.url;
   };
   const a = await serve();
   const b = await serve();
@@ -65,7 +42,7 @@ test('the mongo store works through a replica-set URL: login, read back from ano
   const res = await request(`${a}/login`, { method: 'POST', body: { user: 'alice' } });
   assert.equal(res.status, 200, res.body);
   const cookie = cookieHeader(res.cookies);
-  assert.equal((await request(`${b}/me`, { headers: { cookie } })).json.user, 'alice');
+  assert.equal((await request(`${b}/me`, { headers: { cookie } })).json.data.user, 'alice');
 
   // The session document is in the replica set's primary, with its expiry for the TTL index.
   const doc = await probe.db().collection(collection).findOne({ _id: res.json.id });
@@ -73,6 +50,6 @@ test('the mongo store works through a replica-set URL: login, read back from ano
   assert.ok(doc.expires instanceof Date, 'stored with an expiry');
 
   assert.equal((await request(`${b}/logout`, { method: 'POST', headers: { cookie } })).status, 200);
-  assert.equal((await request(`${a}/me`, { headers: { cookie } })).json.user, null);
+  assert.equal((await request(`${a}/me`, { headers: { cookie } })).json.data.user, undefined, 'logged out on the other app');
   assert.equal(await probe.db().collection(collection).countDocuments({ _id: res.json.id }), 0);
 });
