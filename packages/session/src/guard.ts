@@ -3,6 +3,7 @@ import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { budgetOf } from './budget.ts';
+import { kLoaded, type Loaded } from './serializer.ts';
 import type { StoreHandle } from './stores/types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -136,6 +137,9 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   const createSession = store.createSession.bind(store);
   store.createSession = (req: Request, sess: SessionData) => {
     const s = createSession(req, sess);
+    // express-session copies only string keys into its Session: carry the loaded text across for touch().
+    const loaded = (sess as Loaded)[kLoaded];
+    if (loaded !== undefined) (s as Loaded)[kLoaded] = loaded;
     markState(s, req.sessionID, false);
     return s;
   };

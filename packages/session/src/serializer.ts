@@ -4,6 +4,14 @@ import type { Logger } from './config.ts';
 const warned = new WeakSet<Logger>();
 
 /**
+ * The stored text a session was loaded from, kept on the loaded session (a symbol: never serialized). A store's
+ * touch compares against it so that rewriting the stored expiry can never overwrite a newer save or bring back a
+ * destroyed session.
+ */
+export const kLoaded = Symbol('cluster-session.loaded');
+export type Loaded = { [kLoaded]?: string };
+
+/**
  * Parses a stored session. Anything that is not a JSON object with a `cookie` object (corrupted by hand, another
  * app sharing the prefix, a truncated write) counts as no session: the client gets a fresh one instead of a 500
  * on every request. Logged once per logger so a bad key cannot flood the log.

@@ -116,6 +116,24 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       assert.equal(await cb((d) => store.length!(d)), 1);
     });
 
+    it('a touch never undoes a newer save, nor brings back a destroyed session', async () => {
+      const store = app.sessions.store!;
+      type Plain = SessionData & { n: number; cookie: { expires: Date | string } };
+      const load = async () => (await cb<SessionData | null>((d) => store.get('cas-1', d))) as Plain | null;
+      await cb((d) => store.set('cas-1', sessionData(60_000, { user: 'c', n: 1 }), d));
+      const stale = (await load())!;
+      // Another worker saves a change after this one loaded the session, then this one touches what it loaded.
+      await cb((d) => store.set('cas-1', sessionData(60_000, { user: 'c', n: 2 }), d));
+      stale.cookie.expires = new Date(Date.now() + 120_000);
+      await cb((d) => store.touch!('cas-1', stale, d));
+      assert.equal((await load())?.n, 2, 'the touch overwrote a newer save');
+      const current = (await load())!;
+      await cb((d) => store.destroy('cas-1', d));
+      current.cookie.expires = new Date(Date.now() + 120_000);
+      await cb((d) => store.touch!('cas-1', current, d));
+      assert.equal((await load()) ?? null, null, 'the touch brought a destroyed session back');
+    });
+
     it('rolling: the cookie and the store agree on the expiry, and both move forward', async () => {
       const rolling = await serve({ ...fx.options, store: fx.store, rolling: true, ttl: 3600, logger });
       try {
@@ -137,6 +155,38 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
         assert.ok(Math.abs(storeExp - cookieExp) <= 2000, `store expiry ${storeExp} vs cookie ${cookieExp}`);
       } finally {
         await rolling.close();
+      }
+    });
+
+    it('lazy touch: reads move the store expiry once per touchAfter, and the stored cookie follows', async () => {
+      const lazy = await serve({ ...fx.options, store: fx.store, ttl: 3600, touchAfter: 1, logger });
+      try {
+        const jar = await login(lazy.url, 'lazy');
+        const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+        const expiry = async () => {
+          const e = await fx.expiryOf(lazy, sid);
+          assert.ok(e !== undefined, 'session present in the store');
+          return e;
+        };
+        const read = async () => assert.equal((await get(`${lazy.url}/me`, jar)).json.data.user, 'lazy');
+        const atLogin = await expiry();
+        await sleep(300);
+        await read();
+        assert.ok(Math.abs((await expiry()) - atLogin) < 150, 'a read within touchAfter does not touch');
+        await sleep(1000);
+        await read();
+        const touched = await expiry();
+        assert.ok(touched - atLogin >= 1000, `a read after touchAfter moves the expiry (${touched - atLogin} ms)`);
+        // The touch must also move the expiry the stored session carries: it is what the next load compares
+        // against. If it does not, every read from now on is "due" and touches again: lazy touch in name only.
+        for (let i = 0; i < 3; i++) {
+          await sleep(300);
+          await read();
+        }
+        const later = await expiry();
+        assert.ok(Math.abs(later - touched) < 150, `reads right after a touch do not touch again (moved ${later - touched} ms)`);
+      } finally {
+        await lazy.close();
       }
     });
 

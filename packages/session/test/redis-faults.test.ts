@@ -2,7 +2,7 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { createClient, type RedisClientType } from 'redis';
 import { cookieHeader, freePort, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
 import { createDenyList, failFastOptions } from '@cluster-session/session';
@@ -20,6 +20,8 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
     await sleep(100);
   }
 }
+
+const cb = <T>(fn: (d: (e: unknown, v?: T) => void) => void) => new Promise<T>((res, rej) => fn((e, v) => (e ? rej(e) : res(v as T))));
 
 describe('redis faults', () => {
   let redis: RedisServer;
@@ -85,7 +87,6 @@ describe('redis cluster (real, 3 masters)', () => {
 
   it('sessions spread over every master; length/ids/all/clear see them all; logoutEverywhere works across slots', async () => {
     const store = app.sessions.store!;
-    const cb = <T>(fn: (d: (e: unknown, v?: T) => void) => void) => new Promise<T>((res, rej) => fn((e, v) => (e ? rej(e) : res(v as T))));
     await cb((d) => store.clear!(d));
     const jars: Record<string, string>[] = [];
     for (let i = 0; i < 18; i++) jars.push((await post(`${app.url}/login`, { user: i < 3 ? 'carol' : `user${i}` })).cookies);
@@ -138,6 +139,20 @@ describe('node-redis 5 client (bring your own)', () => {
     assert.equal(client.isOpen, true, 'a client you pass in is never closed for you');
   });
 
+  it('a touch over node-redis moves the stored cookie and the key expiry together (compare-and-set script)', async () => {
+    const store = app.sessions.store!;
+    const cookie = () => ({ originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000), httpOnly: true, path: '/' });
+    await cb((d) => store.set('nr-touch', { cookie: cookie(), user: 't' } as never, d));
+    const loaded = (await cb<{ cookie: { expires: Date } }>((d) => store.get('nr-touch', d as never)))!;
+    const later = new Date(Date.now() + 600_000);
+    loaded.cookie.expires = later;
+    await cb((d) => store.touch!('nr-touch', loaded as never, d as never));
+    assert.ok((await client.pTTL('sess:nr-touch')) > 500_000, 'key expiry moved');
+    const stored = JSON.parse((await client.get('sess:nr-touch'))!) as { cookie: { expires: string }; user: string };
+    assert.equal(stored.cookie.expires, later.toISOString(), 'stored cookie moved with it');
+    assert.equal(stored.user, 't');
+  });
+
   it('Redis stopped: 503 within 2 s, then recovery', async () => {
     const jar = (await post(`${app.url}/login`, { user: 'nr2' })).cookies;
     await redis.stop();
@@ -150,5 +165,30 @@ describe('node-redis 5 client (bring your own)', () => {
       await redis.start();
     }
     await until('login works again', 10_000, async () => (await post(`${app.url}/login`, { user: 'nr3' })).status === 200);
+  });
+});
+
+describe('Redis ACL without scripting', () => {
+  it('touches fall back to EXPIRE, logged once: an active session still stays alive', async () => {
+    const redis = await startRedis();
+    const admin = new Redis(redis.url);
+    const logs: string[] = [];
+    let app: Served | undefined;
+    try {
+      await admin.call('ACL', 'SETUSER', 'app', 'on', '>app-password', '~*', '+@all', '-@scripting');
+      const url = redis.url.replace('redis://', 'redis://app:app-password@');
+      app = await serve({ store: { type: 'redis', url }, ttl: 3600, touchAfter: 1, logger: { warn: (m) => logs.push(m), error: (m) => logs.push(m) } });
+      const jar = (await post(`${app.url}/login`, { user: 'acl' })).cookies;
+      const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+      const atLogin = await admin.pttl(`sess:${sid}`);
+      await sleep(1200);
+      for (let i = 0; i < 2; i++) assert.equal((await get(`${app.url}/me`, jar)).json.data.user, 'acl');
+      assert.ok((await admin.pttl(`sess:${sid}`)) > atLogin - 500, 'the touch moved the key expiry');
+      assert.equal(logs.filter((l) => /refuses EVAL/.test(l)).length, 1, logs.join('\n'));
+    } finally {
+      await app?.close();
+      admin.disconnect();
+      await redis.close();
+    }
   });
 });

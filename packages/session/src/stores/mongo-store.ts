@@ -1,8 +1,8 @@
 import { MongoStore } from 'connect-mongo';
-import type { Collection, Document, MongoClient } from 'mongodb';
+import type { Collection, Document, Filter, MongoClient } from 'mongodb';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
-import { parseSession, userOf } from '../serializer.ts';
+import { expiresAt, kLoaded, parseSession, userOf, type Loaded } from '../serializer.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
@@ -21,6 +21,7 @@ const live = () => ({ $or: [{ expires: { $exists: false } }, { expires: { $gt: n
 export class ClusterMongoStore extends MongoStore {
   readonly coll: Promise<Collection<Document>>;
   private readonly logger: Logger;
+  private readonly ttlSeconds: number;
 
   constructor(client: MongoClient, opts: { dbName?: string; collection: string; ttl: number; userKey: string; logger: Logger }) {
     super({
@@ -38,11 +39,39 @@ export class ClusterMongoStore extends MongoStore {
       },
       unserialize: (stored: unknown) => {
         const raw = stored && typeof stored === 'object' && 'json' in stored ? (stored as StoredSession).json : stored;
-        return parseSession(raw, opts.logger) as SessionData;
+        const sess = parseSession(raw, opts.logger) as (SessionData & Loaded) | null;
+        if (sess && typeof raw === 'string') sess[kLoaded] = raw;
+        return sess as SessionData;
       },
     });
     this.logger = opts.logger;
+    this.ttlSeconds = opts.ttl;
     this.coll = Promise.resolve(client.db(opts.dbName).collection(opts.collection));
+  }
+
+  /**
+   * connect-mongo's touch sets only the document's `expires`, leaving the stored cookie with the expiry of the
+   * last save, so every later load would find the session due for a touch again (lazy touch lost). A loaded
+   * session's text is rewritten with its new expiry instead, only where it is still the text loaded: a newer
+   * save wins and a destroyed session stays destroyed.
+   */
+  override touch(sid: string, sess: SessionData, cb?: Cb): void {
+    const s = sess as SessionData & Loaded;
+    const expires = new Date(expiresAt(sess, this.ttlSeconds));
+    const loaded = s[kLoaded];
+    const json = JSON.stringify(sess);
+    // connect-mongo keys documents by the session id itself, not an ObjectId.
+    const byId = { _id: sid } as unknown as Filter<Document>;
+    this.coll
+      .then((c) =>
+        loaded === undefined
+          ? c.updateOne({ ...byId, ...live() }, { $set: { expires } })
+          : c.updateOne({ ...byId, 'session.json': loaded }, { $set: { 'session.json': json, expires } }),
+      )
+      .then((r) => {
+        if (loaded !== undefined && r.matchedCount === 1) s[kLoaded] = json;
+        cb?.(null);
+      }, (err) => cb?.(err));
   }
 
   override all(cb: Cb): void {

@@ -23,6 +23,8 @@ export interface RawRedis {
   /** SREM of the given members (a no-op for an empty list). */
   removeFromSet(key: string, members: string[]): Promise<void>;
   setPx(key: string, value: string, ms: number): Promise<void>;
+  /** SET key value PX ms only if the key still holds `expected`, atomically (one script, one slot). */
+  replaceIfUnchanged(key: string, expected: string, value: string, ms: number): Promise<boolean>;
   exists(key: string): Promise<boolean>;
   ping(): Promise<void>;
   /** Graceful close, falling back to a hard disconnect when the server is unreachable. */
@@ -32,6 +34,8 @@ export interface RawRedis {
 /** Key-space helpers shared with the deny list. `~` never occurs in a generated session id, so no clash with sessions. */
 export const userIndexKey = (prefix: string, userId: string) => `${prefix}~user:{${userId}}`;
 export const denyKey = (prefix: string, jti: string) => `${prefix}~deny:${jti}`;
+
+const REPLACE_IF_UNCHANGED = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
 
 type Fn = (...a: any[]) => any;
 type Any = Record<string, any>;
@@ -82,6 +86,7 @@ function fromIoredis(c: Any): RawRedis {
     async setPx(key, value, ms) {
       await c.set(key, value, 'PX', ms);
     },
+    replaceIfUnchanged: async (key, expected, value, ms) => Number(await c.eval(REPLACE_IF_UNCHANGED, 1, key, expected, value, String(ms))) === 1,
     exists: async (key) => (await c.exists(key)) === 1,
     async ping() {
       await c.ping();
@@ -134,6 +139,8 @@ function fromNodeRedis(c: Any): RawRedis {
     async setPx(key, value, ms) {
       await c.set(key, value, { PX: ms });
     },
+    replaceIfUnchanged: async (key, expected, value, ms) =>
+      Number(await c.eval(REPLACE_IF_UNCHANGED, { keys: [key], arguments: [expected, value, String(ms)] })) === 1,
     exists: async (key) => Number(await c.exists(key)) === 1,
     async ping() {
       await (isCluster ? (await c.nodeClient(c.masters[0])).ping() : c.ping());

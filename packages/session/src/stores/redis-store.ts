@@ -2,7 +2,7 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import { parseSession, userOf, expiresAt } from '../serializer.ts';
+import { kLoaded, parseSession, userOf, expiresAt, type Loaded } from '../serializer.ts';
 import { denyKey, rawRedis, userIndexKey, type RawRedis } from './redis-client.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -39,7 +39,8 @@ function stringify(sess: Stamped): string {
 }
 
 function parse(text: string, logger: Logger): SessionData | null {
-  const sess = parseSession(text, logger) as (Stamped & { [STAMP]?: { u?: unknown; e?: unknown } }) | null;
+  const sess = parseSession(text, logger) as (Stamped & Loaded & { [STAMP]?: { u?: unknown; e?: unknown } }) | null;
+  if (sess) sess[kLoaded] = text;
   if (!sess || !(STAMP in sess)) return sess;
   const { u, e } = sess[STAMP] ?? {};
   delete sess[STAMP];
@@ -62,6 +63,9 @@ export class ClusterRedisStore extends RedisStore {
   readonly raw: RawRedis;
   readonly userKey: string;
   readonly defaultTtl: number;
+  private readonly logger: Logger;
+  /** Set when the server refuses scripts (an ACL without EVAL): touches fall back to EXPIRE. */
+  private scriptsRefused = false;
 
   constructor(client: unknown, opts: { prefix: string; ttl: number; userKey: string; logger: Logger }) {
     const raw = rawRedis(client);
@@ -70,6 +74,7 @@ export class ClusterRedisStore extends RedisStore {
     this.raw = raw;
     this.userKey = opts.userKey;
     this.defaultTtl = opts.ttl;
+    this.logger = opts.logger;
   }
 
   override createSession(req: Parameters<RedisStore['createSession']>[0], sess: SessionData): ReturnType<RedisStore['createSession']> {
@@ -115,13 +120,41 @@ export class ClusterRedisStore extends RedisStore {
     }
   }
 
+  /**
+   * Moves the expiry of an unchanged session. connect-redis's touch is an EXPIRE, which leaves the stored cookie
+   * with the expiry of the last save: every later load would then find the session due for a touch again and the
+   * lazy touch (touchAfter) would turn into an EXPIRE per request. So a loaded session is rewritten with its new
+   * expiry instead, only if the stored text is still the one loaded (a newer save wins; a destroyed session
+   * stays destroyed). When the user index must move, it moves first, as in set().
+   */
   override touch(sid: string, sess: SessionData, cb?: Cb): Promise<any> {
     const run = async () => {
-      // A touch only moves the expiry; when that passes the index key's, the index moves too (the stored stamp
-      // stays older, so the next save or touch refreshes it once more: bounded by how often touches happen).
+      const s = sess as Stamped & Loaded;
       const due = this.indexDue(sid, sess);
-      await Promise.all([super.touch(sid, sess), due && this.writeIndex(due)]);
-      if (due) (sess as Stamped)[kStamp] = due;
+      if (due) await this.writeIndex(due);
+      const loaded = s[kLoaded];
+      if (loaded === undefined || this.scriptsRefused) {
+        await super.touch(sid, sess);
+        if (due) s[kStamp] = due;
+        return;
+      }
+      const ms = expiresAt(sess, this.defaultTtl) - Date.now();
+      if (ms <= 0) return;
+      const before = s[kStamp];
+      if (due) s[kStamp] = due;
+      const value = stringify(s);
+      let replaced: boolean;
+      try {
+        replaced = await this.raw.replaceIfUnchanged(this.prefix + sid, loaded, value, ms);
+      } catch (err) {
+        if (!/NOPERM|unknown command/i.test((err as Error)?.message ?? '')) throw err;
+        this.scriptsRefused = true;
+        this.logger.warn(`cluster-session: Redis refuses EVAL (${(err as Error).message}); touches fall back to EXPIRE, so an active session is touched on every request once touchAfter has passed. Allow EVAL for the session user to keep touches lazy.`);
+        await super.touch(sid, sess);
+        return;
+      }
+      if (replaced) s[kLoaded] = value;
+      else s[kStamp] = before;
     };
     return reply(cb, run());
   }

@@ -61,7 +61,7 @@ export async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
  */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
-  private readonly q: Record<'get' | 'set' | 'touch' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweep' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  private readonly q: Record<'get' | 'set' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweep' | 'deleteUser' | 'deleteExpired1', StatementSync>;
   private readonly timer: NodeJS.Timeout;
   private readonly ttl: number;
   private readonly userKey: string;
@@ -95,6 +95,9 @@ export class SqliteStore extends Store {
          ON CONFLICT(sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires, user = excluded.user`,
       ),
       touch: this.db.prepare(`UPDATE ${t} SET expires = ? WHERE sid = ? AND expires > ?`),
+      // The stored cookie's expiry moves with the row's, in place (no other field is rewritten, so a newer save
+      // is never undone): the next load compares against it to keep touches lazy.
+      touchCookie: this.db.prepare(`UPDATE ${t} SET expires = ?, sess = json_set(sess, '$.cookie.expires', ?) WHERE sid = ? AND expires > ?`),
       destroy: this.db.prepare(`DELETE FROM ${t} WHERE sid = ?`),
       ids: this.db.prepare(`SELECT sid FROM ${t} WHERE expires > ?`),
       count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE expires > ?`),
@@ -140,7 +143,9 @@ export class SqliteStore extends Store {
 
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
     void this.run(cb, () => {
-      this.q.touch.run(expiresAt(sess, this.ttl), sid, Date.now());
+      const expires = expiresAt(sess, this.ttl);
+      if (sess.cookie?.expires) this.q.touchCookie.run(expires, new Date(expires).toISOString(), sid, Date.now());
+      else this.q.touch.run(expires, sid, Date.now());
     }).catch(() => {});
   }
 
