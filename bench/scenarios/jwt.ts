@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request, startNode, type Proc } from '@cluster-session/testkit';
 import { load } from '../lib/load.ts';
+import { reserveSubjectCore } from '../lib/pin.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Scenario } from '../lib/types.ts';
 
@@ -14,11 +15,15 @@ const scenario: Scenario = {
   async run(ctx) {
     const env = { ...process.env, JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123' };
     const procs: Proc[] = [];
+    const core = reserveSubjectCore();
+    ctx.log(`jwt: ${core.note}`);
     try {
       const start = async (kind: string) => {
         const p = startNode([APP, kind], { env });
         procs.push(p);
-        return (await p.waitFor(/listening (\S+)/))[1]!;
+        const url = (await p.waitFor(/listening (\S+)/))[1]!;
+        core.subject(p.pid);
+        return url;
       };
       const [jwtUrl, noneUrl] = [await start('jwt'), await start('none')];
       const login = await request(`${jwtUrl}/login`, { method: 'POST', body: {} });
@@ -26,6 +31,9 @@ const scenario: Scenario = {
       const check = await request(`${jwtUrl}/me`, { headers: { cookie } });
       if (check.status !== 200) throw new Error(`login did not work: ${check.status} ${check.body}`);
       const opts = { connections: CONNECTIONS, durationSec: ctx.durationSec };
+      // Unmeasured JIT warm-up of both apps and both routes.
+      const warm = { ...opts, durationSec: ctx.smoke ? 1 : 2 };
+      for (const url of [`${noneUrl}/me`, `${jwtUrl}/me`, `${jwtUrl}/whoami`]) await load(url, { ...warm, headers: { cookie } });
       const r = await alternate(ctx.rounds, {
         none: () => load(`${noneUrl}/me`, opts),
         me: () => load(`${jwtUrl}/me`, { ...opts, headers: { cookie } }),
@@ -38,6 +46,7 @@ const scenario: Scenario = {
       ];
     } finally {
       await Promise.all(procs.map((p) => p.stop()));
+      core.release();
     }
   },
 };
