@@ -1,4 +1,5 @@
-// Redis beyond the conformance suite: a hung server, a server missing at startup, and a real Redis Cluster.
+// Redis beyond the conformance suite: a hung server, a server missing at startup, a real Redis Cluster, a node-redis
+// client and an ACL that refuses scripts.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
