@@ -59,19 +59,15 @@ export class ClusterMongoStore extends MongoStore {
     const s = sess as SessionData & Loaded;
     const expires = new Date(expiresAt(sess, this.ttlSeconds));
     const loaded = s[kLoaded];
-    const json = JSON.stringify(sess);
     // connect-mongo keys documents by the session id itself, not an ObjectId.
     const byId = { _id: sid } as unknown as Filter<Document>;
-    this.coll
-      .then((c) =>
-        loaded === undefined
-          ? c.updateOne({ ...byId, ...live() }, { $set: { expires } })
-          : c.updateOne({ ...byId, 'session.json': loaded }, { $set: { 'session.json': json, expires } }),
-      )
-      .then((r) => {
-        if (loaded !== undefined && r.matchedCount === 1) s[kLoaded] = json;
-        cb?.(null);
-      }, (err) => cb?.(err));
+    const update = async (c: Collection<Document>) => {
+      if (loaded === undefined) return void (await c.updateOne({ ...byId, ...live() }, { $set: { expires } }));
+      const json = JSON.stringify(sess);
+      const r = await c.updateOne({ ...byId, 'session.json': loaded }, { $set: { 'session.json': json, expires } });
+      if (r.matchedCount === 1) s[kLoaded] = json;
+    };
+    this.coll.then(update).then(() => cb?.(null), (err) => cb?.(err));
   }
 
   override all(cb: Cb): void {

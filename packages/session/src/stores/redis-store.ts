@@ -132,31 +132,36 @@ export class ClusterRedisStore extends RedisStore {
       const s = sess as Stamped & Loaded;
       const due = this.indexDue(sid, sess);
       if (due) await this.writeIndex(due);
-      const loaded = s[kLoaded];
-      if (loaded === undefined || this.scriptsRefused) {
-        await super.touch(sid, sess);
-        if (due) s[kStamp] = due;
-        return;
-      }
-      const ms = expiresAt(sess, this.defaultTtl) - Date.now();
-      if (ms <= 0) return;
-      const before = s[kStamp];
+      if (await this.rewriteExpiry(sid, s, due)) return;
+      await super.touch(sid, sess);
       if (due) s[kStamp] = due;
-      const value = stringify(s);
-      let replaced: boolean;
-      try {
-        replaced = await this.raw.replaceIfUnchanged(this.prefix + sid, loaded, value, ms);
-      } catch (err) {
-        if (!/NOPERM|unknown command/i.test((err as Error)?.message ?? '')) throw err;
-        this.scriptsRefused = true;
-        this.logger.warn(`cluster-session: Redis refuses EVAL (${(err as Error).message}); touches fall back to EXPIRE, so an active session is touched on every request once touchAfter has passed. Allow EVAL for the session user to keep touches lazy.`);
-        await super.touch(sid, sess);
-        return;
-      }
-      if (replaced) s[kLoaded] = value;
-      else s[kStamp] = before;
     };
     return reply(cb, run());
+  }
+
+  /**
+   * touch() as a compare-and-set of the whole value. False when that cannot run (the session was not loaded by
+   * this process, or the server refuses scripts): the caller then falls back to connect-redis's EXPIRE.
+   */
+  private async rewriteExpiry(sid: string, s: Stamped & Loaded, due: IndexStamp | undefined): Promise<boolean> {
+    const loaded = s[kLoaded];
+    if (loaded === undefined || this.scriptsRefused) return false;
+    const ms = expiresAt(s, this.defaultTtl) - Date.now();
+    if (ms <= 0) return true;
+    const before = s[kStamp];
+    if (due) s[kStamp] = due;
+    const value = stringify(s);
+    try {
+      if (await this.raw.replaceIfUnchanged(this.prefix + sid, loaded, value, ms)) s[kLoaded] = value;
+      else s[kStamp] = before;
+      return true;
+    } catch (err) {
+      if (!/NOPERM|unknown command/i.test((err as Error)?.message ?? '')) throw err;
+      this.scriptsRefused = true;
+      this.logger.warn(`cluster-session: Redis refuses EVAL (${(err as Error).message}); touches fall back to EXPIRE, so an active session is touched on every request once touchAfter has passed. Allow EVAL for the session user to keep touches lazy.`);
+      s[kStamp] = before;
+      return false;
+    }
   }
 
   private sessionKeys(): Promise<string[]> {
