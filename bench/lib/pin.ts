@@ -36,6 +36,6 @@ export function reserveSubjectCore(): SubjectCore {
   return {
     subject: (pid) => void taskset(pid, '0'),
     release: () => void taskset(process.pid, all),
-    note: `each contender pinned to core 0; load generator and stores on core${cores > 2 ? 's' : ''} 1${cores > 2 ? `-${cores - 1}` : ''}`,
+    note: `each contender pinned to core 0; load generator and stores on ${cores > 2 ? `cores 1-${cores - 1}` : 'core 1'}`,
   };
 }

@@ -7,6 +7,7 @@ import type { SessionData } from 'express-session';
 import { cookieHeader, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
 import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
+import { cb } from './fixtures/callback.ts';
 
 export interface StoreFixture {
   /** JSON-serializable store config (child processes get it through the environment). */
@@ -25,9 +26,6 @@ export interface StoreFixture {
   restart?: { run(): Promise<void>; persistent: boolean };
   close(): Promise<void>;
 }
-
-const cb = <T>(fn: (done: (err?: unknown, v?: T) => void) => void) =>
-  new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
 
 function sessionData(ttlMs: number, extra: Record<string, unknown> = {}): SessionData {
   return {

@@ -8,6 +8,7 @@ import { createClient, type RedisClientType } from 'redis';
 import { cookieHeader, freePort, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
 import { createDenyList, failFastOptions } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
+import { cb } from './fixtures/callback.ts';
 
 const quiet = { warn: () => {}, error: () => {} };
 const post = (url: string, body: object, jar: Record<string, string> = {}) =>
@@ -21,8 +22,6 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
     await sleep(100);
   }
 }
-
-const cb = <T>(fn: (d: (e: unknown, v?: T) => void) => void) => new Promise<T>((res, rej) => fn((e, v) => (e ? rej(e) : res(v as T))));
 
 describe('redis faults', () => {
   let redis: RedisServer;
