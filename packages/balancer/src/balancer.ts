@@ -57,6 +57,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     clients,
     origins,
     totals: { connections: 0, requests: 0, rejected: 0 },
+    perClient: new Map(),
     log,
     retryAfter() {
       // The soonest moment something may change: an ejection ending or the next health check.

@@ -1,20 +1,25 @@
 import type net from 'node:net';
-import { ChunkedTracker } from './chunked.ts';
 import { forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
+import { BODY_LENGTH, BODY_NONE, BodyFramer, writePieces } from './framing.ts';
+import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseRequestHead, type RequestHead } from './http1.ts';
 import { errorResponse, type ProxyContext, type Timed } from './context.ts';
 import { ProxyCodes } from './errors.ts';
 import { OriginConn } from './origin.ts';
 import type { Upstream } from './upstream.ts';
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 const LINGER_MS = 5_000;
+/** Empty lines accepted before a request line (RFC 9112 2.2: some clients end a body with an extra CRLF). */
+const MAX_EMPTY_LINES = 16;
 
 const C_IDLE = 0; // waiting for a request head
 const C_BODY = 1; // request body still arriving
 const C_WAIT = 2; // request complete, response in progress
 const C_TUNNEL = 3; // upgraded: bytes flow both ways untouched
 const C_CLOSED = 4;
+const C_DRAIN = 5; // response written, waiting for the client to read it before taking a pipelined request
+
+const STATUS_CODES: Record<number, string> = { 405: ProxyCodes.methodNotAllowed, 431: ProxyCodes.headersTooLarge, 501: ProxyCodes.notImplemented };
 
 /**
  * One client connection. Requests on it are handled one after the other (pipelined requests wait in `buf`);
@@ -27,14 +32,19 @@ export class ClientConn implements Timed {
   private readonly ip: string;
   deadline: number;
   private phase = C_IDLE;
+  private readonly reader: HeadReader;
+  /** Bytes that arrived after the current request (pipelined), kept while it is served. */
   private buf: Buffer | null = null;
+  /** Idle between requests: the keep-alive timer runs until the next request's first byte sets its head deadline. */
+  private idle = false;
+  /** The client half-closed while being answered: requests it already sent are still served, then it is closed. */
+  private ended = false;
   req: RequestHead | null = null;
   private head = '';
   private sticky = '';
   bodyDone = true;
-  private bodyLeft = 0;
   private bodyBytes = 0;
-  private readonly tracker = new ChunkedTracker();
+  private readonly framer = new BodyFramer();
   /** Body bytes read before an instance connection was ready; kept so a never-sent request can go elsewhere. */
   private pending: Buffer[] | null = null;
   private replayable = false;
@@ -58,9 +68,15 @@ export class ClientConn implements Timed {
     this.socket = socket;
     const addr = socket.remoteAddress ?? '';
     this.ip = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-    this.deadline = ctx.now + ctx.config.timeouts.clientHeaders;
+    const { limits, timeouts } = ctx.config;
+    this.reader = new HeadReader(limits.headerSize, MAX_EMPTY_LINES);
+    // The first head must be complete this long after connecting: bytes arriving (a CRLF every few seconds) do
+    // not move the deadline, so a trickle cannot hold the connection.
+    this.deadline = ctx.now + timeouts.clientHeaders;
     ctx.clients.add(this);
     ctx.totals.connections++;
+    const open = (ctx.perClient.get(this.ip) ?? 0) + 1;
+    ctx.perClient.set(this.ip, open);
     socket.on('data', (chunk: Buffer) => {
       try {
         this.onData(chunk);
@@ -69,6 +85,7 @@ export class ClientConn implements Timed {
       }
     });
     socket.on('drain', () => {
+      if (this.phase === C_DRAIN) return this.next();
       if (this.origin === null) return;
       // The instance was waiting on us: it is the one that may time out again, not this client.
       if (this.phase === C_WAIT) this.deadline = 0;
@@ -77,6 +94,11 @@ export class ClientConn implements Timed {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
+    if (limits.perClient && open > limits.perClient) {
+      // One address must not take every slot (nginx limit_conn, HAProxy sc_conn_cur): answered at once.
+      ctx.totals.rejected++;
+      this.reject(429, ProxyCodes.tooManyConnections, `more than ${limits.perClient} connections from one address`, 1);
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -86,6 +108,7 @@ export class ClientConn implements Timed {
       case C_BODY:
         return this.onBody(chunk, 0);
       case C_WAIT:
+      case C_DRAIN:
         // A pipelined request: keep it for later, but stop reading if a client floods us.
         this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
         if (this.buf.length > this.ctx.config.limits.headerSize) this.socket.pause();
@@ -98,31 +121,25 @@ export class ClientConn implements Timed {
   }
 
   private onHead(chunk: Buffer): void {
-    const limit = this.ctx.config.limits.headerSize;
-    let buf = chunk;
-    let from = 0;
-    if (this.buf !== null) {
-      from = Math.max(0, this.buf.length - 3);
-      buf = Buffer.concat([this.buf, chunk]);
-      this.buf = null;
-    } else {
-      this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
+    const { limits, timeouts } = this.ctx.config;
+    if (this.idle) {
+      // The next request's first byte: its head deadline is set now, once.
+      this.idle = false;
+      this.deadline = this.ctx.now + timeouts.clientHeaders;
     }
-    // RFC 9112 2.2: ignore empty lines before a request line (some clients send CRLF after a body).
-    while (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) buf = buf.subarray(2);
-    if (buf.length === 0) return;
-    const idx = buf.indexOf(CRLFCRLF, from);
-    if (idx === -1 || idx + 4 > limit) {
-      if (buf.length > limit) return this.reject(431, ProxyCodes.headersTooLarge, `request head larger than ${limit} bytes`);
-      this.buf = buf;
+    const reader = this.reader;
+    const r = reader.feed(chunk);
+    if (r === HEAD_MORE) {
+      if (this.ended) this.finish(); // a truncated last request: nothing more can come
       return;
     }
-    const parsed = parseRequestHead(buf.toString('latin1', 0, idx + 2));
-    if ('reason' in parsed) {
-      const code = parsed.status === 501 ? ProxyCodes.notImplemented : ProxyCodes.badRequest;
-      return this.reject(parsed.status, code, parsed.reason);
-    }
-    this.start(parsed, buf, idx + 4);
+    if (r === HEAD_TOO_LARGE) return this.reject(431, ProxyCodes.headersTooLarge, `request head larger than ${limits.headerSize} bytes`);
+    if (r === HEAD_BAD) return this.reject(400, ProxyCodes.badRequest, reader.error);
+    const parsed = parseRequestHead(reader.head, limits.headerCount);
+    if ('reason' in parsed) return this.reject(parsed.status, STATUS_CODES[parsed.status] ?? ProxyCodes.badRequest, parsed.reason);
+    const { data, offset } = reader;
+    reader.reset();
+    this.start(parsed, data, offset);
   }
 
   private start(req: RequestHead, buf: Buffer, offset: number): void {
@@ -137,16 +154,12 @@ export class ClientConn implements Timed {
     this.pending = null;
     this.closeAfter = !req.keepAlive;
     this.bodyBytes = 0;
-    if (req.chunked) {
-      this.tracker.reset();
-      this.bodyDone = false;
-    } else if (req.contentLength > 0) {
-      this.bodyDone = false; // the body is unread: whatever answer comes, this connection cannot go on
-      if (config.limits.bodySize && req.contentLength > config.limits.bodySize) {
-        return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
-      }
-      this.bodyLeft = req.contentLength;
-    } else this.bodyDone = true;
+    this.framer.begin(req.framing);
+    // Until the body is read, whatever answer comes, this connection cannot go on.
+    this.bodyDone = req.framing.kind === BODY_NONE;
+    if (req.framing.kind === BODY_LENGTH && config.limits.bodySize && req.framing.length > config.limits.bodySize) {
+      return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
+    }
     this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
 
     const forward = forwardHead(req, this.ip, config);
@@ -160,41 +173,32 @@ export class ClientConn implements Timed {
       else this.onBody(buf, offset);
       if (this.phase === C_CLOSED) return;
     }
+    if (!this.bodyDone && this.ended) return this.finish(); // its body can never arrive
     // Hold the body until an instance connection is ready, so a refused connection can still go elsewhere.
     if (!this.bodyDone) this.socket.pause();
     this.dispatch();
   }
 
   private onBody(buf: Buffer, offset: number): void {
-    let end = buf.length;
-    let done = false;
-    if (this.req!.chunked) {
-      const r = this.tracker.advance(buf, offset, buf.length);
-      if (r === -2) return this.bodyError(400, ProxyCodes.badRequest, 'invalid chunked request body');
-      if (r >= 0) {
-        end = r;
-        done = true;
-      }
-    } else {
-      const take = Math.min(this.bodyLeft, buf.length - offset);
-      this.bodyLeft -= take;
-      end = offset + take;
-      done = this.bodyLeft === 0;
-    }
+    const framer = this.framer;
+    const r = framer.advance(buf, offset, buf.length);
+    if (r === -2) return this.bodyError(400, ProxyCodes.badRequest, `invalid chunked request body: ${framer.error}`);
+    const done = r >= 0;
+    const end = done ? r : buf.length;
     const limit = this.ctx.config.limits.bodySize;
     this.bodyBytes += end - offset;
     if (limit && this.bodyBytes > limit) return this.bodyError(413, ProxyCodes.bodyTooLarge, `request body larger than ${limit} bytes`);
-    if (end > offset) {
-      const part = offset === 0 && end === buf.length ? buf : buf.subarray(offset, end);
+    // Only what the framer validated and re-framed goes on: never the client's own framing bytes.
+    if (framer.pieces.length > 0) {
       if (this.sent) {
         const origin = this.origin!;
         origin.deadline = this.ctx.now + this.ctx.config.timeouts.response;
-        if (!origin.socket.write(part)) {
+        if (!writePieces(origin.socket, framer.pieces)) {
           // Waiting on the instance now: its timeout runs, ours stops until it drains.
           this.socket.pause();
           this.deadline = 0;
         } else if (!done) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
-      } else (this.pending ??= []).push(part);
+      } else (this.pending ??= []).push(...framer.pieces);
     }
     if (!done) return;
     this.bodyDone = true;
@@ -324,15 +328,18 @@ export class ClientConn implements Timed {
   private next(): void {
     this.req = null;
     this.tried = null;
-    if (this.closeAfter || !this.bodyDone || this.ctx.closing) {
-      // Lingering close (as nginx): keep reading and dropping what the client still sends, so it can read the
-      // answer instead of getting a reset; but not for ever.
-      this.phase = C_CLOSED;
-      this.deadline = this.ctx.now + LINGER_MS;
-      this.socket.end();
+    if (this.closeAfter || !this.bodyDone || this.ctx.closing || (this.ended && this.buf === null)) return this.finish();
+    if (this.socket.writableNeedDrain) {
+      // Back-pressure across pipelined requests: the next one waits until the client reads what it was sent, or
+      // a client that never reads would have every request it pipelined forwarded and buffered (HAProxy and
+      // nginx also stop there). Waiting on the client is bounded by the response timeout.
+      this.phase = C_DRAIN;
+      this.socket.pause();
+      this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
       return;
     }
     this.phase = C_IDLE;
+    this.idle = true;
     this.deadline = this.ctx.now + this.ctx.config.timeouts.keepAlive;
     if (this.socket.isPaused()) this.socket.resume();
     if (this.buf !== null) {
@@ -340,6 +347,16 @@ export class ClientConn implements Timed {
       this.buf = null;
       this.onHead(b);
     }
+  }
+
+  /**
+   * Lingering close (as nginx): keep reading and dropping what the client still sends, so it can read the answers
+   * written so far instead of getting a reset; but not for ever.
+   */
+  private finish(): void {
+    this.phase = C_CLOSED;
+    this.deadline = this.ctx.now + LINGER_MS;
+    this.socket.end();
   }
 
   /** The instance failed before any response byte reached the client: retry when safe, else 502/504. */
@@ -353,6 +370,8 @@ export class ClientConn implements Timed {
     const stale = origin.reused && origin.received === 0 && !timedOut;
     if (stale) u.lastError = `stale pooled connection: ${reason}`;
     else this.noteFailure(u, reason);
+    // As nginx's "upstream sent invalid header": the operator learns what the instance did wrong.
+    if (origin.invalidResponse) this.ctx.log(`instance ${u.id} (${u.url}) sent an invalid response: ${reason}`);
     u.release();
     if (this.phase === C_CLOSED) return;
     if (this.started) return this.abort();
@@ -375,7 +394,7 @@ export class ClientConn implements Timed {
     this.reject(
       this.lastFailure,
       timedOut ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
-      timedOut ? 'the instance did not answer in time' : 'the instance failed before answering',
+      timedOut ? 'the instance did not answer in time' : origin.invalidResponse ? 'the instance sent an invalid response' : 'the instance failed before answering',
     );
   }
 
@@ -431,12 +450,7 @@ export class ClientConn implements Timed {
   private reject(status: number, code: string, reason: string, retryAfter = 0): void {
     const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
     this.socket.write(errorResponse(status, code, reason, close, retryAfter, this.req?.method === 'HEAD'));
-    if (close) {
-      this.phase = C_CLOSED;
-      this.deadline = this.ctx.now + LINGER_MS; // a client that never reads or never stops sending must not keep the socket
-      this.socket.end();
-      return;
-    }
+    if (close) return this.finish(); // a client that never reads or never stops sending must not keep the socket
     this.next();
   }
 
@@ -462,29 +476,28 @@ export class ClientConn implements Timed {
   }
 
   onTimeout(): void {
-    if (this.phase === C_IDLE && this.buf !== null) {
-      return this.reject(408, ProxyCodes.requestTimeout, 'request head not received in time');
+    // Some bytes of a head (empty lines included) but not all of it in time: 408. Nothing at all: a polite FIN,
+    // so a client racing a new request on an idle keep-alive connection sees a clean close it may retry on.
+    if (this.phase === C_IDLE) {
+      if (this.reader.started) return this.reject(408, ProxyCodes.requestTimeout, 'request head not received in time');
+      return this.finish();
     }
     if (this.phase === C_BODY && !this.sent) return this.reject(408, ProxyCodes.requestTimeout, 'request body not received in time');
-    if (this.phase === C_IDLE) {
-      // Idle keep-alive: a polite FIN, so a client racing a new request sees a clean close it may retry on.
-      this.phase = C_CLOSED;
-      this.deadline = this.ctx.now + LINGER_MS;
-      this.socket.end();
-      return;
-    }
     this.abort();
   }
 
   private onEnd(): void {
-    if (this.phase === C_WAIT) this.closeAfter = true;
+    if (this.phase === C_WAIT || this.phase === C_DRAIN) this.ended = true;
     else if (this.phase === C_TUNNEL) this.origin?.socket.end();
-    else if (this.phase === C_IDLE && this.buf === null) this.socket.end();
+    else if (this.phase === C_IDLE && !this.reader.started) this.socket.end();
     else if (this.phase !== C_CLOSED) this.abort();
   }
 
   private onClose(): void {
     this.ctx.clients.delete(this);
+    const open = this.ctx.perClient.get(this.ip)! - 1;
+    if (open === 0) this.ctx.perClient.delete(this.ip);
+    else this.ctx.perClient.set(this.ip, open);
     this.phase = C_CLOSED;
     if (this.own !== null) {
       // reuse 'client': these connections were this client's alone and end with it.

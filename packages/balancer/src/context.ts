@@ -21,6 +21,8 @@ export interface ProxyContext {
   readonly clients: Set<Timed>;
   readonly origins: Set<Timed>;
   readonly totals: { connections: number; requests: number; rejected: number };
+  /** Open client connections by client address (limits.perClient). */
+  readonly perClient: Map<string, number>;
   log(message: string): void;
   /** Seconds a client should wait before trying again when no instance is available. */
   retryAfter(): number;
@@ -31,6 +33,7 @@ const TEXT: Record<number, string> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   413: 'Content Too Large',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',

@@ -1,3 +1,5 @@
+import { trimOws } from './syntax.ts';
+
 /** The value of cookie `name` in a Cookie header, or ''. */
 export function readCookie(header: string, name: string): string {
   let pos = 0;
@@ -5,7 +7,7 @@ export function readCookie(header: string, name: string): string {
     let end = header.indexOf(';', pos);
     if (end === -1) end = header.length;
     const eq = header.indexOf('=', pos);
-    if (eq !== -1 && eq < end && header.slice(pos, eq).trim() === name) return header.slice(eq + 1, end).trim();
+    if (eq !== -1 && eq < end && trimOws(header.slice(pos, eq)) === name) return trimOws(header.slice(eq + 1, end));
     pos = end + 1;
   }
   return '';
@@ -27,9 +29,9 @@ export function stripCookie(headers: string, name: string): string {
         .split(';')
         .filter((pair) => {
           const eq = pair.indexOf('=');
-          return pair.trim() !== '' && (eq === -1 ? pair.trim() : pair.slice(0, eq).trim()) !== name;
+          return trimOws(pair) !== '' && trimOws(eq === -1 ? pair : pair.slice(0, eq)) !== name;
         })
-        .map((pair) => pair.trim());
+        .map(trimOws);
       if (kept.length) out += `${headers.slice(pos, colon)}: ${kept.join('; ')}\r\n`;
     } else out += headers.slice(pos, end);
     pos = end;

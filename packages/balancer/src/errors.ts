@@ -42,4 +42,6 @@ export const ProxyCodes = {
   noUpstream: 'CS_ERR_BALANCER_NO_UPSTREAM',
   badGateway: 'CS_ERR_BALANCER_BAD_GATEWAY',
   gatewayTimeout: 'CS_ERR_BALANCER_GATEWAY_TIMEOUT',
+  methodNotAllowed: 'CS_ERR_BALANCER_METHOD_NOT_ALLOWED',
+  tooManyConnections: 'CS_ERR_BALANCER_TOO_MANY_CONNECTIONS',
 } as const;

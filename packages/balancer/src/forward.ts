@@ -1,6 +1,7 @@
 import { readCookie, stripCookie } from './cookie.ts';
 import type { RequestHead } from './http1.ts';
 import type { BalancerConfig } from './options.ts';
+import { trimOws } from './syntax.ts';
 
 /** Methods whose repetition has the same effect as one request (RFC 9110 9.2.2): the only ones ever resent. */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -20,10 +21,12 @@ export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig
   const proto = (config.trustProxy && req.forwardedProto) || 'http';
   const host = (config.trustProxy && req.forwardedHost) || req.host;
   // HTTP/1.0 clients cannot read chunked answers: ask the instance in 1.0 too, it then frames by length or close.
-  let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
+  // Start line, Host, framing and Connection are written here from validated values, never copied from the client.
+  let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n`;
+  if (req.host) head += `Host: ${req.host}\r\n`;
+  head += `${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
   if (host) head += `X-Forwarded-Host: ${host}\r\n`;
-  if (req.chunked) head += 'Transfer-Encoding: chunked\r\n';
-  else if (req.contentLength >= 0) head += `Content-Length: ${req.contentLength}\r\n`;
+  head += req.framing.header;
   head += req.upgrade ? `Connection: upgrade\r\nUpgrade: ${req.upgrade}\r\n\r\n` : 'Connection: keep-alive\r\n\r\n';
   return { head, sticky };
 }
@@ -34,5 +37,5 @@ export function hashKey(req: RequestHead, ip: string, config: BalancerConfig): s
   const xff = config.trustProxy ? req.forwardedFor : '';
   if (!xff) return ip;
   const comma = xff.lastIndexOf(',');
-  return (comma === -1 ? xff : xff.slice(comma + 1)).trim();
+  return trimOws(comma === -1 ? xff : xff.slice(comma + 1));
 }

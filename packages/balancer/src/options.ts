@@ -39,7 +39,17 @@ export interface BalancerOptions {
   /** Status page (HTML at /, JSON at /status.json). Off unless given. */
   admin?: number | { port: number; host?: string };
   timeouts?: { clientHeaders?: number; keepAlive?: number; connect?: number; response?: number; upstreamIdle?: number; tunnel?: number };
-  limits?: { headerSize?: number; bodySize?: number; idlePerUpstream?: number; connections?: number; perUpstream?: number };
+  limits?: {
+    headerSize?: number;
+    bodySize?: number;
+    idlePerUpstream?: number;
+    connections?: number;
+    perUpstream?: number;
+    /** Header fields a request may have (then 431). */
+    headerCount?: number;
+    /** Open connections from one client address (then 429); 0 = no cap. */
+    perClient?: number;
+  };
   /** Extra attempts on other instances when a try fails in a way that is safe to repeat. */
   retries?: number;
   /** Statuses of an instance's own answer that send a replayable request to another instance (default 502, 503, 504; [] off). */
@@ -72,7 +82,7 @@ export interface BalancerConfig {
   passive: false | { failures: number; window: number; cooldown: number };
   admin: false | { host: string; port: number };
   timeouts: { clientHeaders: number; keepAlive: number; connect: number; response: number; upstreamIdle: number; tunnel: number };
-  limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number; perUpstream: number };
+  limits: { headerSize: number; bodySize: number; idlePerUpstream: number; connections: number; perUpstream: number; headerCount: number; perClient: number };
   retries: number;
   retryOn: ReadonlySet<number>;
   reuse: Reuse;
@@ -132,6 +142,15 @@ export function upstreamConfig(input: unknown, option = 'upstreams[]'): Upstream
   return { id, url: base, host, port: url.port ? Number(url.port) : 80, weight };
 }
 
+/**
+ * Default cap on connections from one client address: a quarter of all slots, at most 256 (a browser opens 6 per
+ * host; an office behind one NAT address many more), so one address can never take every slot. Behind a
+ * trusted proxy every connection comes from that proxy's address, so there is no default cap.
+ */
+function defaultPerClient(connections: number, trustProxy: boolean): number {
+  return trustProxy ? 0 : Math.max(1, Math.min(256, Math.floor(connections / 4)));
+}
+
 /** Validates everything once, at the boundary; the rest of the package trusts the result. */
 export function balancerConfig(options: BalancerOptions, requireListen = true): BalancerConfig {
   if (!options || typeof options !== 'object') fail('options', options, 'an object');
@@ -182,6 +201,7 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
   const reuse = options.reuse ?? 'shared';
   if (reuse !== 'shared' && reuse !== 'client') fail('reuse', reuse, "'shared' or 'client'", "use 'client' in front of a cluster that deals connections to workers");
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
+  const connections = int('limits.connections', l.connections, 10_000, 1, 1_000_000);
   const c = options.cookie ?? {};
   const cookieName = c.name ?? 'CSLB';
   if (typeof cookieName !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookieName)) fail('cookie.name', cookieName, 'a cookie name (token characters)');
@@ -207,8 +227,10 @@ export function balancerConfig(options: BalancerOptions, requireListen = true): 
       headerSize: int('limits.headerSize', l.headerSize, 16_384, 1024, 1 << 20),
       bodySize: int('limits.bodySize', l.bodySize, 0, 0),
       idlePerUpstream: int('limits.idlePerUpstream', l.idlePerUpstream, 256, 0, 100_000),
-      connections: int('limits.connections', l.connections, 10_000, 1, 1_000_000),
+      connections,
       perUpstream: int('limits.perUpstream', l.perUpstream, 0, 0, 1_000_000),
+      headerCount: int('limits.headerCount', l.headerCount, 100, 1, 10_000),
+      perClient: int('limits.perClient', l.perClient, defaultPerClient(connections, options.trustProxy === true), 0, 1_000_000),
     },
     retries,
     retryOn: new Set(retryOn),

@@ -1,12 +1,13 @@
 import net from 'node:net';
-import { ChunkedTracker } from './chunked.ts';
+import { BODY_UNTIL_CLOSE, BodyFramer, writePieces } from './framing.ts';
+import { HEAD_DONE, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseResponseHead } from './http1.ts';
 import type { ProxyContext, Timed } from './context.ts';
 import type { ClientConn } from './client.ts';
 import type { Upstream } from './upstream.ts';
+import { listHas } from './syntax.ts';
 import { stickyHeaders } from './cookie.ts';
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 const MAX_RESPONSE_HEAD = 65_536;
 const SMALL_BODY = 16_384;
 
@@ -29,7 +30,7 @@ export class OriginConn implements Timed {
   connected = false;
   deadline: number;
   private phase = O_HEAD;
-  private buf: Buffer | null = null;
+  private readonly reader = new HeadReader(MAX_RESPONSE_HEAD, 0);
   /** Taken from an idle pool: it served an earlier request, so a failure before any answer may only mean stale. */
   reused = false;
   /** reuse 'client': the client connection whose private pool holds this socket while idle. */
@@ -37,15 +38,14 @@ export class OriginConn implements Timed {
   /** Bytes of the current response received so far: 0 means the request may be replayed elsewhere. */
   received = 0;
   private status = 0;
-  private noBody = false;
-  private chunked = false;
-  private left = 0;
   private closeDelimited = false;
   private reusable = true;
   /** How long the instance said it keeps this connection open when idle (Keep-Alive: timeout=N); 0 unknown. */
   private keepAliveMs = 0;
-  private readonly tracker = new ChunkedTracker();
+  private readonly framer = new BodyFramer();
   private error = '';
+  /** The instance answered with bytes that are not valid HTTP/1.1 (answered 502, never passed on). */
+  invalidResponse = false;
   private timedOut = false;
   private done = false;
 
@@ -86,6 +86,7 @@ export class OriginConn implements Timed {
   expect(client: ClientConn): void {
     this.client = client;
     this.phase = O_HEAD;
+    this.reader.reset();
     this.received = 0;
     this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
   }
@@ -130,26 +131,18 @@ export class OriginConn implements Timed {
       this.body(client, chunk, 0, '');
       return;
     }
-    let buf = chunk;
-    let from = 0;
-    if (this.buf !== null) {
-      from = Math.max(0, this.buf.length - 3);
-      buf = Buffer.concat([this.buf, chunk]);
-      this.buf = null;
-    }
-    const idx = buf.indexOf(CRLFCRLF, from);
-    if (idx === -1) {
-      if (buf.length > MAX_RESPONSE_HEAD) return this.protocolError('response head too large');
-      this.buf = buf;
-      return;
-    }
-    const res = parseResponseHead(buf.toString('latin1', 0, idx + 2));
-    if (res === undefined) return this.protocolError('invalid response head');
-    const offset = idx + 4;
+    const reader = this.reader;
+    const r = reader.feed(chunk);
+    if (r === HEAD_MORE) return;
+    if (r !== HEAD_DONE) return this.protocolError(r === HEAD_TOO_LARGE ? 'response head too large' : `invalid response head: ${reader.error}`);
     const req = client.req!;
+    const res = parseResponseHead(reader.head, req.method === 'HEAD');
+    const { data: buf, offset } = reader;
+    reader.reset();
+    if (typeof res === 'string') return this.protocolError(`invalid response head: ${res}`);
     if (res.status < 200) {
-      if (res.status === 101 && req.upgrade) return this.tunnel(client, res.head, buf, offset);
-      if (res.status === 101) return this.protocolError('101 without an upgrade request');
+      if (res.status === 101 && req.upgrade && listHas(res.upgrade, req.upgrade)) return this.tunnel(client, res.head, buf, offset);
+      if (res.status === 101) return this.protocolError('101 without a matching upgrade request');
       // Interim (100 Continue, 103 Early Hints): pass through, then read the final head.
       client.socket.write(`${res.head}\r\n`, 'latin1');
       client.started = true;
@@ -166,62 +159,48 @@ export class OriginConn implements Timed {
       return;
     }
     this.status = res.status;
-    this.noBody = req.method === 'HEAD' || res.status === 204 || res.status === 304;
-    this.chunked = !this.noBody && res.chunked;
-    this.left = res.contentLength;
-    this.closeDelimited = !this.noBody && !res.chunked && res.contentLength < 0;
-    this.reusable = !res.close && !this.closeDelimited && !req.upgrade;
+    this.framer.begin(res.framing);
+    this.closeDelimited = res.framing.kind === BODY_UNTIL_CLOSE;
+    this.reusable = !res.close && !this.closeDelimited && !req.upgrade && !res.noReuse;
     this.keepAliveMs = res.keepAliveMs;
-    if (this.chunked) this.tracker.reset();
     let head = res.head;
     if (client.insertCookie) head += stickyHeaders(this.ctx.config.cookie.name, this.upstream.id, this.ctx.config.cookie.secure);
     // A body ended by closing, or a request body still arriving, means the client connection ends with it.
     if (this.closeDelimited || !client.bodyDone || this.ctx.closing) client.closeAfter = true;
     head += client.closeAfter ? 'Connection: close\r\n\r\n' : '\r\n';
     this.phase = O_BODY;
-    client.started = true;
     this.body(client, buf, offset, head);
   }
 
+  /**
+   * Forwards what the framer validated of buf[offset..], after `head` when this is the first part. The first
+   * part is framed before anything is written, so a response whose framing breaks there is still a clean 502.
+   */
   private body(client: ClientConn, buf: Buffer, offset: number, head: string): void {
-    let end = buf.length;
-    let complete = false;
-    if (this.noBody) {
-      end = offset;
-      complete = true;
-    } else if (this.chunked) {
-      const r = this.tracker.advance(buf, offset, buf.length);
-      if (r === -2) return this.protocolError('invalid chunked framing');
-      if (r >= 0) {
-        end = r;
-        complete = true;
-      }
-    } else if (!this.closeDelimited) {
-      const take = Math.min(this.left, buf.length - offset);
-      this.left -= take;
-      end = offset + take;
-      complete = this.left === 0;
-    }
+    const framer = this.framer;
+    const r = framer.advance(buf, offset, buf.length);
+    if (r === -2) return this.protocolError(`invalid chunked framing: ${framer.error}`);
+    const complete = r >= 0;
+    const pieces = framer.pieces;
     const out = client.socket;
     if (head) {
-      const size = end - offset;
-      if (size === 0) out.write(head, 'latin1');
-      else if (size <= SMALL_BODY) {
+      client.started = true;
+      const first = pieces.length === 1 ? pieces[0]! : null;
+      if (pieces.length === 0) out.write(head, 'latin1');
+      else if (first !== null && first.length <= SMALL_BODY) {
         // One buffer, one plain write: cheaper than cork + writev for the common small answer.
         const headLength = head.length; // latin1: one byte per character
-        const joined = Buffer.allocUnsafe(headLength + size);
+        const joined = Buffer.allocUnsafe(headLength + first.length);
         joined.write(head, 0, headLength, 'latin1');
-        buf.copy(joined, headLength, offset, end);
+        first.copy(joined, headLength);
         out.write(joined);
       } else {
         out.cork();
         out.write(head, 'latin1');
-        out.write(buf.subarray(offset, end));
+        writePieces(out, pieces);
         out.uncork();
       }
-    } else if (end > offset) {
-      out.write(offset === 0 && end === buf.length ? buf : buf.subarray(offset, end));
-    }
+    } else if (pieces.length > 0) writePieces(out, pieces);
     if (out.writableNeedDrain) {
       // Waiting on a slow reader: the client's send timeout runs, the instance's stops until the client drains.
       this.socket.pause();
@@ -229,7 +208,7 @@ export class OriginConn implements Timed {
       client.deadline = this.ctx.now + this.ctx.config.timeouts.response;
     }
     if (complete) {
-      if (end < buf.length) this.reusable = false;
+      if (r < buf.length) this.reusable = false; // bytes after the answer: the instance is out of step
       this.complete(client);
     }
   }
@@ -278,6 +257,7 @@ export class OriginConn implements Timed {
 
   private protocolError(reason: string): void {
     this.error = reason;
+    this.invalidResponse = true;
     this.reusable = false;
     this.socket.destroy();
   }
