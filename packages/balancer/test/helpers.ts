@@ -52,3 +52,43 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+export interface Exchange {
+  /** Everything the balancer sent back. */
+  bytes: Buffer;
+  text: string;
+  /** How it ended: 'end' (FIN), 'reset', or 'timeout' (it was still open after `timeoutMs`). */
+  how: 'end' | 'reset' | 'timeout';
+}
+
+/**
+ * One client connection, written as given and then half-closed (unless `keepOpen`), read until the balancer
+ * closes it: it answers what it received, then closes, so no idle wait is needed to know the answer is complete.
+ * `localAddress` picks the client address (any 127.x.y.z on Linux).
+ */
+export function exchange(url: string, bytes: string | Buffer, options: { keepOpen?: boolean; timeoutMs?: number; localAddress?: string } = {}): Promise<Exchange> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({ port: Number(u.port), host: u.hostname, localAddress: options.localAddress });
+    const chunks: Buffer[] = [];
+    const done = (how: Exchange['how']) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const all = Buffer.concat(chunks);
+      resolve({ bytes: all, text: all.toString('latin1'), how });
+    };
+    const timer = setTimeout(() => done('timeout'), options.timeoutMs ?? 5_000);
+    socket.on('connect', () => {
+      socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+      if (!options.keepOpen) socket.end();
+    });
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => done('end'));
+    socket.on('error', () => done('reset'));
+  });
+}
+
+/** The `code` of a balancer JSON answer in `text` ('' when there is none). */
+export function codeOf(text: string): string {
+  return /"code":"(CS_ERR_BALANCER_[A-Z_]+)"/.exec(text)?.[1] ?? '';
+}
