@@ -89,7 +89,7 @@ http {
     client_header_timeout ${seconds(c.timeouts.clientHeaders)};
     keepalive_timeout ${seconds(c.timeouts.keepAlive)};
     large_client_header_buffers 4 ${Math.ceil(c.limits.headerSize / 1024)}k;
-${c.limits.bodySize ? `    client_max_body_size ${c.limits.bodySize};\n` : '    client_max_body_size 0;\n'}
+${c.limits.bodySize ? `    client_max_body_size ${c.limits.bodySize};\n` : '    client_max_body_size 0;\n'}${nginxPerClient(c)}
     map $http_upgrade $cs_connection_upgrade {
         default upgrade;
         ""      "";
@@ -140,6 +140,33 @@ ${sticky}        }
 `;
 }
 
+/**
+ * limits.perClient as nginx limit_conn. nginx counts a client's connections with a request in progress (idle
+ * keep-alive ones are left to keepalive_timeout and client_header_timeout), the bundled balancer all open ones.
+ */
+function nginxPerClient(c: BalancerConfig): string {
+  if (!c.limits.perClient) return '';
+  return [
+    `    # limits.perClient: ${c.limits.perClient} per client address (nginx counts connections with a request in progress)`,
+    '    limit_conn_zone $binary_remote_addr zone=cs_per_client:10m;',
+    `    limit_conn cs_per_client ${c.limits.perClient};`,
+    '    limit_conn_status 429;',
+    '',
+  ].join('\n');
+}
+
+/** limits.perClient as an HAProxy stick table of open connections per source address (what the balancer counts). */
+function haproxyPerClient(c: BalancerConfig): string {
+  if (!c.limits.perClient) return '';
+  return [
+    `    # limits.perClient: at most ${c.limits.perClient} open connections per client address, 429 beyond`,
+    '    stick-table type ipv6 size 100k expire 60s store conn_cur',
+    '    tcp-request connection track-sc0 src',
+    `    http-request deny deny_status 429 if { sc_conn_cur(0) gt ${c.limits.perClient} }`,
+    '',
+  ].join('\n');
+}
+
 function haproxy(c: BalancerConfig): string {
   const balance = {
     'round-robin': '    balance roundrobin',
@@ -158,6 +185,8 @@ function haproxy(c: BalancerConfig): string {
 global
     # Raise with the file-descriptor limit (HAProxy needs about two per connection).
     maxconn 4096
+    # limits.headerCount (HAProxy counts the start line too)
+    tune.http.maxhdr ${c.limits.headerCount + 1}
 
 defaults
     mode http
@@ -175,7 +204,7 @@ defaults
 
 frontend cluster_session_in
     bind ${listenAddress(c)}
-    option forwardfor${c.trustProxy ? '' : '\n    http-request del-header X-Forwarded-For'}
+${haproxyPerClient(c)}    option forwardfor${c.trustProxy ? '' : '\n    http-request del-header X-Forwarded-For'}
     http-request set-header X-Forwarded-Proto http
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend cluster_session

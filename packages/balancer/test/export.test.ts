@@ -67,6 +67,42 @@ describe('export', () => {
     }
   });
 
+  test('limits.perClient becomes nginx limit_conn and an HAProxy conn_cur stick table (429 beyond), absent when 0', { skip: needs('nginx', 'haproxy') }, () => {
+    for (const target of ['nginx', 'haproxy'] as const) {
+      const text = exportConfig(target, { upstreams, limits: { perClient: 7 } });
+      const file = path.join(dir, `${target}-per-client.conf`);
+      writeFileSync(file, text);
+      check(target, file);
+      assert.match(text, target === 'nginx' ? /limit_conn cs_per_client 7;\n\s+limit_conn_status 429;/ : /http-request deny deny_status 429 if \{ sc_conn_cur\(0\) gt 7 \}/);
+      assert.doesNotMatch(exportConfig(target, { upstreams, trustProxy: true }), /limit_conn|conn_cur/, 'no default cap behind a trusted proxy');
+    }
+  });
+
+  describe('the exported per-client cap really answers 429 (nginx and HAProxy running)', { skip: needs('nginx', 'haproxy') }, () => {
+    let a: Instance;
+    before(async () => ([a] = await instances('a')));
+    after(() => a.close());
+
+    for (const target of ['nginx', 'haproxy'] as const) {
+      test(target, async () => {
+        const port = await freePort();
+        const file = path.join(dir, `${target}-per-client-run.conf`);
+        writeFileSync(file, exportConfig(target, { upstreams: [a.url], listen: port, health: false, limits: { perClient: 2 } }));
+        const proc = target === 'nginx' ? startProcess('nginx', ['-c', file, '-p', dir, '-g', 'daemon off;']) : startProcess('haproxy', ['-f', file]);
+        try {
+          await waitForPort(port);
+          // Two slow requests hold two connections (nginx counts connections with a request in progress).
+          const slow = [0, 1].map(() => request(`http://127.0.0.1:${port}/slow?ms=1500`));
+          await new Promise((r) => setTimeout(r, 500));
+          assert.equal((await request(`http://127.0.0.1:${port}/whoami`)).status, 429);
+          assert.deepEqual((await Promise.all(slow)).map((r) => r.status), [200, 200]);
+        } finally {
+          await proc.stop('SIGTERM');
+        }
+      });
+    }
+  });
+
   test('an unknown target or bad option is a clear error', () => {
     assert.throws(() => exportConfig('caddy' as never, { upstreams }), { code: 'CS_ERR_BALANCER_CONFIG', message: /nginx or haproxy/ });
     assert.throws(() => exportConfig('nginx', { upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG' });
