@@ -135,7 +135,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       const existing = upstreams.find((x) => x.id === cfg.id);
       if (existing) {
         if (existing.draining && existing.url === cfg.url) {
-          existing.draining = false; // undo a drain: the same instance takes traffic again
+          existing.setDraining(false); // undo a drain: the same instance takes traffic again
           return existing.snapshot(Date.now());
         }
         throw new BalancerConfigError(`add(): an instance with id ${JSON.stringify(cfg.id)} already exists; remove it first or pick another id`);
@@ -147,15 +147,14 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     },
     async drain(id) {
       const u = find(id);
-      u.draining = true;
+      u.setDraining(true);
       log(`instance ${u.id} (${u.url}) draining (${u.active} in flight)`);
       await u.idleNow();
     },
     async remove(id) {
       const u = find(id);
-      u.draining = true;
       upstreams.splice(upstreams.indexOf(u), 1);
-      u.removed = true;
+      u.retire();
       await u.idleNow();
       log(`instance ${u.id} (${u.url}) removed`);
     },

@@ -1,11 +1,13 @@
 import type net from 'node:net';
+import { stickyHeaders } from './cookie.ts';
 import { forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
-import { BODY_LENGTH, BODY_NONE, BodyFramer, writePieces } from './framing.ts';
+import { BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, BodyFramer, writeMessage, writePieces } from './framing.ts';
 import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
-import { parseRequestHead, type RequestHead } from './http1.ts';
+import { parseRequestHead, type RequestHead, type ResponseHead } from './http1.ts';
 import { errorResponse, type ProxyContext, type Timed } from './context.ts';
 import { ProxyCodes } from './errors.ts';
-import { OriginConn } from './origin.ts';
+import { OriginConn, type IdlePool, type OriginFailure, type OriginHandler } from './origin.ts';
+import { ANSWER_FAILURE, ANSWER_RECOVERY, answerVerdict, failureAnswer, NEXT_ABORT, NEXT_FRESH, NEXT_OTHER, onFailure, retryAnswer, type Attempt } from './retry.ts';
 import type { Upstream } from './upstream.ts';
 
 const LINGER_MS = 5_000;
@@ -22,15 +24,17 @@ const C_DRAIN = 5; // response written, waiting for the client to read it before
 const STATUS_CODES: Record<number, string> = { 405: ProxyCodes.methodNotAllowed, 431: ProxyCodes.headersTooLarge, 501: ProxyCodes.notImplemented };
 
 /**
- * One client connection. Requests on it are handled one after the other (pipelined requests wait in `buf`);
- * each is parsed from raw bytes, sent to an instance chosen by the strategy, and answered with the instance's
- * bytes as they arrive. Answers the balancer writes itself (400, 431, 502, 503, 504...) are small JSON bodies.
+ * One client connection, and the exchange in progress on it. Requests are handled one after the other
+ * (pipelined requests wait in `buf`); each is parsed from raw bytes, sent to an instance chosen by the strategy
+ * through an OriginConn, which reports back through the OriginHandler methods, and answered with the instance's
+ * answer as it arrives. Retries and ejection follow retry.ts. Answers the balancer writes itself (400, 431,
+ * 502, 503, 504...) are small JSON bodies.
  */
-export class ClientConn implements Timed {
+export class ClientConn implements Timed, OriginHandler, IdlePool {
   readonly socket: net.Socket;
+  deadline: number;
   private readonly ctx: ProxyContext;
   private readonly ip: string;
-  deadline: number;
   private phase = C_IDLE;
   private readonly reader: HeadReader;
   /** Bytes that arrived after the current request (pipelined), kept while it is served. */
@@ -39,10 +43,10 @@ export class ClientConn implements Timed {
   private idle = false;
   /** The client half-closed while being answered: requests it already sent are still served, then it is closed. */
   private ended = false;
-  req: RequestHead | null = null;
+  private req: RequestHead | null = null;
   private head = '';
   private sticky = '';
-  bodyDone = true;
+  private bodyDone = true;
   private bodyBytes = 0;
   private readonly framer = new BodyFramer();
   /** Body bytes read before an instance connection was ready; kept so a never-sent request can go elsewhere. */
@@ -54,14 +58,15 @@ export class ClientConn implements Timed {
   private attempt = 0;
   private tried: Upstream[] | null = null;
   private lastFailure = 502;
+  private lastInvalid = false;
   /** A pooled connection went stale under this request: later attempts use fresh connections only. */
   private freshOnly = false;
   /** reuse 'client': this client's idle instance connections (never lent to another client). */
   private own: OriginConn[] | null = null;
-  insertCookie = false;
+  private insertCookie = false;
   /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
-  started = false;
-  closeAfter = false;
+  private started = false;
+  private closeAfter = false;
 
   constructor(ctx: ProxyContext, socket: net.Socket) {
     this.ctx = ctx;
@@ -79,7 +84,7 @@ export class ClientConn implements Timed {
     ctx.perClient.set(this.ip, open);
     socket.on('data', (chunk: Buffer) => {
       try {
-        this.onData(chunk);
+        this.onSocketData(chunk);
       } catch (err) {
         this.internalError(err);
       }
@@ -89,7 +94,7 @@ export class ClientConn implements Timed {
       if (this.origin === null) return;
       // The instance was waiting on us: it is the one that may time out again, not this client.
       if (this.phase === C_WAIT) this.deadline = 0;
-      this.origin.resumeFromClient();
+      this.origin.resume();
     });
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
@@ -101,12 +106,12 @@ export class ClientConn implements Timed {
     }
   }
 
-  private onData(chunk: Buffer): void {
+  private onSocketData(chunk: Buffer): void {
     switch (this.phase) {
       case C_IDLE:
-        return this.onHead(chunk);
+        return this.readHead(chunk);
       case C_BODY:
-        return this.onBody(chunk, 0);
+        return this.readBody(chunk, 0);
       case C_WAIT:
       case C_DRAIN:
         // A pipelined request: keep it for later, but stop reading if a client floods us.
@@ -115,12 +120,12 @@ export class ClientConn implements Timed {
         return;
       case C_TUNNEL:
         this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
-        if (!this.origin!.socket.write(chunk)) this.socket.pause();
+        if (!this.origin!.write([chunk])) this.socket.pause();
         return;
     }
   }
 
-  private onHead(chunk: Buffer): void {
+  private readHead(chunk: Buffer): void {
     const { limits, timeouts } = this.ctx.config;
     if (this.idle) {
       // The next request's first byte: its head deadline is set now, once.
@@ -170,7 +175,7 @@ export class ClientConn implements Timed {
     this.deadline = 0;
     if (offset < buf.length) {
       if (this.bodyDone) this.buf = buf.subarray(offset);
-      else this.onBody(buf, offset);
+      else this.readBody(buf, offset);
       if (this.phase === C_CLOSED) return;
     }
     if (!this.bodyDone && this.ended) return this.finish(); // its body can never arrive
@@ -179,7 +184,7 @@ export class ClientConn implements Timed {
     this.dispatch();
   }
 
-  private onBody(buf: Buffer, offset: number): void {
+  private readBody(buf: Buffer, offset: number): void {
     const framer = this.framer;
     const r = framer.advance(buf, offset, buf.length);
     if (r === -2) return this.bodyError(400, ProxyCodes.badRequest, `invalid chunked request body: ${framer.error}`);
@@ -191,9 +196,7 @@ export class ClientConn implements Timed {
     // Only what the framer validated and re-framed goes on: never the client's own framing bytes.
     if (framer.pieces.length > 0) {
       if (this.sent) {
-        const origin = this.origin!;
-        origin.deadline = this.ctx.now + this.ctx.config.timeouts.response;
-        if (!writePieces(origin.socket, framer.pieces)) {
+        if (!this.origin!.write(framer.pieces)) {
           // Waiting on the instance now: its timeout runs, ours stops until it drains.
           this.socket.pause();
           this.deadline = 0;
@@ -215,7 +218,8 @@ export class ClientConn implements Timed {
   /** Picks an instance and sends the request, or answers 503 at once when none is available. */
   private dispatch(retry = false): void {
     const ctx = this.ctx;
-    const key = hashKey(this.req!, this.ip, ctx.config);
+    const req = this.req!;
+    const key = hashKey(req, this.ip, ctx.config);
     const u =
       ctx.selector.choose(ctx.now, key, this.sticky, this.tried) ??
       ctx.selector.choose(ctx.now, key, this.sticky, this.tried, true);
@@ -225,30 +229,23 @@ export class ClientConn implements Timed {
         if (ctx.selector.allBusy(ctx.now)) return this.reject(503, ProxyCodes.noUpstream, 'every instance is at limits.perUpstream', 1);
         return this.reject(503, ProxyCodes.noUpstream, 'no healthy instance available', ctx.retryAfter());
       }
-      const timeout = this.lastFailure === 504;
-      return this.reject(
-        this.lastFailure,
-        timeout ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
-        timeout ? 'the instance did not answer in time' : 'the instance failed before answering',
-      );
+      const answer = failureAnswer(this.lastFailure, this.lastInvalid);
+      return this.reject(answer.status, answer.code, answer.reason);
     }
     this.upstream = u;
-    u.active++;
-    u.requests++;
-    if (retry) u.retries++;
+    u.begin(retry);
     this.insertCookie = ctx.config.strategy === 'cookie' && this.sticky !== u.id;
     this.sent = false;
+    const expect = { head: req.method === 'HEAD', upgrade: req.upgrade };
     const idle = this.freshOnly ? undefined : this.idleFor(u);
     if (idle !== undefined) {
       this.origin = idle;
-      this.attach(idle);
-    } else {
-      this.origin = new OriginConn(ctx, u, this);
-    }
+      idle.use(this, expect);
+    } else this.origin = new OriginConn(ctx, u, this, expect);
   }
 
   private idleFor(u: Upstream): OriginConn | undefined {
-    if (this.ctx.config.reuse === 'shared') return u.idle.pop() as OriginConn | undefined;
+    if (this.ctx.config.reuse === 'shared') return u.takeIdle() as OriginConn | undefined;
     const own = this.own;
     if (own === null) return undefined;
     for (let i = own.length - 1; i >= 0; i--) {
@@ -261,67 +258,171 @@ export class ClientConn implements Timed {
     return undefined;
   }
 
-  /** reuse 'client': an instance connection finished an exchange and waits for this client's next request. */
-  keepOrigin(origin: OriginConn): void {
-    if (this.phase === C_CLOSED) {
-      origin.destroy();
-      return;
-    }
-    (this.own ??= []).push(origin);
-  }
-
-  /** One of this client's instance connections closed. */
-  forgetOrigin(origin: OriginConn): void {
+  /** IdlePool (reuse 'client'): one of this client's idle instance connections closed. */
+  forget(origin: OriginConn): void {
     const at = this.own?.indexOf(origin) ?? -1;
     if (at !== -1) this.own!.splice(at, 1);
   }
 
-  /** The instance connection is ready: write the head and whatever body has arrived. */
-  attach(origin: OriginConn): void {
-    origin.expect(this);
-    const s = origin.socket;
-    if (this.pending === null) s.write(this.head, 'latin1');
-    else {
-      s.cork();
-      s.write(this.head, 'latin1');
-      for (const part of this.pending) s.write(part);
-      s.uncork();
-      this.pending = null;
-    }
+  // OriginHandler: what the instance connection carrying this exchange reports.
+
+  onReady(origin: OriginConn): void {
+    const writable = origin.send(this.head, this.pending);
+    this.pending = null;
     this.sent = true;
     if (this.phase === C_BODY) {
       this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
-      if (!s.writableNeedDrain) this.socket.resume();
+      if (writable) this.socket.resume();
     }
   }
 
-  /** The instance socket drained: read more of the request body (or tunnel bytes). */
-  resumeFromOrigin(): void {
+  onWritable(): void {
     if ((this.phase === C_BODY || this.phase === C_TUNNEL) && this.socket.isPaused()) {
       this.socket.resume();
       if (this.phase === C_BODY) this.deadline = this.ctx.now + this.ctx.config.timeouts.clientHeaders;
     }
   }
 
-  /** The response ended cleanly (its socket already went back to the pool or was closed). */
-  responseDone(status: number): void {
+  onInterim(head: string): void {
+    this.socket.write(`${head}\r\n`, 'latin1');
+    this.started = true;
+  }
+
+  onHead(res: ResponseHead, body: Buffer[]): boolean {
+    const { config } = this.ctx;
     const u = this.upstream!;
+    if (retryAnswer(res.status, config.retryOn, this.attemptState(), () => this.ctx.selector.hasOther(this.ctx.now, this.tried === null ? [u] : [...this.tried, u]))) {
+      // Nothing reached the client yet: drop this answer (and its socket, rather than read a body no one wants).
+      this.origin!.discard();
+      this.origin = null;
+      this.upstream = null;
+      u.countStatus(res.status);
+      if (answerVerdict(res.status) === ANSWER_FAILURE) this.noteFailure(u, `answered ${res.status}`);
+      u.release();
+      this.attempt++;
+      (this.tried ??= []).push(u);
+      this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} answered ${res.status}`);
+      this.dispatch(true);
+      return false;
+    }
+    let head = res.head;
+    if (this.insertCookie) head += stickyHeaders(config.cookie.name, u.id, config.cookie.secure);
+    // A body ended by closing, or a request body still arriving, means the client connection ends with it.
+    if (res.framing.kind === BODY_UNTIL_CLOSE || !this.bodyDone || this.ctx.closing) this.closeAfter = true;
+    head += this.closeAfter ? 'Connection: close\r\n\r\n' : '\r\n';
+    this.started = true;
+    return this.written(writeMessage(this.socket, head, body));
+  }
+
+  onData(pieces: Buffer[]): boolean {
+    if (this.phase === C_TUNNEL) {
+      // One idle timer for the tunnel, refreshed by bytes either way (HAProxy's `timeout tunnel`).
+      this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
+      return writePieces(this.socket, pieces);
+    }
+    return this.written(writePieces(this.socket, pieces));
+  }
+
+  /** After a write of the answer: a client that must drain first is waited for, at most the response timeout. */
+  private written(writable: boolean): boolean {
+    if (!writable) this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
+    return writable;
+  }
+
+  onComplete(status: number, reusable: boolean): void {
+    const origin = this.origin!;
+    const u = this.upstream!;
+    const { config } = this.ctx;
+    if (reusable) {
+      const keep = this.phase !== C_CLOSED && this.bodyDone && u.available(this.ctx.now, true);
+      if (keep && config.reuse === 'client' && !this.closeAfter) {
+        origin.park(this);
+        (this.own ??= []).push(origin);
+      } else if (keep && config.reuse === 'shared' && u.park(origin, config.limits.idlePerUpstream)) origin.park(u);
+      else origin.destroy();
+    }
     u.countStatus(status);
-    // 502/503/504 from an instance mean it cannot serve (overloaded, its own upstream down); an application 500
-    // on one route must not eject every instance.
-    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
-    // Ejected, but this answer was good: it is back (it got the request as a last resort, all being ejected).
-    else if (status < 500 && u.downUntil > this.ctx.now) u.downUntil = 0;
+    // An application 500 on one route must not eject every instance; a good answer brings one back at once.
+    const verdict = answerVerdict(status);
+    if (verdict === ANSWER_FAILURE) this.noteFailure(u, `answered ${status}`);
+    else if (verdict === ANSWER_RECOVERY) u.recovered(this.ctx.now);
     u.release();
     this.origin = null;
     this.upstream = null;
     this.next();
   }
 
-  private noteFailure(u: Upstream, reason: string): void {
-    if (u.noteFailure(this.ctx.now, reason, this.ctx.config.passive)) {
-      this.ctx.log(`instance ${u.id} (${u.url}) ejected for ${this.ctx.config.passive ? this.ctx.config.passive.cooldown : 0} ms: ${reason}`);
+  onUpgrade(head: string, rest: Buffer): void {
+    const { config } = this.ctx;
+    const u = this.upstream!;
+    let out = head;
+    if (this.insertCookie) out += stickyHeaders(config.cookie.name, u.id, config.cookie.secure);
+    this.socket.cork();
+    this.socket.write(`${out}Connection: Upgrade\r\n\r\n`, 'latin1');
+    if (rest.length > 0) this.socket.write(rest);
+    this.socket.uncork();
+    this.phase = C_TUNNEL;
+    this.deadline = this.ctx.now + config.timeouts.tunnel;
+    this.started = true;
+    u.countStatus(101);
+    if (this.buf !== null) {
+      this.origin!.write([this.buf]);
+      this.buf = null;
     }
+    if (this.socket.isPaused()) this.socket.resume();
+  }
+
+  onTunnelEnd(): void {
+    this.socket.end();
+  }
+
+  onError(failure: OriginFailure): void {
+    if (failure.internal !== undefined) return this.internalError(failure.internal);
+    const u = this.upstream!;
+    this.origin = null;
+    this.upstream = null;
+    if (failure.tunnel) {
+      u.release();
+      if (this.phase !== C_CLOSED) this.socket.end();
+      this.phase = C_CLOSED;
+      return;
+    }
+    const decision = onFailure(failure, this.attemptState());
+    if (decision.stale) u.noteStale(failure.reason);
+    else this.noteFailure(u, failure.reason);
+    // As nginx's "upstream sent invalid header": the operator learns what the instance did wrong.
+    if (failure.invalid) this.ctx.log(`instance ${u.id} (${u.url}) sent an invalid response: ${failure.reason}`);
+    u.release();
+    if (this.phase === C_CLOSED) return;
+    this.lastFailure = decision.status;
+    this.lastInvalid = failure.invalid;
+    switch (decision.next) {
+      case NEXT_ABORT:
+        return this.abort();
+      case NEXT_FRESH:
+        this.freshOnly = true; // bounded: a fresh connection cannot be stale
+        this.ctx.log(`retrying ${this.req!.method} on a fresh connection after a stale pooled one to ${u.id}: ${failure.reason}`);
+        // Not an attempt of the client's request: the stale socket was the balancer's choice.
+        return this.dispatch(true);
+      case NEXT_OTHER:
+        this.attempt++;
+        (this.tried ??= []).push(u);
+        this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} failed: ${failure.reason}`);
+        return this.dispatch(true);
+      default: {
+        const answer = failureAnswer(decision.status, failure.invalid);
+        return this.reject(answer.status, answer.code, answer.reason);
+      }
+    }
+  }
+
+  private attemptState(): Attempt {
+    return { started: this.started, replayable: this.replayable, attempt: this.attempt, freshOnly: this.freshOnly, retries: this.ctx.config.retries };
+  }
+
+  private noteFailure(u: Upstream, reason: string): void {
+    const { passive } = this.ctx.config;
+    if (u.noteFailure(this.ctx.now, reason, passive)) this.ctx.log(`instance ${u.id} (${u.url}) ejected for ${passive ? passive.cooldown : 0} ms: ${reason}`);
   }
 
   /** Ready for the next request on this connection, or close it. */
@@ -345,7 +446,7 @@ export class ClientConn implements Timed {
     if (this.buf !== null) {
       const b = this.buf;
       this.buf = null;
-      this.onHead(b);
+      this.readHead(b);
     }
   }
 
@@ -357,93 +458,6 @@ export class ClientConn implements Timed {
     this.phase = C_CLOSED;
     this.deadline = this.ctx.now + LINGER_MS;
     this.socket.end();
-  }
-
-  /** The instance failed before any response byte reached the client: retry when safe, else 502/504. */
-  originFailed(origin: OriginConn, reason: string, timedOut: boolean): void {
-    const u = origin.upstream;
-    this.origin = null;
-    this.upstream = null;
-    // A pooled connection that fails before any answer byte (reset, EPIPE, close) most likely went stale: the
-    // instance (or the worker holding it) closed it as we reused it. That says nothing about the instance, so it
-    // does not count toward ejection, and the request gets one more try on a fresh connection. A timeout does.
-    const stale = origin.reused && origin.received === 0 && !timedOut;
-    if (stale) u.lastError = `stale pooled connection: ${reason}`;
-    else this.noteFailure(u, reason);
-    // As nginx's "upstream sent invalid header": the operator learns what the instance did wrong.
-    if (origin.invalidResponse) this.ctx.log(`instance ${u.id} (${u.url}) sent an invalid response: ${reason}`);
-    u.release();
-    if (this.phase === C_CLOSED) return;
-    if (this.started) return this.abort();
-    // Never connected: nothing was sent, any method may go elsewhere. Sent: only idempotent requests without
-    // a body, and only while no response byte came back.
-    const safe = !origin.connected || (this.replayable && origin.received === 0);
-    this.lastFailure = timedOut ? 504 : 502;
-    if (safe && stale && !this.freshOnly) {
-      this.freshOnly = true; // bounded: a fresh connection cannot be stale
-      this.ctx.log(`retrying ${this.req!.method} on a fresh connection after a stale pooled one to ${u.id}: ${reason}`);
-      // Not an attempt of the client's request: the stale socket was the balancer's choice.
-      return this.dispatch(true);
-    }
-    if (safe && this.attempt < this.ctx.config.retries) {
-      this.attempt++;
-      (this.tried ??= []).push(u);
-      this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} failed: ${reason}`);
-      return this.dispatch(true);
-    }
-    this.reject(
-      this.lastFailure,
-      timedOut ? ProxyCodes.gatewayTimeout : ProxyCodes.badGateway,
-      timedOut ? 'the instance did not answer in time' : origin.invalidResponse ? 'the instance sent an invalid response' : 'the instance failed before answering',
-    );
-  }
-
-  /**
-   * The instance answered with a status in `retryOn` (its primary had no worker ready, it is overloaded...):
-   * worth another instance when nothing reached the client yet, the request can be replayed, an attempt remains
-   * and some other instance could take it. Otherwise the answer is passed through as it is.
-   */
-  retryableAnswer(status: number): boolean {
-    const ctx = this.ctx;
-    if (!ctx.config.retryOn.has(status) || this.started || !this.replayable || this.attempt >= ctx.config.retries) return false;
-    const tried = this.tried === null ? [this.upstream!] : [...this.tried, this.upstream!];
-    return ctx.selector.hasOther(ctx.now, tried);
-  }
-
-  /** The answer checked by retryableAnswer() was dropped with its socket: count it and try another instance. */
-  retryAnswer(origin: OriginConn, status: number): void {
-    const u = origin.upstream;
-    this.origin = null;
-    this.upstream = null;
-    u.countStatus(status);
-    if (status >= 502 && status <= 504) this.noteFailure(u, `answered ${status}`);
-    u.release();
-    this.attempt++;
-    (this.tried ??= []).push(u);
-    this.ctx.log(`retrying ${this.req!.method} on another instance after ${u.id} answered ${status}`);
-    this.dispatch(true);
-  }
-
-  startTunnel(origin: OriginConn): void {
-    this.phase = C_TUNNEL;
-    // One idle timer for the tunnel, refreshed by bytes either way (HAProxy's `timeout tunnel`).
-    this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
-    this.started = true;
-    origin.upstream.countStatus(101);
-    if (this.buf !== null) {
-      origin.socket.write(this.buf);
-      this.buf = null;
-    }
-    if (this.socket.isPaused()) this.socket.resume();
-  }
-
-  tunnelClosed(): void {
-    const u = this.upstream;
-    this.upstream = null;
-    this.origin = null;
-    u?.release();
-    if (this.phase !== C_CLOSED) this.socket.end();
-    this.phase = C_CLOSED;
   }
 
   /** An answer of our own. Keeps the connection when the request was read completely, closes it otherwise. */
@@ -471,7 +485,7 @@ export class ClientConn implements Timed {
   /** A bug must cost one connection, never the process and every other client with it. */
   internalError(err: unknown): void {
     this.ctx.log(`internal error, connection closed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    this.origin?.destroy();
+    this.origin?.discard();
     this.abort();
   }
 
@@ -488,7 +502,7 @@ export class ClientConn implements Timed {
 
   private onEnd(): void {
     if (this.phase === C_WAIT || this.phase === C_DRAIN) this.ended = true;
-    else if (this.phase === C_TUNNEL) this.origin?.socket.end();
+    else if (this.phase === C_TUNNEL) this.origin?.end();
     else if (this.phase === C_IDLE && !this.reader.started) this.socket.end();
     else if (this.phase !== C_CLOSED) this.abort();
   }
@@ -506,8 +520,7 @@ export class ClientConn implements Timed {
     const origin = this.origin;
     if (origin !== null) {
       // Mid-exchange: the instance socket holds half a conversation and cannot be reused.
-      origin.client = null;
-      origin.socket.destroy();
+      origin.discard();
       this.origin = null;
       this.upstream?.release();
       this.upstream = null;

@@ -159,10 +159,39 @@ export class BodyFramer {
   }
 }
 
+interface Writable {
+  write(b: Buffer): boolean;
+  write(s: string, encoding: 'latin1'): boolean;
+  cork(): void;
+  uncork(): void;
+  writableNeedDrain: boolean;
+}
+
+const SMALL_BODY = 16_384;
+
 /** Writes framer pieces in one go; false when the socket now needs to drain. */
-export function writePieces(socket: { write(b: Buffer): boolean; cork(): void; uncork(): void; writableNeedDrain: boolean }, pieces: Buffer[]): boolean {
+export function writePieces(socket: Writable, pieces: Buffer[]): boolean {
   if (pieces.length === 1) return socket.write(pieces[0]!);
   socket.cork();
+  for (const piece of pieces) socket.write(piece);
+  socket.uncork();
+  return !socket.writableNeedDrain;
+}
+
+/** Writes a head (latin1) and the body pieces that follow it; false when the socket now needs to drain. */
+export function writeMessage(socket: Writable, head: string, pieces: Buffer[]): boolean {
+  if (pieces.length === 0) return socket.write(head, 'latin1');
+  const first = pieces[0]!;
+  if (pieces.length === 1 && first.length <= SMALL_BODY) {
+    // One buffer, one plain write: cheaper than cork + writev for the common small answer.
+    const headLength = head.length; // latin1: one byte per character
+    const joined = Buffer.allocUnsafe(headLength + first.length);
+    joined.write(head, 0, headLength, 'latin1');
+    first.copy(joined, headLength);
+    return socket.write(joined);
+  }
+  socket.cork();
+  socket.write(head, 'latin1');
   for (const piece of pieces) socket.write(piece);
   socket.uncork();
   return !socket.writableNeedDrain;

@@ -71,24 +71,8 @@ export class HealthChecker {
   }
 
   private record(u: Upstream, ok: boolean, detail: string): void {
-    u.lastCheck = { at: new Date().toISOString(), ok, detail };
-    if (u.removed) return;
-    if (ok) {
-      u.checksFailed = 0;
-      u.checksPassed++;
-      if (!u.healthy && u.checksPassed >= this.config.rise) {
-        u.healthy = true;
-        this.log(`instance ${u.id} (${u.url}) is up: ${u.checksPassed} checks passed`);
-      }
-    } else {
-      u.checksPassed = 0;
-      u.checksFailed++;
-      u.lastError = `health check: ${detail}`;
-      if (u.healthy && u.checksFailed >= this.config.fall) {
-        u.healthy = false;
-        u.closeIdle();
-        this.log(`instance ${u.id} (${u.url}) is down: ${u.checksFailed} checks failed (${detail})`);
-      }
-    }
+    const change = u.recordCheck(ok, detail, this.config.rise, this.config.fall);
+    if (change === 'up') this.log(`instance ${u.id} (${u.url}) is up: ${this.config.rise} checks passed`);
+    else if (change === 'down') this.log(`instance ${u.id} (${u.url}) is down: ${this.config.fall} checks failed (${detail})`);
   }
 }

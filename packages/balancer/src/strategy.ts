@@ -58,14 +58,18 @@ export class Selector {
   /** nginx's smooth weighted round robin: weights 5,1,1 give a a b a c a a, never a a a a a b c. */
   private roundRobin(now: number, tried: Upstream[] | null): Upstream | undefined {
     let best: Upstream | undefined;
+    let bestCurrent = 0;
     let total = 0;
     for (const u of this.list) {
       if (!this.usable(u, now, tried)) continue;
-      u.current += u.weight;
+      const c = u.raiseCurrent();
       total += u.weight;
-      if (!best || u.current > best.current) best = u;
+      if (!best || c > bestCurrent) {
+        best = u;
+        bestCurrent = c;
+      }
     }
-    if (best) best.current -= total;
+    best?.lowerCurrent(total);
     return best;
   }
 

@@ -1,5 +1,10 @@
 import type { UpstreamConfig } from './options.ts';
 
+/** An idle keep-alive connection as the pool sees it. */
+export interface IdleConn {
+  destroy(): void;
+}
+
 /** What the balancer knows about one instance: its state for routing, its idle sockets and its counters. */
 export class Upstream {
   readonly id: string;
@@ -18,8 +23,8 @@ export class Upstream {
   failures: number[] = [];
   draining = false;
   removed = false;
-  /** Smooth weighted round-robin state (nginx's current_weight). */
-  current = 0;
+  /** Smooth weighted round-robin state (nginx's current_weight), kept by the Selector through the two methods below. */
+  private current = 0;
   /** Requests (and WebSocket tunnels) in flight. */
   active = 0;
   requests = 0;
@@ -28,7 +33,7 @@ export class Upstream {
   readonly responses = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
   lastError = '';
   /** Idle keep-alive sockets, most recently used last (LIFO keeps a few sockets hot instead of all lukewarm). */
-  readonly idle: Array<{ destroy(): void }> = [];
+  private readonly idle: IdleConn[] = [];
   private waiters: Array<() => void> = [];
 
   constructor(config: UpstreamConfig) {
@@ -53,6 +58,85 @@ export class Upstream {
     if (this.removed) return 'removed';
     if (this.draining) return 'draining';
     return this.healthy && now >= this.downUntil ? 'up' : 'down';
+  }
+
+  /**
+   * An active health check's result: `fall` failures in a row mark the instance down (its idle connections go),
+   * `rise` passes bring it back. Returns the change, if any.
+   */
+  recordCheck(ok: boolean, detail: string, rise: number, fall: number): 'up' | 'down' | '' {
+    this.lastCheck = { at: new Date().toISOString(), ok, detail };
+    if (this.removed) return '';
+    if (ok) {
+      this.checksFailed = 0;
+      this.checksPassed++;
+      if (this.healthy || this.checksPassed < rise) return '';
+      this.healthy = true;
+      return 'up';
+    }
+    this.checksPassed = 0;
+    this.checksFailed++;
+    this.lastError = `health check: ${detail}`;
+    if (!this.healthy || this.checksFailed < fall) return '';
+    this.healthy = false;
+    this.closeIdle();
+    return 'down';
+  }
+
+  /** Round robin: every usable instance gains its weight per pick... */
+  raiseCurrent(): number {
+    return (this.current += this.weight);
+  }
+
+  /** ...and the one picked gives back the total, so weights 5:1:1 interleave instead of bunching. */
+  lowerCurrent(total: number): void {
+    this.current -= total;
+  }
+
+  /** drain(): no new requests; add() of the same instance undoes it. */
+  setDraining(draining: boolean): void {
+    this.draining = draining;
+  }
+
+  /** remove(): drained and forgotten; in-flight requests still finish. */
+  retire(): void {
+    this.draining = true;
+    this.removed = true;
+  }
+
+  /** A request (or tunnel) starts on this instance; `retry`: it is another attempt of one that failed elsewhere. */
+  begin(retry: boolean): void {
+    this.active++;
+    this.requests++;
+    if (retry) this.retries++;
+  }
+
+  /** A good answer from an instance tried while passively ejected: it is back at once. */
+  recovered(now: number): void {
+    if (this.downUntil > now) this.downUntil = 0;
+  }
+
+  /** A pooled connection went stale under a request: noted, not counted as the instance's failure. */
+  noteStale(reason: string): void {
+    this.lastError = `stale pooled connection: ${reason}`;
+  }
+
+  /** The most recently parked idle connection, if any. */
+  takeIdle(): IdleConn | undefined {
+    return this.idle.pop();
+  }
+
+  /** Keeps an idle connection for reuse, unless `limit` are kept already; false when it was not kept. */
+  park(conn: IdleConn, limit: number): boolean {
+    if (this.idle.length >= limit) return false;
+    this.idle.push(conn);
+    return true;
+  }
+
+  /** An idle connection closed (or was taken): it is no longer offered. */
+  forget(conn: IdleConn): void {
+    const at = this.idle.lastIndexOf(conn);
+    if (at !== -1) this.idle.splice(at, 1);
   }
 
   countStatus(status: number): void {
