@@ -6,7 +6,7 @@ import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseRequestHead, type RequestHead, type ResponseHead } from './http1.ts';
 import { errorResponse, type ProxyContext, type Timed } from './context.ts';
 import { ProxyCodes } from './errors.ts';
-import { OriginConn, type IdlePool, type OriginFailure, type OriginHandler } from './origin.ts';
+import { OriginConn, type Expect, type IdlePool, type OriginFailure, type OriginHandler } from './origin.ts';
 import { ANSWER_FAILURE, ANSWER_RECOVERY, answerVerdict, failureAnswer, NEXT_ABORT, NEXT_FRESH, NEXT_OTHER, onFailure, retryAnswer, type Attempt } from './retry.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -64,6 +64,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   /** reuse 'client': this client's idle instance connections (never lent to another client). */
   private own: OriginConn[] | null = null;
   private insertCookie = false;
+  /** What the instance connection must know about the current request (one object, updated per request). */
+  private readonly expect: Expect = { head: false, upgrade: '' };
   /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
   private started = false;
   private closeAfter = false;
@@ -236,7 +238,9 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     u.begin(retry);
     this.insertCookie = ctx.config.strategy === 'cookie' && this.sticky !== u.id;
     this.sent = false;
-    const expect = { head: req.method === 'HEAD', upgrade: req.upgrade };
+    const expect = this.expect;
+    expect.head = req.method === 'HEAD';
+    expect.upgrade = req.upgrade;
     const idle = this.freshOnly ? undefined : this.idleFor(u);
     if (idle !== undefined) {
       this.origin = idle;
@@ -291,7 +295,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   onHead(res: ResponseHead, body: Buffer[]): boolean {
     const { config } = this.ctx;
     const u = this.upstream!;
-    if (retryAnswer(res.status, config.retryOn, this.attemptState(), () => this.ctx.selector.hasOther(this.ctx.now, this.tried === null ? [u] : [...this.tried, u]))) {
+    // retryOn first: the common answer costs one set lookup, no allocation.
+    if (config.retryOn.has(res.status) && retryAnswer(res.status, config.retryOn, this.attemptState(), () => this.ctx.selector.hasOther(this.ctx.now, this.tried === null ? [u] : [...this.tried, u]))) {
       // Nothing reached the client yet: drop this answer (and its socket, rather than read a body no one wants).
       this.origin!.discard();
       this.origin = null;
