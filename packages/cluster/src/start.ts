@@ -22,8 +22,8 @@ export async function startCluster(options: ClusterOptions): Promise<StartedClus
 
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
   // Running from sources: workspace imports must resolve to src/ in the workers too.
-  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=source') || a === '-C')) {
-    execArgv.push('--conditions=source');
+  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source') || a === '-C')) {
+    execArgv.push('--conditions=@cluster-session/source');
   }
   const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
   cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
