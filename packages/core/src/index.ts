@@ -5,7 +5,6 @@ export { suggest } from './suggest.ts';
 export {
   describeProblem,
   fail,
-  freeze,
   opt,
   parseOptions,
   show,

@@ -44,18 +44,16 @@ export interface ParseOptions {
   aliases?: Readonly<Record<string, string>>;
 }
 
-/** Deeply read-only: what a resolver returns (plain objects and arrays are frozen; functions and instances are not). */
+/** Deeply read-only: what a resolver returns. */
 export type Frozen<T> = T extends (...args: never[]) => unknown
   ? T
   : T extends ReadonlySet<infer U>
     ? ReadonlySet<U>
-    : T extends ReadonlyMap<infer K, infer V>
-      ? ReadonlyMap<K, V>
-      : T extends readonly (infer U)[]
-        ? readonly Frozen<U>[]
-        : T extends object
-          ? { readonly [K in keyof T]: Frozen<T[K]> }
-          : T;
+    : T extends readonly (infer U)[]
+      ? readonly Frozen<U>[]
+      : T extends object
+        ? { readonly [K in keyof T]: Frozen<T[K]> }
+        : T;
 
 const isPlain = (v: unknown): v is Record<string, unknown> => {
   if (typeof v !== 'object' || v === null) return false;
@@ -63,13 +61,47 @@ const isPlain = (v: unknown): v is Record<string, unknown> => {
   return proto === Object.prototype || proto === null;
 };
 
-/** Freezes plain objects and arrays all the way down; clients, loggers and other instances are left as they are. */
-export function freeze<T>(value: T): Frozen<T> {
-  if (Array.isArray(value) || isPlain(value)) {
-    for (const v of Object.values(value as object)) freeze(v);
-    Object.freeze(value);
+/**
+ * Freezes the objects and arrays the schema built (zod copies them), following the schema: what an app handed in
+ * through z.custom or z.any (a client, a logger, a key ring) is its own and stays untouched.
+ */
+function freezeBuilt(schema: z.ZodType, value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  const d = defOf(schema) as Def & { out?: z.ZodType; valueType?: z.ZodType };
+  switch (d.type) {
+    case 'optional':
+    case 'nullable':
+    case 'default':
+    case 'prefault':
+    case 'readonly':
+    case 'catch':
+      return freezeBuilt(d.innerType!, value);
+    case 'pipe':
+      return freezeBuilt(d.out!, value);
+    case 'union': {
+      // A branch that passes the app's own value through would make any other branch's freeze hit that value.
+      const opaque = (o: z.ZodType) => layers(o).some((l) => ['custom', 'any', 'unknown'].includes(defOf(l).type));
+      if (!(d.options ?? []).some(opaque)) for (const o of d.options ?? []) freezeBuilt(o, value);
+      return;
+    }
+    case 'object':
+      if (!isPlain(value)) return;
+      for (const [k, s] of Object.entries(d.shape ?? {})) freezeBuilt(s, value[k]);
+      Object.freeze(value);
+      return;
+    case 'record':
+      if (!isPlain(value)) return;
+      Object.freeze(value);
+      return;
+    case 'array':
+      if (!Array.isArray(value)) return;
+      for (const v of value) freezeBuilt(d.element!, v);
+      Object.freeze(value);
+      return;
+    default:
+      // custom, any, unknown, transform: not built by the schema, not ours to freeze.
+      return;
   }
-  return value as Frozen<T>;
 }
 
 /** How a value is shown in an error: strings quoted, objects as JSON, secrets never. */
@@ -239,6 +271,8 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx
     throw new ctx.error(`${ctx.where}: options must be an object, got ${show(input)}. Fix: pass an object of options.`);
   }
   const merged: Record<string, unknown> = { ...input };
+  // An error names an option as the input wrote it: an old name stays the old name.
+  const written = new Map<string, string>();
   for (const [old, now] of Object.entries(options.aliases ?? {})) {
     if (merged[old] === undefined) continue;
     if (merged[now] !== undefined) {
@@ -246,22 +280,29 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx
     }
     merged[now] = merged[old];
     delete merged[old];
+    written.set(now, old);
   }
+  const named = (path: readonly Segment[]) => pathText(path.map((p, i) => (i === 0 && typeof p === 'string' ? (written.get(p) ?? p) : p)));
   const filled = fromEnvironment(schema, merged, options.env);
   const parsed = schema.safeParse(merged);
-  if (parsed.success) return freeze(parsed.data as z.output<S>);
+  if (parsed.success) {
+    freezeBuilt(schema, parsed.data);
+    return parsed.data as Frozen<z.output<S>>;
+  }
 
   const lines: string[] = [];
   for (const issue of flatten(parsed.error.issues)) {
     if (issue.code === 'unrecognized_keys') {
       const known = keysAt(schema, issue.path);
-      const aliases = issue.path.length === 0 ? Object.keys(options.aliases ?? {}) : [];
+      const aliases = issue.path.length === 0 ? (options.aliases ?? {}) : {};
       for (const key of issue.keys) {
-        const name = pathText([...issue.path, key]);
-        const guess = suggest(key, [...known, ...aliases]);
+        const name = named([...issue.path, key]);
+        const near = suggest(key, [...known, ...Object.keys(aliases)]);
+        // Near an old name: point at the new one.
+        const guess = near !== undefined && Object.hasOwn(aliases, near) ? aliases[near] : near;
         lines.push(
           guess
-            ? `unknown option ${name}: did you mean ${pathText([...issue.path, guess])}? Fix: rename it to ${guess}.`
+            ? `unknown option ${name}: did you mean ${named([...issue.path, guess])}? Fix: rename it to ${guess}.`
             : `unknown option ${name}. Fix: remove it; the options here are ${known.join(', ')}.`,
         );
       }
@@ -275,7 +316,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx
     const topMeta = top === undefined ? undefined : metaAt(schema, [top]);
     lines.push(
       describeProblem({
-        option: issue.path.length ? pathText(issue.path) : 'options',
+        option: issue.path.length ? named(issue.path) : 'options',
         value: valueAt(merged, issue.path),
         // A rule between options (a refinement) brings its own words in params.
         allowed: custom?.allowed ?? meta?.allowed ?? issue.message,

@@ -139,6 +139,7 @@ const toy = z.strictObject({
   secret: opt(z.array(z.string().min(8)).optional(), { allowed: 'strings of 8+ characters', env: 'TOY_SECRET', envType: 'list', secret: true }),
   nested: z.strictObject({ size: opt(z.number().max(5).default(1), { allowed: 'at most 5', example: '2' }) }).prefault({}),
   cookie: z.strictObject(cookieShape('toy')).superRefine(cookieRules).prefault({}),
+  logger: opt(z.custom<{ lines: string[] }>((v) => typeof v === 'object').optional(), { allowed: 'a logger' }),
 });
 const toyError = (input: unknown, env: Record<string, string> = {}, aliases?: Record<string, string>) => {
   try {
@@ -159,13 +160,17 @@ describe('parseOptions', () => {
     assert.deepEqual(r.secret, ['abcdefgh', 'ijklmnop']);
     assert.equal(r.cookie.sameSite, 'lax');
     assert.ok(Object.isFrozen(r) && Object.isFrozen(r.nested) && Object.isFrozen(r.secret));
+    const logger = { lines: [] as string[] };
+    const withLogger = parseOptions(toy, { logger }, ctx);
+    assert.equal(withLogger.logger, logger, 'an object the app hands in is passed through as is');
+    assert.ok(!Object.isFrozen(logger), 'and is not frozen: it belongs to the app');
     assert.equal(parseOptions(toy, {}, ctx, { env: { TOY_TTL: '90' } }).ttlSeconds, 90);
   });
 
   test('an unknown key is refused with a did-you-mean, at any depth', () => {
     assert.match(toyError({ stratgey: 'b' }), /^createToy: unknown option stratgey: did you mean strategy\? Fix: rename it to strategy\.$/);
     assert.match(toyError({ nested: { szie: 1 } }), /unknown option nested\.szie: did you mean nested\.size\?/);
-    assert.match(toyError({ wholly: 1 }), /unknown option wholly\. Fix: remove it; the options here are strategy, ttlSeconds, secret, nested, cookie/);
+    assert.match(toyError({ wholly: 1 }), /unknown option wholly\. Fix: remove it; the options here are strategy, ttlSeconds, secret, nested, cookie, logger/);
   });
 
   test('a wrong value names the option, its env variable, the value, what is allowed, an example and the fix', () => {

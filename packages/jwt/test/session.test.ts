@@ -303,16 +303,17 @@ describe('jwtSession: req.session like express-session', () => {
   test('options are validated at startup with errors naming the option', () => {
     const bad: [Partial<JwtSessionOptions>, RegExp][] = [
       [{ ring: undefined, secret: 'short' }, /at least 256 bits/],
-      [{ ring, ttl: -1 }, /^ttl:/],
-      [{ ring, ttl: '2h', maxAge: '1h' }, /maxAge: 3600 s is shorter than ttl/],
+      [{ ring, ttl: -1 }, /^jwtSession: option ttl is -1: expected seconds, or a duration/],
+      [{ ring, ttl: '2h', maxAge: '1h' }, /option maxAgeSeconds is 3600: expected seconds, at least ttlSeconds \(7200\)/],
       [{ ring, cookie: { sameSite: 'none' } }, /cookie.sameSite.*secure: true/],
       [{ ring, cookie: { name: 'bad name' } }, /cookie.name/],
       [{ ring, cookie: { name: '__Host-s', secure: 'auto' } }, /__Host-/],
       [{ ring, clockTolerance: 3600 }, /clockTolerance/],
-      [{ ring, tll: 5 } as never, /unknown option "tll"/],
-      [{ ring, secret }, /exactly one of "ring", "keys" or "secret"/],
+      [{ ring, tll: 5 } as never, /unknown option tll: did you mean ttlSeconds\?/],
+      [{ ring, ttlSeconds: 60, ttl: 60 }, /ttl and ttlSeconds are both given/],
+      [{ ring, secret }, /exactly one of ring, keys or secret \(got 2\)/],
       [{ ring, encrypt: { secret: 'short' } }, /encrypt.secret\[0\]/],
-      [{ ring, denyList: {} as never }, /denyList: expected/],
+      [{ ring, denyList: {} as never }, /option denyList is \{\}: expected an object with add\(jti, expiresAtMs\) and has\(jti\)/],
     ];
     for (const [options, pattern] of bad)
       assert.throws(() => jwtSession({ ring, ...options } as JwtSessionOptions), (err: unknown) => err instanceof JwtConfigError && pattern.test(err.message));
