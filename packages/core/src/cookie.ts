@@ -1,5 +1,7 @@
-import { z } from 'zod';
-import { opt, type RuleWords } from './options.ts';
+import { opt } from './options.ts';
+import type { RefineCtx } from './schema.ts';
+import * as s from './s.ts';
+import type { RuleWords } from './words.ts';
 
 /** RFC 6265 token characters: what a cookie name may use. */
 export const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -12,20 +14,20 @@ const ATTRIBUTE = /^[\x21-\x3A\x3C-\x7E]+$/;
  */
 export function cookieShape(defaultName: string) {
   return {
-    name: opt(z.string().regex(COOKIE_NAME).default(defaultName), {
+    name: opt(s.string().regex(COOKIE_NAME).default(defaultName), {
       allowed: 'a cookie name of RFC 6265 token characters',
       example: `'${defaultName}'`,
     }),
-    secure: opt(z.union([z.boolean(), z.literal('auto')]).default('auto'), {
+    secure: opt(s.union([s.boolean(), s.literal('auto')]).default('auto'), {
       allowed: "true, false or 'auto' (Secure when the request came over HTTPS)",
       example: 'true',
     }),
-    sameSite: opt(z.string().toLowerCase().pipe(z.enum(['lax', 'strict', 'none'])).default('lax'), {
+    sameSite: opt(s.string().toLowerCase().pipe(s.enum(['lax', 'strict', 'none'])).default('lax'), {
       allowed: "'lax', 'strict' or 'none'",
       example: "'lax'",
     }),
-    path: opt(z.string().startsWith('/').regex(ATTRIBUTE).default('/'), { allowed: 'a path starting with /', example: "'/'" }),
-    domain: opt(z.string().regex(ATTRIBUTE).optional(), { allowed: 'a domain name', example: "'example.com'" }),
+    path: opt(s.string().startsWith('/').regex(ATTRIBUTE).default('/'), { allowed: 'a path starting with /', example: "'/'" }),
+    domain: opt(s.string().regex(ATTRIBUTE).optional(), { allowed: 'a domain name', example: "'example.com'" }),
   };
 }
 
@@ -38,8 +40,8 @@ interface CookieFields {
 }
 
 /** The rules between cookie options, for `.superRefine(cookieRules)` on an object built from cookieShape(). */
-export function cookieRules(c: CookieFields, ctx: z.RefinementCtx): void {
-  const rule = (path: string, message: string, words: RuleWords) => ctx.addIssue({ code: 'custom', path: [path], message, params: words });
+export function cookieRules(c: CookieFields, ctx: RefineCtx): void {
+  const rule = (path: string, message: string, words: RuleWords) => ctx.addIssue({ path: [path], message, words });
   // 'auto' is not enough: over plain HTTP the cookie would go out SameSite=None without Secure, which browsers drop.
   if (c.sameSite === 'none' && c.secure !== true) {
     rule('sameSite', 'SameSite=None needs Secure', {

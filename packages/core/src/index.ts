@@ -10,10 +10,11 @@ export {
   show,
   type Frozen,
   type OptionContext,
-  type OptionMeta,
   type ParseOptions,
   type Problem,
-  type RuleWords,
 } from './options.ts';
+export type { OptionMeta, RuleWords } from './words.ts';
+export * as s from './s.ts';
+export { Schema, type AnySchema, type Input, type Output, type RefineCtx } from './schema.ts';
 export { COOKIE_NAME, cookieRules, cookieShape } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';

@@ -1,31 +1,16 @@
-import { z } from 'zod';
+import { isPlainObject, type AnySchema, type Issue, type Output, type Segment } from './schema.ts';
 import { suggest } from './suggest.ts';
+import type { OptionMeta, RuleWords } from './words.ts';
 
 /**
- * The option kit: each package describes its options once, as one zod schema whose fields carry this metadata.
- * The input and output types (z.input / z.output), the environment variables and the words of every startup error
- * all derive from that one schema.
+ * The option kit: each package describes its options once, as one schema (schema.ts) whose fields carry their
+ * words. The input and output types, the environment variables and the words of every startup error all derive
+ * from that one schema.
  */
-export interface OptionMeta {
-  /** What is allowed, in words: "an integer from 0 to 10", "'store' or 'jwt'". */
-  allowed: string;
-  /** A value that works, written as in code: `'cookie'`, `86400`, `{ port: 3000 }`. */
-  example?: string;
-  /** The environment variable that fills the option when the input leaves it out. */
-  env?: string;
-  /** How that variable's text becomes a value (default: the text itself). */
-  envType?: 'int' | 'bool' | 'list';
-  /** The value is a secret: errors say only that it is wrong, never what it is. */
-  secret?: boolean;
-  /** The fix, when "change it to an allowed value" is not the whole story. */
-  fix?: string;
-}
 
-const registry = z.registry<OptionMeta>();
-
-/** Describes one option: `opt(z.number().int().min(1).default(2), { allowed: 'an integer >= 1', example: '2' })`. */
-export function opt<T extends z.ZodType>(schema: T, meta: OptionMeta): T {
-  registry.add(schema, meta);
+/** Describes one option: `opt(s.number().int().min(1).default(2), { allowed: 'an integer >= 1', example: '2' })`. */
+export function opt<T extends AnySchema>(schema: T, meta: OptionMeta): T {
+  schema.meta = meta;
   return schema;
 }
 
@@ -33,7 +18,7 @@ export function opt<T extends z.ZodType>(schema: T, meta: OptionMeta): T {
 export interface OptionContext {
   /** The function or command that takes them: "createBalancer", "clusterSession". */
   where: string;
-  /** The package's configuration error class (message only: no ZodError is attached, so nothing prints a dump). */
+  /** The package's configuration error class (a message only: no cause is attached, so nothing prints a dump). */
   error: new (message: string) => Error;
 }
 
@@ -44,7 +29,7 @@ export interface ParseOptions {
   aliases?: Readonly<Record<string, string>>;
 }
 
-/** Deeply read-only: what a resolver returns. */
+/** Deeply read-only: what a resolver returns (the schema freezes what it builds). */
 export type Frozen<T> = T extends (...args: never[]) => unknown
   ? T
   : T extends ReadonlySet<infer U>
@@ -54,55 +39,6 @@ export type Frozen<T> = T extends (...args: never[]) => unknown
       : T extends object
         ? { readonly [K in keyof T]: Frozen<T[K]> }
         : T;
-
-const isPlain = (v: unknown): v is Record<string, unknown> => {
-  if (typeof v !== 'object' || v === null) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
-};
-
-/**
- * Freezes the objects and arrays the schema built (zod copies them), following the schema: what an app handed in
- * through z.custom or z.any (a client, a logger, a key ring) is its own and stays untouched.
- */
-function freezeBuilt(schema: z.ZodType, value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
-  const d = defOf(schema) as Def & { out?: z.ZodType; valueType?: z.ZodType };
-  switch (d.type) {
-    case 'optional':
-    case 'nullable':
-    case 'default':
-    case 'prefault':
-    case 'readonly':
-    case 'catch':
-      return freezeBuilt(d.innerType!, value);
-    case 'pipe':
-      return freezeBuilt(d.out!, value);
-    case 'union': {
-      // A branch that passes the app's own value through would make any other branch's freeze hit that value.
-      const opaque = (o: z.ZodType) => layers(o).some((l) => ['custom', 'any', 'unknown'].includes(defOf(l).type));
-      if (!(d.options ?? []).some(opaque)) for (const o of d.options ?? []) freezeBuilt(o, value);
-      return;
-    }
-    case 'object':
-      if (!isPlain(value)) return;
-      for (const [k, s] of Object.entries(d.shape ?? {})) freezeBuilt(s, value[k]);
-      Object.freeze(value);
-      return;
-    case 'record':
-      if (!isPlain(value)) return;
-      Object.freeze(value);
-      return;
-    case 'array':
-      if (!Array.isArray(value)) return;
-      for (const v of value) freezeBuilt(d.element!, v);
-      Object.freeze(value);
-      return;
-    default:
-      // custom, any, unknown, transform: not built by the schema, not ours to freeze.
-      return;
-  }
-}
 
 /** How a value is shown in an error: strings quoted, objects as JSON, secrets never. */
 export function show(value: unknown): string {
@@ -117,62 +53,52 @@ export function show(value: unknown): string {
   }
 }
 
-type Segment = PropertyKey;
-const pathText = (path: readonly Segment[]) =>
-  path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+const pathText = (path: readonly Segment[]) => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 
-type Def = { type: string; innerType?: z.ZodType; in?: z.ZodType; options?: z.ZodType[]; shape?: Record<string, z.ZodType>; element?: z.ZodType };
-const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
+/** The schema and every wrapper inside it (optional, default, refine, the input side of a pipe), outermost first. */
+function layers(schema: AnySchema): AnySchema[] {
+  const out: AnySchema[] = [];
+  for (let s: AnySchema | undefined = schema; s; s = s.parts.inner) out.push(s);
+  return out;
+}
 
-/** The schema itself and every wrapper inside it (optional, default, pipe, ...), outermost first. */
-function layers(schema: z.ZodType): z.ZodType[] {
-  const out = [schema];
-  for (let s = schema; ; ) {
-    const d = defOf(s);
-    const inner = d.innerType ?? (d.type === 'pipe' ? d.in : undefined);
-    if (!inner) return out;
-    out.push(inner);
-    s = inner;
-  }
+/** Every schema a value at this level may be checked by: the layers, a union's alternatives, a pipe's output. */
+function forms(schema: AnySchema): AnySchema[] {
+  const out: AnySchema[] = [];
+  const visit = (s: AnySchema) => {
+    for (const layer of layers(s)) {
+      out.push(layer);
+      layer.parts.options?.forEach(visit);
+      if (layer.parts.next) visit(layer.parts.next);
+    }
+  };
+  visit(schema);
+  return out;
 }
 
 /** The schemas a path can lead to (a union may offer several). */
-function schemasAt(root: z.ZodType, path: readonly Segment[]): z.ZodType[] {
+function schemasAt(root: AnySchema, path: readonly Segment[]): AnySchema[] {
   let current = [root];
   for (const seg of path) {
-    const next: z.ZodType[] = [];
-    const visit = (s: z.ZodType) => {
-      for (const layer of layers(s)) {
-        const d = defOf(layer);
-        if (d.type === 'union') for (const o of d.options ?? []) visit(o);
-        else if (d.type === 'object' && typeof seg === 'string' && d.shape?.[seg]) next.push(d.shape[seg]);
-        else if (d.type === 'array' && typeof seg === 'number' && d.element) next.push(d.element);
-      }
-    };
-    current.forEach(visit);
+    const next: AnySchema[] = [];
+    for (const f of current.flatMap(forms)) {
+      const shape = f.parts.shape;
+      if (typeof seg === 'string' && shape && Object.hasOwn(shape, seg)) next.push(shape[seg]!);
+      else if (f.parts.element && !shape) next.push(f.parts.element);
+    }
     current = next;
   }
   return current;
 }
 
-function metaAt(root: z.ZodType, path: readonly Segment[]): OptionMeta | undefined {
-  for (const s of schemasAt(root, path)) for (const layer of layers(s)) {
-    const m = registry.get(layer);
-    if (m) return m;
-  }
+function metaAt(root: AnySchema, path: readonly Segment[]): OptionMeta | undefined {
+  for (const s of schemasAt(root, path)) for (const layer of layers(s)) if (layer.meta) return layer.meta;
   return undefined;
 }
 
-function keysAt(root: z.ZodType, path: readonly Segment[]): string[] {
+function keysAt(root: AnySchema, path: readonly Segment[]): string[] {
   const keys = new Set<string>();
-  const visit = (s: z.ZodType) => {
-    for (const layer of layers(s)) {
-      const d = defOf(layer);
-      if (d.type === 'union') d.options?.forEach(visit);
-      if (d.type === 'object') for (const k of Object.keys(d.shape ?? {})) keys.add(k);
-    }
-  };
-  schemasAt(root, path).forEach(visit);
+  for (const f of schemasAt(root, path).flatMap(forms)) for (const k of Object.keys(f.parts.shape ?? {})) keys.add(k);
   return [...keys];
 }
 
@@ -213,18 +139,12 @@ export function describeProblem(p: Problem): string {
   return `option ${p.option}${env} is ${value}: expected ${p.allowed}.${example} Fix: ${fix}.`;
 }
 
-/** What a refinement (`ctx.addIssue({ code: 'custom', path, message, params })`) says in place of the meta. */
-export interface RuleWords {
-  allowed: string;
-  fix?: string;
-}
-
 /** Throws ctx.error for one wrong option: for the checks a schema cannot express (one option against another). */
 export function fail(ctx: OptionContext, problem: Problem): never {
   throw new ctx.error(`${ctx.where}: ${describeProblem(problem)}`);
 }
 
-function fromEnvironment(root: z.ZodType, input: Record<string, unknown>, env: ParseOptions['env']): Set<string> {
+function fromEnvironment(root: AnySchema, input: Record<string, unknown>, env: ParseOptions['env']): Set<string> {
   const filled = new Set<string>();
   if (!env) return filled;
   for (const key of keysAt(root, [])) {
@@ -243,14 +163,14 @@ function fromEnvironment(root: z.ZodType, input: Record<string, unknown>, env: P
   return filled;
 }
 
-/** Issues worth reporting: inside a failed union, the branch that matched the input's shape says what is wrong. */
-function flatten(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
-  const out: z.core.$ZodIssue[] = [];
+/** Issues worth reporting: inside a failed union, the alternative that went deepest says what is wrong. */
+function flatten(issues: readonly Issue[]): Issue[] {
+  const out: Issue[] = [];
   for (const issue of issues) {
-    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      const deeper = issue.errors.flat().filter((i) => i.path.length > 0);
+    if (issue.code === 'union' && issue.branches) {
+      const deeper = issue.branches.flat().filter((i) => i.path.length > issue.path.length);
       if (deeper.length > 0) {
-        out.push(...flatten(deeper.map((i) => ({ ...i, path: [...issue.path, ...i.path] }))));
+        out.push(...flatten(deeper));
         continue;
       }
     }
@@ -265,9 +185,9 @@ function flatten(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
  * with one line per wrong option (named, with its env variable, its value unless secret, what is allowed, an
  * example and the fix).
  */
-export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx: OptionContext, options: ParseOptions = {}): Frozen<z.output<S>> {
+export function parseOptions<S extends AnySchema>(schema: S, input: unknown, ctx: OptionContext, options: ParseOptions = {}): Frozen<Output<S>> {
   if (input === undefined) input = {};
-  if (!isPlain(input)) {
+  if (!isPlainObject(input)) {
     throw new ctx.error(`${ctx.where}: options must be an object, got ${show(input)}. Fix: pass an object of options.`);
   }
   const merged: Record<string, unknown> = { ...input };
@@ -285,17 +205,14 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx
   const named = (path: readonly Segment[]) => pathText(path.map((p, i) => (i === 0 && typeof p === 'string' ? (written.get(p) ?? p) : p)));
   const filled = fromEnvironment(schema, merged, options.env);
   const parsed = schema.safeParse(merged);
-  if (parsed.success) {
-    freezeBuilt(schema, parsed.data);
-    return parsed.data as Frozen<z.output<S>>;
-  }
+  if (parsed.success) return parsed.data as Frozen<Output<S>>;
 
   const lines: string[] = [];
-  for (const issue of flatten(parsed.error.issues)) {
-    if (issue.code === 'unrecognized_keys') {
+  for (const issue of flatten(parsed.issues)) {
+    if (issue.code === 'unknown_keys') {
       const known = keysAt(schema, issue.path);
       const aliases = issue.path.length === 0 ? (options.aliases ?? {}) : {};
-      for (const key of issue.keys) {
+      for (const key of issue.keys ?? []) {
         const name = named([...issue.path, key]);
         const near = suggest(key, [...known, ...Object.keys(aliases)]);
         // Near an old name: point at the new one.
@@ -311,7 +228,7 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, ctx
     // The nearest described option on the path speaks for it; a secret anywhere above keeps the value hidden.
     const described = issue.path.map((_, i) => metaAt(schema, issue.path.slice(0, issue.path.length - i))).filter((m) => m !== undefined);
     const meta = described[0];
-    const custom = issue.code === 'custom' ? (issue.params as RuleWords | undefined) : undefined;
+    const custom: RuleWords | undefined = issue.words;
     const top = typeof issue.path[0] === 'string' ? issue.path[0] : undefined;
     const topMeta = top === undefined ? undefined : metaAt(schema, [top]);
     lines.push(

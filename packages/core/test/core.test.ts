@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { z } from 'zod';
 import {
   ClusterSessionError,
   clusterEnv,
@@ -17,6 +16,7 @@ import {
   readWorkerEnv,
   sendAnswer,
   slotEnv,
+  s,
   suggest,
 } from '@cluster-session/core';
 
@@ -133,13 +133,13 @@ class ToyConfigError extends DemoError {
   static override readonly code = 'CS_ERR_DEMO_TOY';
 }
 const ctx = { where: 'createToy', error: ToyConfigError };
-const toy = z.strictObject({
-  strategy: opt(z.enum(['a', 'b']).default('a'), { allowed: "'a' or 'b'", example: "'b'" }),
-  ttlSeconds: opt(z.number().int().min(1).default(60), { allowed: 'whole seconds >= 1', example: '60', env: 'TOY_TTL', envType: 'int' }),
-  secret: opt(z.array(z.string().min(8)).optional(), { allowed: 'strings of 8+ characters', env: 'TOY_SECRET', envType: 'list', secret: true }),
-  nested: z.strictObject({ size: opt(z.number().max(5).default(1), { allowed: 'at most 5', example: '2' }) }).prefault({}),
-  cookie: z.strictObject(cookieShape('toy')).superRefine(cookieRules).prefault({}),
-  logger: opt(z.custom<{ lines: string[] }>((v) => typeof v === 'object').optional(), { allowed: 'a logger' }),
+const toy = s.strictObject({
+  strategy: opt(s.enum(['a', 'b']).default('a'), { allowed: "'a' or 'b'", example: "'b'" }),
+  ttlSeconds: opt(s.number().int().min(1).default(60), { allowed: 'whole seconds >= 1', example: '60', env: 'TOY_TTL', envType: 'int' }),
+  secret: opt(s.array(s.string().min(8)).optional(), { allowed: 'strings of 8+ characters', env: 'TOY_SECRET', envType: 'list', secret: true }),
+  nested: s.strictObject({ size: opt(s.number().max(5).default(1), { allowed: 'at most 5', example: '2' }) }).prefault({}),
+  cookie: s.strictObject(cookieShape('toy')).superRefine(cookieRules).prefault({}),
+  logger: opt(s.custom<{ lines: string[] }>((v) => typeof v === 'object').optional(), { allowed: 'a logger' }),
 });
 const toyError = (input: unknown, env: Record<string, string> = {}, aliases?: Record<string, string>) => {
   try {

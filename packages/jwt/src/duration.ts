@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { s } from '@cluster-session/core';
 import { JwtConfigError } from './errors.ts';
 
 /** Seconds, or a string with its unit: "90s", "15m", "12h", "7d". */
@@ -15,10 +15,10 @@ const toSeconds = (value: Duration): number => {
 
 /** A duration option in whole seconds, for the options schema. */
 export function durationSchema({ allowZero = false, max = Number.MAX_SAFE_INTEGER } = {}) {
-  return z
-    .union([z.number().finite().nonnegative(), z.string().regex(TEXT)])
+  return s
+    .union([s.number().finite().min(0), s.string().regex(TEXT)])
     .transform((v) => Math.floor(toSeconds(v)))
-    .pipe(z.number().min(allowZero ? 0 : 1).max(max));
+    .pipe(s.number().min(allowZero ? 0 : 1).max(max));
 }
 
 /** Parses a duration argument of the ring's sign/verify calls into whole seconds; `option` names it in the error. */

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { z } from 'zod';
-import { cookieRules, cookieShape, fail, opt, parseOptions, type Frozen } from '@cluster-session/core';
+import { cookieRules, cookieShape, fail, opt, parseOptions, s, type Frozen } from '@cluster-session/core';
 import { createCodec, type EncryptOption, type TokenCodec } from './codec.ts';
 import type { ResolvedCookie } from './cookie.ts';
 import type { DenyList } from './deny-list.ts';
@@ -16,19 +15,19 @@ const isDenyList = (v: unknown): v is DenyList =>
 const DURATION = 'seconds, or a duration with its unit like "15m", "12h", "7d"';
 
 /** The cookie of cookie transport; its rules are the session package's too (core's cookieShape). */
-export const cookieSchema = z.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
+export const cookieSchema = s.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
 
 /** Every option of jwtSession(), described once: the types, defaults and error words derive from here. */
-const schema = z.strictObject({
+const schema = s.strictObject({
   /** A key ring from createKeyRing()/keyRingFromEnv(). Or give `keys` or `secret` instead. */
-  ring: opt(z.custom<KeyRing>(isRing).optional(), { allowed: 'a key ring from createKeyRing() or keyRingFromEnv()', secret: true }),
+  ring: opt(s.custom<KeyRing>(isRing).optional(), { allowed: 'a key ring from createKeyRing() or keyRingFromEnv()', secret: true }),
   /** Keys by kid (see createKeyRing); a KeyRing is accepted here too. */
-  keys: opt(z.custom<KeyRingOptions['keys'] | KeyRing>((v) => typeof v === 'object' && v !== null).optional(), {
+  keys: opt(s.custom<KeyRingOptions['keys'] | KeyRing>((v) => typeof v === 'object' && v !== null).optional(), {
     allowed: 'keys by kid: [{ kid, alg, secret | privateKey | publicKey }, ...] (see createKeyRing)',
     secret: true,
   }),
   /** HMAC secret(s), >= 32 bytes each; the first signs. */
-  secret: opt(z.custom<NonNullable<KeyRingOptions['secret']>>((v) => v !== undefined).optional(), {
+  secret: opt(s.custom<NonNullable<KeyRingOptions['secret']>>((v) => v !== undefined).optional(), {
     allowed: 'an HMAC secret of at least 32 bytes, or a list of them',
     secret: true,
   }),
@@ -38,30 +37,30 @@ const schema = z.strictObject({
   maxAgeSeconds: opt(durationSchema().default(86_400), { allowed: DURATION, example: "'24h'" }),
   cookie: cookieSchema,
   /** Set as `iss` on issue and required on verify. */
-  issuer: opt(z.string().min(1).optional(), { allowed: 'a non-empty string', example: "'https://app.example.com'" }),
+  issuer: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'https://app.example.com'" }),
   /** Set as `aud` on issue and required on verify. */
-  audience: opt(z.string().min(1).optional(), { allowed: 'a non-empty string', example: "'app'" }),
+  audience: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'app'" }),
   /** Encrypt tokens (JWE dir + A256GCM) so the client cannot read the session data (validated with the ring). */
-  encrypt: opt(z.custom<EncryptOption>((v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null)).optional(), {
+  encrypt: opt(s.custom<EncryptOption>((v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null)).optional(), {
     allowed: 'true, false or { secret: string | string[] }',
     secret: true,
   }),
   /** Revocation of logged-out tokens: checked on every request that carries a token. */
-  denyList: opt(z.custom<DenyList>(isDenyList).optional(), {
+  denyList: opt(s.custom<DenyList>(isDenyList).optional(), {
     allowed: 'an object with add(jti, expiresAtMs) and has(jti), both returning promises',
     example: 'createMemoryDenyList()',
   }),
   /** How long a deny-list call may take before the request gets a 503, in ms. */
-  denyListTimeout: opt(z.number().int().min(1).max(60_000).default(1000), { allowed: 'milliseconds from 1 to 60000', example: '1000' }),
+  denyListTimeout: opt(s.number().int().min(1).max(60_000).default(1000), { allowed: 'milliseconds from 1 to 60000', example: '1000' }),
   /** Trust X-Forwarded-Proto for cookie.secure 'auto'. Default: Express's req.secure when present, else TLS only. */
-  trustProxy: opt(z.boolean().optional(), { allowed: 'true or false', example: 'true' }),
+  trustProxy: opt(s.boolean().optional(), { allowed: 'true or false', example: 'true' }),
   /** Leeway for exp/nbf between clocks; default 5 s, at most 300 s. Old name: `clockTolerance`. */
   clockToleranceSeconds: opt(durationSchema({ allowZero: true, max: 300 }).default(5), { allowed: `${DURATION}, at most 300 s`, example: '5' }),
   /** Accept `Authorization: Bearer <token>` (answered with the token header). Default true. */
-  bearer: opt(z.boolean().default(true), { allowed: 'true or false', example: 'false' }),
+  bearer: opt(s.boolean().default(true), { allowed: 'true or false', example: 'false' }),
   /** Response header that carries new tokens to bearer clients (and the request header that opts in). */
   tokenHeader: opt(
-    z
+    s
       .string()
       .toLowerCase()
       .regex(/^[a-z0-9-]+$/)
@@ -70,23 +69,23 @@ const schema = z.strictObject({
     { allowed: 'a header name of letters, digits and "-", other than authorization, cookie and set-cookie', example: "'x-session-token'" },
   ),
   /** Bearer token size limit, characters. */
-  maxTokenLength: opt(z.number().int().min(64).default(8192), { allowed: 'an integer >= 64', example: '8192' }),
+  maxTokenLength: opt(s.number().int().min(64).default(8192), { allowed: 'an integer >= 64', example: '8192' }),
   /** Errors the app cannot catch itself (a failed implicit save, a failed deny-list write). Default: one line on stderr. */
-  onError: opt(z.custom<(err: Error, req: IncomingMessage) => void>((v) => typeof v === 'function').optional(), {
+  onError: opt(s.custom<(err: Error, req: IncomingMessage) => void>((v) => typeof v === 'function').optional(), {
     allowed: 'a function (err, req) => void',
   }),
 });
 
 /** What jwtSession() accepts. */
-export type JwtSessionOptions = z.input<typeof schema> & {
+export type JwtSessionOptions = s.input<typeof schema> & {
   /** @deprecated the old name of ttlSeconds. */
-  ttl?: z.input<typeof schema>['ttlSeconds'];
+  ttl?: s.input<typeof schema>['ttlSeconds'];
   /** @deprecated the old name of maxAgeSeconds. */
-  maxAge?: z.input<typeof schema>['maxAgeSeconds'];
+  maxAge?: s.input<typeof schema>['maxAgeSeconds'];
   /** @deprecated the old name of clockToleranceSeconds. */
-  clockTolerance?: z.input<typeof schema>['clockToleranceSeconds'];
+  clockTolerance?: s.input<typeof schema>['clockToleranceSeconds'];
 };
-export type CookieOptions = z.input<typeof cookieSchema>;
+export type CookieOptions = s.input<typeof cookieSchema>;
 
 /** Old option names, kept as documented aliases. */
 const ALIASES = { ttl: 'ttlSeconds', maxAge: 'maxAgeSeconds', clockTolerance: 'clockToleranceSeconds' };
