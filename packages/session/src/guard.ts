@@ -123,7 +123,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       const st = (sess as Tracked)[kState];
       const next = cookieExpiry(sess);
       // Lazy touch: the store expiry only has to move when it would drift by touchAfter or more.
-      if (st?.saved || (config.touchAfter > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfter * 1000)) {
+      if (st?.saved || (config.touchAfterSeconds > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfterSeconds * 1000)) {
         return void cb?.(null);
       }
       call('touch', touch, [sid, sess], (err, v) => {

@@ -219,7 +219,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
     });
 
     it('deny list: add/has, entries expire with their token', async () => {
-      const deny = createDenyList(app.sessions.config);
+      const deny = createDenyList(app.resolved);
       try {
         await deny.add('jti-live', Date.now() + 60_000);
         await deny.add('jti-short', Date.now() + 1000);

@@ -131,7 +131,7 @@ describe('node-redis 5 client (bring your own)', () => {
     assert.equal(await new Promise((res, rej) => store.length!((e, n) => (e ? rej(e) : res(n)))), 2);
     assert.equal((await post(`${app.url}/logout-everywhere`, { user: 'nr' })).json.count, 2);
     assert.equal((await get(`${app.url}/me`, b)).json.data.user, undefined);
-    const deny = createDenyList(app.sessions.config);
+    const deny = createDenyList(app.resolved);
     await deny.add('nr-jti', Date.now() + 60_000);
     assert.equal(await deny.has('nr-jti'), true);
     assert.equal(await deny.has('other'), false);
