@@ -8,7 +8,7 @@ import { freePort, request, startNode, type HttpResult, type Proc } from '@clust
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const START = path.join(ROOT, 'examples', 'express-app', 'src', 'start.ts');
-export const CLI = path.join(ROOT, 'packages', 'cluster', 'bin', 'cluster-session.js');
+export const CLI = path.join(ROOT, 'packages', 'cli', 'bin', 'cluster-session.js');
 const run = promisify(execFile);
 
 export interface Stack {

@@ -16,8 +16,8 @@ let running = false;
 export async function startCluster(options: ClusterOptions): Promise<StartedCluster> {
   if (!cluster.isPrimary) throw new ClusterConfigError('startCluster() runs in the primary; it was called inside a worker');
   if (running) throw new ClusterConfigError('startCluster(): a cluster already runs in this process; one primary per process');
-  const o = resolveOptions(options, controlPath);
-  const signals = options.signals ?? true;
+  const o = resolveOptions(options, process.env, controlPath);
+  const signals = o.signals;
   running = true;
 
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));

@@ -135,6 +135,7 @@ test('rr: with no worker ready a plain HTTP client gets 503 from the primary (no
   const r = await get(`http://127.0.0.1:${port}/`);
   assert.equal(r.status, 503);
   assert.equal(r.headers['retry-after'], '1');
+  assert.deepEqual(r.json, { error: 'no worker is ready to take this request', code: 'CS_ERR_CLUSTER_NO_WORKER' }, "core's JSON error answer");
   assert.ok(alive(primary.pid));
 });
 

@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startNode, startProcess, type Proc } from '@cluster-session/testkit';
 
-export const BIN = new URL('../bin/cluster-session.js', import.meta.url).pathname;
+/** The `cluster-session` binary (@cluster-session/cli): these suites drive the cluster through it, as users do. */
+export const BIN = fileURLToPath(new URL('bin/cluster-session.js', import.meta.resolve('@cluster-session/cli/package.json')));
 export const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
 const AUTOCANNON = new URL('../../../node_modules/autocannon/autocannon.js', import.meta.url).pathname;
 

@@ -104,6 +104,7 @@ describe('sticky mode', () => {
     const r = await get(`http://127.0.0.1:${port}/`, { headers: { 'x-forwarded-for': '10.9.9.9' } });
     assert.equal(r.status, 503);
     assert.equal(r.headers['retry-after'], '1');
+    assert.deepEqual(r.json, { error: 'no worker is ready to take this request', code: 'CS_ERR_CLUSTER_NO_WORKER' }, "core's JSON error answer");
     assert.ok(alive(primary.pid));
   });
 

@@ -190,23 +190,3 @@ describe('workers', () => {
   });
 });
 
-describe('CLI usage', () => {
-  test('unknown flags and bad values exit 2 with a one-line reason; --help exits 0', async () => {
-    for (const args of [['start', app, '--bogus'], ['start', app, '-i', 'lots'], ['start', app, '--max-memory', 'huge'], ['start', app, '--policy', 'random'], ['start', app, '--restart-delay', 'soon'], ['start', app, '--stable-after', '-5'], ['frobnicate'], ['status', '--nme', 'x']]) {
-      const r = await runCli(args, s.env);
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.out}`);
-      assert.equal(r.out.trim().split('\n').length, 1, r.out);
-    }
-    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['status', '--help'], ['stop', '--help']]) {
-      const r = await runCli(args, s.env);
-      assert.equal(r.code, 0);
-      assert.match(r.out, /Usage: cluster-session/);
-    }
-    const exported = await runCli(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001'], s.env);
-    assert.equal(exported.code, 0, exported.out);
-    assert.match(exported.out, /upstream/, 'export is dispatched to the balancer package');
-    const none = await runCli(['status', '--name', 'nobody'], s.env);
-    assert.equal(none.code, 1);
-    assert.match(none.out, /no cluster is running/);
-  });
-});
