@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, test } from 'node:test';
-import { request } from '@cluster-session/testkit';
+import { request, until } from '@cluster-session/testkit';
 import { UnknownUpstreamError } from '@cluster-session/balancer';
-import { balancer, instances, until } from './helpers.ts';
+import { balancer, instances } from './helpers.ts';
 
 describe('runtime changes', () => {
   test('add, drain and remove under load drop no request', async () => {

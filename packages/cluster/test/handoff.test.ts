@@ -11,8 +11,8 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort } from '@cluster-session/testkit';
-import { alive, apiPrimary, FIXTURES, get, runCli, scratch, sleep } from './helpers.ts';
+import { freePort, sleep } from '@cluster-session/testkit';
+import { alive, apiPrimary, FIXTURES, get, runCli, scratch } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { cookieHeader, request, type HttpResult } from '@cluster-session/testkit';
+import { client as httpClient, request } from '@cluster-session/testkit';
 import { createKeyRing, createMemoryDenyList, jwtSession, JwtConfigError, type DenyList, type JwtSessionOptions } from '../src/index.ts';
 import { buildApp, listen, type Running } from './fixtures/app.ts';
 import { now } from './fixtures/forge.ts';
@@ -20,24 +20,17 @@ async function start(options: Partial<JwtSessionOptions> = {}): Promise<string> 
   return r.url;
 }
 
-/** A browser-like cookie jar for the session cookie. */
+/** testkit's cookie-jar client, with the session token read and set directly. */
 function client(url: string) {
-  let jar: Record<string, string> = {};
-  const send = async (method: string, path: string, body?: object, headers: Record<string, string> = {}): Promise<HttpResult> => {
-    const res = await request(`${url}${path}`, { method, body, headers: { ...headers, cookie: cookieHeader(jar) } });
-    for (const [k, v] of Object.entries(res.cookies)) {
-      if (v === '') delete jar[k];
-      else jar[k] = v;
-    }
-    return res;
-  };
+  const c = httpClient(url);
   return {
-    send,
+    send: c.send,
     get token() {
-      return jar.session;
+      return c.jar.session;
     },
     set token(v: string | undefined) {
-      jar = v === undefined ? {} : { session: v };
+      for (const k of Object.keys(c.jar)) delete c.jar[k];
+      if (v !== undefined) c.jar.session = v;
     },
   };
 }
