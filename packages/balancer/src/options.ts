@@ -3,7 +3,7 @@ import { hash32 } from '@cluster-session/hash';
 import { BalancerConfigError } from './errors.ts';
 
 export const STRATEGIES = ['round-robin', 'least-conn', 'ip-hash', 'cookie'] as const;
-export type Reuse = 'shared' | 'client';
+type Reuse = 'shared' | 'client';
 export type Strategy = (typeof STRATEGIES)[number];
 
 const int = (min: number, max: number, fallback: number, example = String(fallback)) =>

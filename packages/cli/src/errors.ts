@@ -1,9 +1,9 @@
 import { ClusterSessionError } from '@cluster-session/core';
 
 /** Every code of this package (one class each, below). */
-export type CliErrorCode = 'CS_ERR_CLI_USAGE';
+type CliErrorCode = 'CS_ERR_CLI_USAGE';
 
-export class CliError extends ClusterSessionError<CliErrorCode> {
+class CliError extends ClusterSessionError<CliErrorCode> {
   static override readonly family = 'CS_ERR_CLI_';
 }
 

@@ -3,7 +3,7 @@ import { suggest } from '@cluster-session/core';
 import { CliUsageError } from './errors.ts';
 
 /** Flags of one command, in node:util parseArgs' form (`help` is added to every command). */
-export type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+type FlagSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
 const spelled = (spec: FlagSpec) => Object.keys(spec).map((f) => `--${f}`);

@@ -7,7 +7,7 @@ import { runtimeDir } from '@cluster-session/cluster';
  */
 const strategies = STRATEGIES.join(' | ');
 
-export const HELP = {
+const HELP = {
   main: () => `Usage: cluster-session <command> [options]
 
 Runs an app on every core (a cluster), balances several instances, and exports the same setup for nginx or HAProxy.
@@ -105,7 +105,7 @@ Options:
   -h, --help                this help`,
 } satisfies Record<string, () => string>;
 
-export type HelpTopic = keyof typeof HELP;
+type HelpTopic = keyof typeof HELP;
 
 export function help(topic: HelpTopic): number {
   process.stdout.write(`${HELP[topic]()}\n`);

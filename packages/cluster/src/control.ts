@@ -50,7 +50,7 @@ function probe(socketPath: string): Promise<boolean> {
   });
 }
 
-export type ControlHandler = (command: ControlCommand) => Promise<unknown>;
+type ControlHandler = (command: ControlCommand) => Promise<unknown>;
 
 /** Listens on `socketPath`; a stale socket left by a killed primary is replaced, a live one is an error. */
 export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {

@@ -9,9 +9,9 @@ import { ClusterNoWorkerError } from './errors.ts';
  */
 
 /** Hands the socket to a worker; false when no worker can take it now. */
-export type Route = (key: string, socket: net.Socket, head: Buffer | undefined) => boolean;
+type Route = (key: string, socket: net.Socket, head: Buffer | undefined) => boolean;
 
-export interface StickyRouterOptions {
+interface StickyRouterOptions {
   port: number;
   host: string | undefined;
   trustProxy: boolean | readonly string[];
@@ -22,7 +22,7 @@ export interface StickyRouterOptions {
 const MAX_HEAD = 16 * 1024;
 const HEAD_TIMEOUT_MS = 5_000;
 
-export function normalizeAddress(address: string | undefined): string {
+function normalizeAddress(address: string | undefined): string {
   if (!address) return 'unknown';
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }

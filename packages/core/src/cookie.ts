@@ -1,6 +1,6 @@
 import { opt } from './options.ts';
 import type { RefineCtx } from './schema.ts';
-import * as s from './s.ts';
+import * as s from './builders.ts';
 import type { RuleWords } from './words.ts';
 
 /** RFC 6265 token characters: what a cookie name may use. */

@@ -14,7 +14,31 @@ export {
   type Problem,
 } from './options.ts';
 export type { OptionMeta, RuleWords } from './words.ts';
-export * as s from './s.ts';
-export { Schema, type AnySchema, type Input, type Output, type RefineCtx } from './schema.ts';
+export * as s from './builders.ts';
+export {
+  Schema,
+  type AnySchema,
+  type ArraySchema,
+  type Check,
+  type Failed,
+  type Input,
+  type Issue,
+  type LeafSchema,
+  type NumberSchema,
+  type ObjectIn,
+  type ObjectOut,
+  type ObjectSchema,
+  type Output,
+  type ParseContext,
+  type Parts,
+  type RecordSchema,
+  type RefineCtx,
+  type Result,
+  type Segment,
+  type Shape,
+  type StringSchema,
+  type UnionSchema,
+  type WrapSchema,
+} from './schema.ts';
 export { COOKIE_NAME, cookieRules, cookieShape } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';

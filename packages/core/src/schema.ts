@@ -23,10 +23,16 @@ export interface Issue {
   words?: RuleWords;
 }
 
-const FAIL: unique symbol = Symbol('fail');
-type Result<T> = T | typeof FAIL;
+/** What run() returns when it cannot give a value (the issues say why). */
+export interface Failed {
+  readonly failed: true;
+}
+const FAIL: Failed = Object.freeze({ failed: true });
+export type Result<T> = T | Failed;
+const isFailed = (v: unknown): v is Failed => v === FAIL;
 
-interface Ctx {
+/** The state of one parse: where it is, and what is wrong so far. */
+export interface ParseContext {
   issues: Issue[];
   path: Segment[];
 }
@@ -49,7 +55,7 @@ export interface Parts {
   element?: AnySchema;
 }
 
-const push = (ctx: Ctx, code: Issue['code'], message: string, extra: Partial<Issue> = {}): typeof FAIL => {
+const push = (ctx: ParseContext, code: Issue['code'], message: string, extra: Partial<Issue> = {}): Failed => {
   ctx.issues.push({ code, path: [...ctx.path], message, ...extra });
   return FAIL;
 };
@@ -66,41 +72,41 @@ export abstract class Schema<In, Out = In> {
   }
 
   /** Parses `value`, recording what is wrong in ctx; FAIL when it cannot give a value. */
-  abstract run(value: unknown, ctx: Ctx): Result<Out>;
+  abstract run(value: unknown, ctx: ParseContext): Result<Out>;
 
   safeParse(value: unknown): { success: true; data: Out } | { success: false; issues: Issue[] } {
-    const ctx: Ctx = { issues: [], path: [] };
+    const ctx: ParseContext = { issues: [], path: [] };
     const data = this.run(value, ctx);
-    return data === FAIL || ctx.issues.length > 0 ? { success: false, issues: ctx.issues } : { success: true, data };
+    return isFailed(data) || ctx.issues.length > 0 ? { success: false, issues: ctx.issues } : { success: true, data };
   }
 
   optional(): Schema<In | undefined, Out | undefined> {
-    return new Wrap(this, (v, ctx) => (v === undefined ? undefined : this.run(v, ctx)));
+    return new WrapSchema(this, (v, ctx) => (v === undefined ? undefined : this.run(v, ctx)));
   }
 
   /** `fallback` (an output value) when the input leaves the option out. */
   default(fallback: Exclude<Out, undefined>): Schema<In | undefined, Exclude<Out, undefined>> {
-    return new Wrap(this, (v, ctx) => (v === undefined ? fallback : (this.run(v, ctx) as Result<Exclude<Out, undefined>>)));
+    return new WrapSchema(this, (v, ctx) => (v === undefined ? fallback : (this.run(v, ctx) as Result<Exclude<Out, undefined>>)));
   }
 
   /** `fallback` as the input (so an object's own defaults apply) when the input leaves the option out. */
   prefault(fallback: In): Schema<In | undefined, Out> {
-    return new Wrap(this, (v, ctx) => this.run(v === undefined ? fallback : v, ctx));
+    return new WrapSchema(this, (v, ctx) => this.run(v === undefined ? fallback : v, ctx));
   }
 
   transform<T>(fn: (value: Out) => T): Schema<In, T> {
-    return new Wrap(this, (v, ctx) => {
+    return new WrapSchema(this, (v, ctx) => {
       const out = this.run(v, ctx);
-      return out === FAIL ? FAIL : fn(out);
+      return isFailed(out) ? FAIL : fn(out);
     });
   }
 
   pipe<T>(next: Schema<Out, T>): Schema<In, T> {
-    return new Wrap(
+    return new WrapSchema(
       this,
       (v, ctx) => {
         const out = this.run(v, ctx);
-        return out === FAIL ? FAIL : next.run(out, ctx);
+        return isFailed(out) ? FAIL : next.run(out, ctx);
       },
       next,
     );
@@ -113,9 +119,9 @@ export abstract class Schema<In, Out = In> {
   }
 
   superRefine(rule: (value: Out, ctx: RefineCtx) => void): Schema<In, Out> {
-    return new Wrap(this, (v, ctx) => {
+    return new WrapSchema(this, (v, ctx) => {
       const out = this.run(v, ctx);
-      if (out === FAIL) return FAIL;
+      if (isFailed(out)) return FAIL;
       const before = ctx.issues.length;
       rule(out, {
         addIssue: (i) => void ctx.issues.push({ code: 'custom', path: [...ctx.path, ...i.path], message: i.message, ...(i.words ? { words: i.words } : {}) }),
@@ -130,33 +136,33 @@ export type AnySchema = Schema<any, any>;
 export type Input<S extends AnySchema> = S['_in'];
 export type Output<S extends AnySchema> = S['_out'];
 
-class Wrap<In, Out> extends Schema<In, Out> {
-  readonly #run: (value: unknown, ctx: Ctx) => Result<Out>;
-  constructor(inner: AnySchema, run: (value: unknown, ctx: Ctx) => Result<Out>, next?: AnySchema) {
+export class WrapSchema<In, Out> extends Schema<In, Out> {
+  readonly #run: (value: unknown, ctx: ParseContext) => Result<Out>;
+  constructor(inner: AnySchema, run: (value: unknown, ctx: ParseContext) => Result<Out>, next?: AnySchema) {
     super(next ? { inner, next } : { inner });
     this.#run = run;
   }
-  run(value: unknown, ctx: Ctx): Result<Out> {
+  run(value: unknown, ctx: ParseContext): Result<Out> {
     return this.#run(value, ctx);
   }
 }
 
-type Check<T> = readonly [(v: T) => boolean, string];
+export type Check<T> = readonly [(v: T) => boolean, string];
 
 /** A leaf: a type test, then checks, each with the words of what it wants; immutable (each check is a new leaf). */
-class Leaf<T> extends Schema<T, T> {
+export class LeafSchema<T> extends Schema<T, T> {
   protected readonly spec: { test: (v: unknown) => boolean; expected: string; checks: readonly Check<T>[]; map?: (v: T) => T };
-  constructor(spec: Leaf<T>['spec']) {
+  constructor(spec: LeafSchema<T>['spec']) {
     super();
     this.spec = spec;
   }
-  protected with(change: Partial<Leaf<T>['spec']>): this {
-    return new (this.constructor as new (spec: Leaf<T>['spec']) => this)({ ...this.spec, ...change });
+  protected with(change: Partial<LeafSchema<T>['spec']>): this {
+    return new (this.constructor as new (spec: LeafSchema<T>['spec']) => this)({ ...this.spec, ...change });
   }
   protected check(ok: (v: T) => boolean, words: string): this {
     return this.with({ checks: [...this.spec.checks, [ok, words]] });
   }
-  run(value: unknown, ctx: Ctx): Result<T> {
+  run(value: unknown, ctx: ParseContext): Result<T> {
     if (!this.spec.test(value)) return push(ctx, 'type', this.spec.expected);
     const v = this.spec.map ? this.spec.map(value as T) : (value as T);
     for (const [ok, words] of this.spec.checks) if (!ok(v)) return push(ctx, 'check', words);
@@ -164,7 +170,7 @@ class Leaf<T> extends Schema<T, T> {
   }
 }
 
-class NumberSchema extends Leaf<number> {
+export class NumberSchema extends LeafSchema<number> {
   int(): this {
     return this.check(Number.isInteger, 'an integer');
   }
@@ -179,7 +185,7 @@ class NumberSchema extends Leaf<number> {
   }
 }
 
-class StringSchema extends Leaf<string> {
+export class StringSchema extends LeafSchema<string> {
   min(n: number): this {
     return this.check((v) => v.length >= n, `a string of at least ${n} characters`);
   }
@@ -205,22 +211,22 @@ export const isPlainObject = (v: unknown): v is Record<string, unknown> => {
   return proto === Object.prototype || proto === null;
 };
 
-type Shape = Record<string, AnySchema>;
+export type Shape = Record<string, AnySchema>;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type Side = '_in' | '_out';
 type OptionalKeys<S extends Shape, W extends Side> = { [K in keyof S]: undefined extends S[K][W] ? K : never }[keyof S];
-type ObjectIn<S extends Shape> = Simplify<{ [K in Exclude<keyof S, OptionalKeys<S, '_in'>>]: S[K]['_in'] } & { [K in OptionalKeys<S, '_in'>]?: S[K]['_in'] }>;
-type ObjectOut<S extends Shape> = Simplify<
+export type ObjectIn<S extends Shape> = Simplify<{ [K in Exclude<keyof S, OptionalKeys<S, '_in'>>]: S[K]['_in'] } & { [K in OptionalKeys<S, '_in'>]?: S[K]['_in'] }>;
+export type ObjectOut<S extends Shape> = Simplify<
   { readonly [K in Exclude<keyof S, OptionalKeys<S, '_out'>>]: S[K]['_out'] } & { readonly [K in OptionalKeys<S, '_out'>]?: S[K]['_out'] }
 >;
 
-class ObjectSchema<S extends Shape> extends Schema<ObjectIn<S>, ObjectOut<S>> {
+export class ObjectSchema<S extends Shape> extends Schema<ObjectIn<S>, ObjectOut<S>> {
   readonly #strict: boolean;
   constructor(shape: S, strict: boolean) {
     super({ shape });
     this.#strict = strict;
   }
-  run(value: unknown, ctx: Ctx): Result<ObjectOut<S>> {
+  run(value: unknown, ctx: ParseContext): Result<ObjectOut<S>> {
     if (!isPlainObject(value)) return push(ctx, 'type', 'an object');
     const shape = this.parts.shape!;
     const unknown = this.#strict ? Object.keys(value).filter((k) => !Object.hasOwn(shape, k)) : [];
@@ -231,34 +237,34 @@ class ObjectSchema<S extends Shape> extends Schema<ObjectIn<S>, ObjectOut<S>> {
       ctx.path.push(key);
       const v = schema.run(value[key], ctx);
       ctx.path.pop();
-      if (v === FAIL) failed = true;
+      if (isFailed(v)) failed = true;
       else if (v !== undefined) out[key] = v;
     }
     return failed ? FAIL : (Object.freeze(out) as ObjectOut<S>);
   }
 }
 
-class UnionSchema<O extends readonly AnySchema[]> extends Schema<O[number]['_in'], O[number]['_out']> {
+export class UnionSchema<O extends readonly AnySchema[]> extends Schema<O[number]['_in'], O[number]['_out']> {
   readonly #pick: ((value: unknown) => AnySchema | undefined) | undefined;
   constructor(options: O, pick?: (value: unknown) => AnySchema | undefined) {
     super({ options });
     this.#pick = pick;
   }
-  run(value: unknown, ctx: Ctx): Result<O[number]['_out']> {
+  run(value: unknown, ctx: ParseContext): Result<O[number]['_out']> {
     const chosen = this.#pick?.(value);
     if (chosen) return chosen.run(value, ctx);
     const branches: Issue[][] = [];
     for (const option of this.parts.options!) {
-      const sub: Ctx = { issues: [], path: [...ctx.path] };
+      const sub: ParseContext = { issues: [], path: [...ctx.path] };
       const v = option.run(value, sub);
-      if (v !== FAIL && sub.issues.length === 0) return v;
+      if (!isFailed(v) && sub.issues.length === 0) return v;
       branches.push(sub.issues);
     }
     return push(ctx, 'union', 'one of the allowed forms', { branches });
   }
 }
 
-class ArraySchema<E extends AnySchema> extends Schema<E['_in'][], readonly E['_out'][]> {
+export class ArraySchema<E extends AnySchema> extends Schema<E['_in'][], readonly E['_out'][]> {
   readonly #min: number;
   constructor(element: E, min = 0) {
     super({ element });
@@ -267,7 +273,7 @@ class ArraySchema<E extends AnySchema> extends Schema<E['_in'][], readonly E['_o
   min(n: number): ArraySchema<E> {
     return new ArraySchema(this.parts.element as E, n);
   }
-  run(value: unknown, ctx: Ctx): Result<readonly E['_out'][]> {
+  run(value: unknown, ctx: ParseContext): Result<readonly E['_out'][]> {
     if (!Array.isArray(value)) return push(ctx, 'type', 'an array');
     if (value.length < this.#min) return push(ctx, 'check', `an array of at least ${this.#min}`);
     const out: unknown[] = [];
@@ -276,18 +282,18 @@ class ArraySchema<E extends AnySchema> extends Schema<E['_in'][], readonly E['_o
       ctx.path.push(i);
       const v = this.parts.element!.run(item, ctx);
       ctx.path.pop();
-      if (v === FAIL) failed = true;
+      if (isFailed(v)) failed = true;
       else out.push(v);
     });
     return failed ? FAIL : Object.freeze(out);
   }
 }
 
-class RecordSchema<V extends AnySchema> extends Schema<Record<string, V['_in']>, Readonly<Record<string, V['_out']>>> {
+export class RecordSchema<V extends AnySchema> extends Schema<Record<string, V['_in']>, Readonly<Record<string, V['_out']>>> {
   constructor(values: V) {
     super({ element: values });
   }
-  run(value: unknown, ctx: Ctx): Result<Readonly<Record<string, V['_out']>>> {
+  run(value: unknown, ctx: ParseContext): Result<Readonly<Record<string, V['_out']>>> {
     if (!isPlainObject(value)) return push(ctx, 'type', 'an object');
     const out: Record<string, unknown> = {};
     let failed = false;
@@ -295,7 +301,7 @@ class RecordSchema<V extends AnySchema> extends Schema<Record<string, V['_in']>,
       ctx.path.push(k);
       const v = this.parts.element!.run(item, ctx);
       ctx.path.pop();
-      if (v === FAIL) failed = true;
+      if (isFailed(v)) failed = true;
       else out[k] = v;
     }
     return failed ? FAIL : Object.freeze(out);
@@ -303,7 +309,7 @@ class RecordSchema<V extends AnySchema> extends Schema<Record<string, V['_in']>,
 }
 
 type Literal = string | number | boolean;
-const leaf = <T>(test: (v: unknown) => boolean, expected: string) => new Leaf<T>({ test, expected, checks: [] });
+const leaf = <T>(test: (v: unknown) => boolean, expected: string) => new LeafSchema<T>({ test, expected, checks: [] });
 
 export const number = () => new NumberSchema({ test: (v) => typeof v === 'number' && !Number.isNaN(v), expected: 'a number', checks: [] });
 export const string = () => new StringSchema({ test: (v) => typeof v === 'string', expected: 'a string', checks: [] });

@@ -15,7 +15,7 @@ const isDenyList = (v: unknown): v is DenyList =>
 const DURATION = 'seconds, or a duration with its unit like "15m", "12h", "7d"';
 
 /** The cookie of cookie transport; its rules are the session package's too (core's cookieShape). */
-export const cookieSchema = s.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
+const cookieSchema = s.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
 
 /** Every option of jwtSession(), described once: the types, defaults and error words derive from here. */
 const schema = s.strictObject({

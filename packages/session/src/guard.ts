@@ -11,7 +11,7 @@ type Cb = (err?: unknown, data?: any) => void;
 /** What this request's session looked like when loaded or last saved; a symbol key, so never serialized. */
 export const kState = Symbol('cluster-session.state');
 
-export interface SessionState {
+interface SessionState {
   id: string;
   /** The session's data without its cookie, as JSON. */
   json: string;
@@ -23,7 +23,7 @@ export interface SessionState {
 
 type Tracked = SessionData & { [kState]?: SessionState; id?: string };
 
-export function dataJson(sess: object): string {
+function dataJson(sess: object): string {
   const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
   return JSON.stringify(rest);
 }

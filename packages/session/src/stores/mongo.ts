@@ -5,7 +5,7 @@ import { load } from '../load.ts';
 import type * as MongoStoreModule from './mongo-store.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
-export function mongoClientOptions(storeTimeout: number) {
+function mongoClientOptions(storeTimeout: number) {
   return { serverSelectionTimeoutMS: storeTimeout, connectTimeoutMS: Math.max(storeTimeout, 1000), maxPoolSize: 20 };
 }
 

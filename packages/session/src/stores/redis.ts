@@ -19,7 +19,7 @@ export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
 }
 
 /** The client the config names: the user's (adopted, never closed by us) or a fail-fast ioredis we own. */
-export function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
+function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
   const s = config.store;
   if (s.type !== 'redis') throw new Error('unreachable');
   if (s.client !== undefined) {

@@ -24,7 +24,7 @@ const isBusy = (err: unknown) => {
  * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
  * (see `retry`) for writers of other processes on the same host. Creates the directory.
  */
-export function openDatabase(file: string): DatabaseSync {
+function openDatabase(file: string): DatabaseSync {
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
   // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
@@ -40,7 +40,7 @@ export function openDatabase(file: string): DatabaseSync {
 }
 
 /** Runs a synchronous SQLite call, retrying SQLITE_BUSY asynchronously until `timeoutMs`, then StoreUnavailableError. */
-export async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
+async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
     try {

@@ -1,4 +1,4 @@
-// The schema builders under short names, as packages write their option schemas: `s.strictObject({ ... })`.
+// The schema builders under the short names packages write their option schemas with: `s.strictObject({ ... })`.
 export {
   array,
   boolean,
