@@ -11,13 +11,18 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const SCRIPT = new URL('../scripts/modules.ts', import.meta.url).pathname;
 
-function tree(files: Record<string, string>): string {
+/** Runs the check on a tree of `files` (removed afterwards). */
+async function checkTree(files: Record<string, string>): Promise<{ code: number; out: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-modules-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    writeFileSync(path.join(dir, name), text);
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileSync(path.join(dir, name), text);
+    }
+    return await check(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  return dir;
 }
 
 const pkg = (name: string, deps: Record<string, string> = {}) =>
@@ -34,24 +39,19 @@ async function check(dir: string): Promise<{ code: number; out: string }> {
 }
 
 test('a clean tree passes', async () => {
-  const dir = tree({
+  const r = await checkTree({
     'packages/a/package.json': pkg('@cluster-session/a', { '@cluster-session/b': '0.1.0' }),
     'packages/a/src/index.ts': "export { f } from './f.ts';\n",
     'packages/a/src/f.ts': "import { g } from '@cluster-session/b';\nexport const f = () => g();\n",
     'packages/b/package.json': pkg('@cluster-session/b'),
     'packages/b/src/index.ts': 'export const g = () => 1;\n',
   });
-  try {
-    const r = await check(dir);
-    assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /0 import cycle\(s\)/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /0 import cycle\(s\)/);
 });
 
 test('a cycle (through a type-only import), an unused export and an undeclared dependency all fail it', async () => {
-  const dir = tree({
+  const r = await checkTree({
     'packages/a/package.json': pkg('@cluster-session/a'),
     'packages/a/src/index.ts': "export { x } from './x.ts';\n",
     'packages/a/src/x.ts': "import type { Y } from './y.ts';\nimport { g } from '@cluster-session/b';\nexport const x = (y: Y) => g(y);\nexport const unused = 1;\n",
@@ -59,14 +59,9 @@ test('a cycle (through a type-only import), an unused export and an undeclared d
     'packages/b/package.json': pkg('@cluster-session/b'),
     'packages/b/src/index.ts': 'export const g = (n: number) => n;\n',
   });
-  try {
-    const r = await check(dir);
-    assert.equal(r.code, 1, r.out);
-    assert.match(r.out, /import cycle: packages\/a\/src\/x\.ts -> packages\/a\/src\/y\.ts/);
-    assert.match(r.out, /packages\/a\/src\/x\.ts: export unused is imported by no other file/);
-    assert.match(r.out, /packages\/a\/src\/y\.ts: export again is imported by no other file/);
-    assert.match(r.out, /imports @cluster-session\/b, which is not in @cluster-session\/a's dependencies/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  assert.equal(r.code, 1, r.out);
+  assert.match(r.out, /import cycle: packages\/a\/src\/x\.ts -> packages\/a\/src\/y\.ts/);
+  assert.match(r.out, /packages\/a\/src\/x\.ts: export unused is imported by no other file/);
+  assert.match(r.out, /packages\/a\/src\/y\.ts: export again is imported by no other file/);
+  assert.match(r.out, /imports @cluster-session\/b, which is not in @cluster-session\/a's dependencies/);
 });
