@@ -1,4 +1,4 @@
-import { isPlainObject, type AnySchema, type Issue, type Output, type Segment } from './schema.ts';
+import { isRecord, type AnySchema, type Issue, type Output, type Segment } from './schema.ts';
 import { suggest } from './suggest.ts';
 import type { OptionMeta, RuleWords } from './words.ts';
 
@@ -187,7 +187,7 @@ function flatten(issues: readonly Issue[]): Issue[] {
  */
 export function parseOptions<S extends AnySchema>(schema: S, input: unknown, ctx: OptionContext, options: ParseOptions = {}): Frozen<Output<S>> {
   if (input === undefined) input = {};
-  if (!isPlainObject(input)) {
+  if (!isRecord(input)) {
     throw new ctx.error(`${ctx.where}: options must be an object, got ${show(input)}. Fix: pass an object of options.`);
   }
   const merged: Record<string, unknown> = { ...input };

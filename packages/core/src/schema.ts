@@ -205,11 +205,8 @@ export class StringSchema extends LeafSchema<string> {
   }
 }
 
-export const isPlainObject = (v: unknown): v is Record<string, unknown> => {
-  if (typeof v !== 'object' || v === null) return false;
-  const proto = Object.getPrototypeOf(v) as unknown;
-  return proto === Object.prototype || proto === null;
-};
+/** An object to read keys from: any non-array object (process.env, for one, is not a plain object). */
+export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export type Shape = Record<string, AnySchema>;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
@@ -227,7 +224,7 @@ export class ObjectSchema<S extends Shape> extends Schema<ObjectIn<S>, ObjectOut
     this.#strict = strict;
   }
   run(value: unknown, ctx: ParseContext): Result<ObjectOut<S>> {
-    if (!isPlainObject(value)) return push(ctx, 'type', 'an object');
+    if (!isRecord(value)) return push(ctx, 'type', 'an object');
     const shape = this.parts.shape!;
     const unknown = this.#strict ? Object.keys(value).filter((k) => !Object.hasOwn(shape, k)) : [];
     if (unknown.length > 0) push(ctx, 'unknown_keys', 'known options only', { keys: unknown });
@@ -294,7 +291,7 @@ export class RecordSchema<V extends AnySchema> extends Schema<Record<string, V['
     super({ element: values });
   }
   run(value: unknown, ctx: ParseContext): Result<Readonly<Record<string, V['_out']>>> {
-    if (!isPlainObject(value)) return push(ctx, 'type', 'an object');
+    if (!isRecord(value)) return push(ctx, 'type', 'an object');
     const out: Record<string, unknown> = {};
     let failed = false;
     for (const [k, item] of Object.entries(value)) {
@@ -328,6 +325,6 @@ export const looseObject = <S extends Shape>(shape: S) => new ObjectSchema(shape
 export const union = <const O extends readonly AnySchema[]>(options: O) => new UnionSchema(options);
 /** A union of objects told apart by the value of `key`, so an error speaks of the branch the input meant. */
 export const discriminatedUnion = <const O extends readonly ObjectSchema<Shape>[]>(key: string, options: O) =>
-  new UnionSchema(options, (v) => (isPlainObject(v) ? options.find((o) => o.parts.shape![key]!.safeParse(v[key]).success) : undefined));
+  new UnionSchema(options, (v) => (isRecord(v) ? options.find((o) => o.parts.shape![key]!.safeParse(v[key]).success) : undefined));
 export const array = <E extends AnySchema>(element: E) => new ArraySchema(element);
 export const record = <V extends AnySchema>(values: V) => new RecordSchema(values);

@@ -201,6 +201,11 @@ describe('parseOptions', () => {
     assert.match(toyError({ ttl: 1, ttlSeconds: 2 }, {}, { ttl: 'ttlSeconds' }), /ttl and ttlSeconds are both given.*keep only ttlSeconds/);
   });
 
+  test('a record may be any object, process.env included (it is not a plain object)', () => {
+    const env = s.strictObject({ env: s.record(s.string().optional()).default({}) });
+    assert.equal(parseOptions(env, { env: process.env }, ctx).env.PATH, process.env.PATH);
+  });
+
   test('options that are not an object are refused plainly', () => {
     assert.match(toyError('a'), /^createToy: options must be an object, got "a"/);
     assert.match(toyError([1]), /options must be an object/);
