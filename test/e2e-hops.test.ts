@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startMongo, startRedis, type MongoServer, type RedisServer } from '@cluster-session/testkit';
-import { Client, startStack, type Stack } from './support/stack.ts';
+import { client as httpClient, startMongo, startRedis, type Client, type MongoServer, type RedisServer } from '@cluster-session/testkit';
+import { login, startStack, type Stack } from './support/stack.ts';
 
 const HOPS = 200;
 
@@ -95,8 +95,8 @@ for (const mode of MODES) {
 
     before(async () => {
       stack = await startStack(await mode.env());
-      client = new Client(stack.url);
-      const res = await client.login();
+      client = httpClient(stack.url);
+      const res = await login(client);
       assert.equal(res.status, 200, res.body);
       assert.deepEqual(res.json, { user: 'alice' });
     });
@@ -147,7 +147,7 @@ for (const mode of MODES) {
       const stale = { ...client.jar };
       const res = await client.send('POST', '/logout');
       assert.equal(res.status, 200);
-      const replay = new Client(stack.url);
+      const replay = httpClient(stack.url);
       Object.assign(replay.jar, stale);
       const workers = new Set<number>();
       const instances = new Set<string>();

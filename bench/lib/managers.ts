@@ -10,7 +10,7 @@ import { request, startNode, type Proc } from '@cluster-session/testkit';
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const FIXTURES = path.join(here, '..', 'fixtures');
-const CLI = path.join(here, '..', '..', 'packages', 'cluster', 'bin', 'cluster-session.js');
+const CLI = path.join(here, '..', '..', 'packages', 'cli', 'bin', 'cluster-session.js');
 
 /** Polls until `url` answers 200 `times` in a row with `distinct` different pids (all workers up). */
 export async function waitServing(url: string, distinct = 1, timeoutMs = 30_000): Promise<void> {

@@ -36,7 +36,10 @@ function buildJs(dir: string): string {
   };
   writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
   emit(path.join(root, 'packages/hash/src'), path.join(dir, 'hash'), (c) => c);
-  emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) => c.replaceAll("'@cluster-session/hash'", "'../hash/index.js'"));
+  emit(path.join(root, 'packages/core/src'), path.join(dir, 'core'), (c) => c);
+  emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) =>
+    c.replaceAll("'@cluster-session/hash'", "'../hash/index.js'").replaceAll("'@cluster-session/core'", "'../core/index.js'"),
+  );
   const fixture = stripTypeScriptTypes(readFileSync(path.join(here, '..', 'fixtures', 'balancer-process.ts'), 'utf8'), { mode: 'strip' });
   writeFileSync(path.join(dir, 'balancer-process.js'), fixture.replaceAll("'@cluster-session/balancer'", "'./balancer/index.js'"));
   return path.join(dir, 'balancer-process.js');

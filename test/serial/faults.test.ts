@@ -11,8 +11,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { createBalancer, type Balancer } from '@cluster-session/balancer';
-import { freePort, needs, startNode, startRedis, type Proc, type RedisServer } from '@cluster-session/testkit';
-import { CLI, Client } from '../support/stack.ts';
+import { client as httpClient, freePort, needs, sleep, startNode, startRedis, type Client, type Proc, type RedisServer } from '@cluster-session/testkit';
+import { CLI, login } from '../support/stack.ts';
 
 const run = promisify(execFile);
 const SERVER = path.join(path.dirname(CLI), '..', '..', '..', 'examples', 'express-app', 'src', 'server.ts');
@@ -35,7 +35,6 @@ interface Tally {
   sample?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('fault suite through the balancer (redis store)', { skip: needs('redis-server'), concurrency: false }, () => {
   let redis: RedisServer;
@@ -109,8 +108,8 @@ describe('fault suite through the balancer (redis store)', { skip: needs('redis-
       reuse: 'client',
     });
     for (let i = 0; i < CLIENTS; i++) {
-      const client = new Client(lb.url);
-      const res = await client.login();
+      const client = httpClient(lb.url);
+      const res = await login(client);
       assert.equal(res.status, 200, res.body);
       clients.push(client);
     }

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freePort, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
+import { freePort, startNode, type Client, type HttpResult, type Proc } from '@cluster-session/testkit';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const START = path.join(ROOT, 'examples', 'express-app', 'src', 'start.ts');
-export const CLI = path.join(ROOT, 'packages', 'cluster', 'bin', 'cluster-session.js');
+export const CLI = path.join(ROOT, 'packages', 'cli', 'bin', 'cluster-session.js');
 const run = promisify(execFile);
 
 export interface Stack {
@@ -65,20 +65,7 @@ export async function startStack(env: Record<string, string> = {}, workers = 2):
   return stack;
 }
 
-/** A logged-in client that sends its cookies back and takes every renewal (JWT mode re-issues tokens). */
-export class Client {
-  readonly jar: Record<string, string> = {};
-  readonly base: string;
-  constructor(base: string) {
-    this.base = base;
-  }
-  async send(method: string, route: string, body?: object, headers: Record<string, string> = {}): Promise<HttpResult> {
-    const cookie = Object.entries(this.jar).map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await request(`${this.base}${route}`, { method, body, headers: { ...headers, ...(cookie ? { cookie } : {}) } });
-    Object.assign(this.jar, res.cookies);
-    return res;
-  }
-  login(username = 'alice', password = 'wonderland') {
-    return this.send('POST', '/login', { username, password });
-  }
+/** Logs a testkit client (cookie jar) in with the demo account, as a user of the example would. */
+export function login(c: Client, username = 'alice', password = 'wonderland'): Promise<HttpResult> {
+  return c.send('POST', '/login', { username, password });
 }

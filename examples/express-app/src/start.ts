@@ -26,7 +26,7 @@ const production = env.NODE_ENV === 'production';
 const sticky = env.STICKY === '1';
 const balancerStrategy = (env.BALANCER_STRATEGY ?? (sticky ? 'cookie' : 'round-robin')) as 'round-robin' | 'least-conn' | 'ip-hash' | 'cookie';
 const here = path.dirname(fileURLToPath(import.meta.url));
-const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cluster/package.json'))), 'bin', 'cluster-session.js');
+const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cli/package.json'))), 'bin', 'cluster-session.js');
 
 // Separate instances are separate primaries: each would invent its own development secret, and a cookie signed by
 // one would be refused by the other. Generate the secrets once here and hand the same ones to both.

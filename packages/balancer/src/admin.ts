@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { sendAnswer } from '@cluster-session/core';
+import { BadRequestError } from './errors.ts';
 
 /**
  * The status page: `/` is HTML that renders `/status.json` and refreshes it every second; `/status.json` is the
@@ -9,7 +11,8 @@ export function createAdminServer(status: () => { upstreams: Array<{ state: stri
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'application/json' }).end('{"error":"method not allowed"}');
+      res.setHeader('allow', 'GET, HEAD');
+      sendAnswer(res, { status: 405, code: BadRequestError.code, error: 'method not allowed' });
       return;
     }
     if (path === '/healthz') {
@@ -35,7 +38,7 @@ export function createAdminServer(status: () => { upstreams: Array<{ state: stri
       res.end(page(nonce));
       return;
     }
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}');
+    sendAnswer(res, { status: 404, code: BadRequestError.code, error: 'not found' });
   });
 }
 

@@ -33,18 +33,13 @@ export interface Balancer {
   close(graceMs?: number): Promise<void>;
 }
 
-export interface CreateBalancerOptions extends BalancerOptions {
-  /** Receives state changes (instance down/up/ejected, retries). Default: silent. Never gets secrets. */
-  log?: (message: string) => void;
-}
+/** createBalancer()'s options (`log` included: it receives state changes, never secrets). */
+export type CreateBalancerOptions = BalancerOptions;
 
 /** Starts a balancer; resolves once it listens (rejects with ListenError or BalancerConfigError). */
 export async function createBalancer(options: CreateBalancerOptions): Promise<Balancer> {
   const config = balancerConfig(options);
-  if (options.log !== undefined && typeof options.log !== 'function') {
-    throw new BalancerConfigError(`balancer option log = ${String(options.log)} is invalid: expected a function`);
-  }
-  const log = options.log ?? (() => {});
+  const log = config.log ?? (() => {});
   const upstreams = config.upstreams.map((u) => new Upstream(u));
   const selector = new Selector(config.strategy, upstreams, config.limits.perUpstream);
   const clients = new Set<Timed>();
@@ -87,8 +82,9 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   // Beyond this many open client connections new ones are closed at once instead of exhausting descriptors.
   server.maxConnections = config.limits.connections;
   server.on('drop', () => ctx.totals.rejected++);
-  server.on('error', (err) => log(`listener error: ${err.message}`));
   await listen(server, config.port, config.host, 'listen');
+  // After the bind: a failed bind is the rejection above, reported once.
+  server.on('error', (err) => log(`listener error: ${err.message}`));
 
   const checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
   checker?.start();

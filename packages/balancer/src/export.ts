@@ -9,10 +9,10 @@ export type ExportTarget = 'nginx' | 'haproxy';
  * `nginx -t -c FILE` / `haproxy -c -f FILE` accept.
  */
 export function exportConfig(target: ExportTarget, options: Omit<BalancerOptions, 'listen'> & { listen?: BalancerOptions['listen'] }): string {
-  const config = balancerConfig({ listen: 8080, ...options } as BalancerOptions, true);
+  const config = balancerConfig({ listen: 8080, ...options } as BalancerOptions, 'exportConfig');
   if (target === 'nginx') return nginx(config);
   if (target === 'haproxy') return haproxy(config);
-  throw new BalancerConfigError(`export target ${JSON.stringify(target)} is invalid: expected nginx or haproxy`);
+  throw new BalancerConfigError(`exportConfig: target ${JSON.stringify(target)} is not nginx or haproxy. Fix: pass 'nginx' or 'haproxy'.`);
 }
 
 /** Statuses nginx `proxy_next_upstream http_NNN` and HAProxy `retry-on` know. */

@@ -24,7 +24,7 @@ export interface Framing {
 }
 
 /** Why a message's framing was refused, and with which status a request is answered. */
-export interface FramingError {
+interface FramingError {
   status: number;
   reason: string;
 }

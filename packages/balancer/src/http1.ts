@@ -30,7 +30,7 @@ export interface RequestHead {
 }
 
 /** A parse failure: the status to answer with and a one-line reason for the client. */
-export interface HeadError {
+interface HeadError {
   status: number;
   reason: string;
 }
@@ -205,7 +205,7 @@ function diagnoseRequest(head: string): HeadError {
 }
 
 /** What is wrong with one field line ('' when nothing is). */
-export function fieldLineError(line: string): string {
+function fieldLineError(line: string): string {
   const first = line.charCodeAt(0);
   if (first === 32 || first === 9) return 'obsolete line folding';
   const colon = line.indexOf(':');

@@ -37,7 +37,7 @@ export const NEXT_FRESH = 1; // once more on a fresh connection, same instance a
 export const NEXT_OTHER = 2; // another attempt, on an instance not tried yet
 export const NEXT_ANSWER = 3; // answer the client with `status`
 
-export interface FailureDecision {
+interface FailureDecision {
   next: number;
   /** 502, or 504 after a timeout: what the client gets if no attempt is left. */
   status: number;

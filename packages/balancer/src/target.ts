@@ -16,7 +16,7 @@ export function validHost(host: string): boolean {
 }
 
 /** The origin-form target to forward and, for an absolute-form target, the authority that becomes Host. */
-export interface Target {
+interface Target {
   path: string;
   /** '' unless the request line carried an absolute-form target. */
   authority: string;

@@ -1,7 +1,7 @@
 import type { UpstreamConfig } from './options.ts';
 
 /** An idle keep-alive connection as the pool sees it. */
-export interface IdleConn {
+interface IdleConn {
   destroy(): void;
 }
 

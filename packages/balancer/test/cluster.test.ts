@@ -137,8 +137,8 @@ describe('in front of clusters', () => {
       } finally {
         await lb.close();
       }
-      await assert.rejects(balancer({ upstreams: [b.url], retryOn: [404] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /retryOn = "\[404\]".*5xx/ });
-      await assert.rejects(balancer({ upstreams: [b.url], reuse: 'never' as never }), { code: 'CS_ERR_BALANCER_CONFIG', message: /reuse = "never"/ });
+      await assert.rejects(balancer({ upstreams: [b.url], retryOn: [404] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /option retryOn\[0\] is 404: expected an array of 5xx statuses.*Fix: use 5xx statuses, or \[\] to pass every answer through/ });
+      await assert.rejects(balancer({ upstreams: [b.url], reuse: 'never' as never }), { code: 'CS_ERR_BALANCER_CONFIG', message: /option reuse is "never": expected 'shared' or 'client'/ });
     });
   });
 

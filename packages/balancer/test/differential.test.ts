@@ -6,13 +6,14 @@
  * messages that were sent: same number, same boundaries, same bodies, in order, nothing smuggled in between.
  *
  * Seeded and bounded: `npm test` runs 800 request cases and 500 response cases with a fixed seed. A longer run:
- * `BALANCER_FUZZ_CASES=20000 BALANCER_FUZZ_SEED=$RANDOM node --conditions=source --test packages/balancer/test/differential.test.ts`
+ * `BALANCER_FUZZ_CASES=20000 BALANCER_FUZZ_SEED=$RANDOM node --conditions=@cluster-session/source --test packages/balancer/test/differential.test.ts`
  * (request and response cases each; a failure prints the seed, the case number and its bytes).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Balancer } from '@cluster-session/balancer';
-import { balancer, codeOf, exchange, until } from './helpers.ts';
+import { balancer, codeOf, exchange } from './helpers.ts';
+import { until } from '@cluster-session/testkit';
 import { Gen, requestCase, responseCase } from './fixtures/generate.ts';
 import { fields, Oracle, parseAll, type Message } from './fixtures/oracle.ts';
 import { startRecorder, type Recorder } from './fixtures/recorder.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { request, startNode, freePort, type Proc } from '@cluster-session/testkit';
-import { balancer, instances, raw, until, type Instance } from './helpers.ts';
+import { freePort, type Proc, request, startNode, until } from '@cluster-session/testkit';
+import { balancer, instances, raw, type Instance } from './helpers.ts';
 
 const fixture = new URL('./fixtures/instance.ts', import.meta.url).pathname;
 

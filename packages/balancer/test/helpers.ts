@@ -44,15 +44,6 @@ export function statusOf(text: string): number {
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
 }
 
-/** Waits until `fn` returns true, polling; throws with `what` after `timeoutMs` (a bound, not a timing check). */
-export async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 export interface Exchange {
   /** Everything the balancer sent back. */
   bytes: Buffer;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { request } from '@cluster-session/testkit';
+import { request, until } from '@cluster-session/testkit';
 import type { Balancer } from '@cluster-session/balancer';
-import { balancer, createInstance, raw, statusOf, until, type Instance } from './helpers.ts';
+import { balancer, createInstance, raw, statusOf, type Instance } from './helpers.ts';
 import { connectWs } from './ws.ts';
 
 describe('connection lifecycle and limits', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, test } from 'node:test';
-import { request } from '@cluster-session/testkit';
+import { request, until } from '@cluster-session/testkit';
 import { UnknownUpstreamError } from '@cluster-session/balancer';
-import { balancer, instances, until } from './helpers.ts';
+import { balancer, instances } from './helpers.ts';
 
 describe('runtime changes', () => {
   test('add, drain and remove under load drop no request', async () => {
@@ -74,13 +74,21 @@ describe('runtime changes', () => {
 
   test('invalid options fail at startup with the option, the value and the fix', async () => {
     const { createBalancer } = await import('@cluster-session/balancer');
-    await assert.rejects(createBalancer({ listen: 0, upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /upstreams = .*non-empty array/ });
-    await assert.rejects(createBalancer({ listen: 0, upstreams: ['ftp://x'] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /upstreams\[0\]\.url = "ftp:\/\/x".*http:\/\// });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: [] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /^createBalancer: option upstreams is \[\]: expected a non-empty array of URLs\. Example: upstreams: \['http:/ });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['ftp://x'] }), { code: 'CS_ERR_BALANCER_CONFIG', message: /option upstreams\[0\]\.url is "ftp:\/\/x": expected an http:\/\/ URL/ });
     await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], strategy: 'random' as never }), {
-      message: /strategy = "random" is invalid: expected round-robin \| least-conn \| ip-hash \| cookie/,
+      message: /option strategy is "random": expected round-robin \| least-conn \| ip-hash \| cookie/,
     });
-    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], health: { interval: -1 } }), { message: /health\.interval = -1/ });
-    await assert.rejects(createBalancer({ listen: 70000, upstreams: ['http://127.0.0.1:1'] }), { message: /listen = 70000/ });
+    // Unknown keys are refused with the key they most likely meant, at any depth.
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], stratgey: 'cookie' } as never), {
+      code: 'CS_ERR_BALANCER_CONFIG',
+      message: /^createBalancer: unknown option stratgey: did you mean strategy\? Fix: rename it to strategy\.$/,
+    });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], timeouts: { conect: 5 } } as never), {
+      message: /unknown option timeouts\.conect: did you mean timeouts\.connect\?/,
+    });
+    await assert.rejects(createBalancer({ listen: 0, upstreams: ['http://127.0.0.1:1'], health: { interval: -1 } }), { message: /option health\.interval is -1: expected milliseconds, at least 50/ });
+    await assert.rejects(createBalancer({ listen: 70000, upstreams: ['http://127.0.0.1:1'] }), { message: /option listen is 70000: expected a port number or \{ port, host \}/ });
     const lb = await balancer({ upstreams: ['http://127.0.0.1:1'], health: false });
     try {
       await assert.rejects(createBalancer({ listen: Number(new URL(lb.url).port), upstreams: ['http://127.0.0.1:1'] }), {

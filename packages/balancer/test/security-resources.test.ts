@@ -8,7 +8,8 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Balancer } from '@cluster-session/balancer';
 import { balancerConfig } from '../src/options.ts';
-import { balancer, codeOf, exchange, statusOf, until } from './helpers.ts';
+import { balancer, codeOf, exchange, statusOf } from './helpers.ts';
+import { until } from '@cluster-session/testkit';
 import { Oracle } from './fixtures/oracle.ts';
 import { startRecorder, type Recorder } from './fixtures/recorder.ts';
 

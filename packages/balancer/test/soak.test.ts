@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
-import { balancer, instances, until } from './helpers.ts';
+import { until } from '@cluster-session/testkit';
+import { balancer, instances } from './helpers.ts';
 import { connectWs } from './ws.ts';
 
 test('mixed traffic for 3 s (pipelining, bodies, aborts, broken instances, WebSocket): no internal error, nothing leaks', async () => {

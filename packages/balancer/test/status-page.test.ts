@@ -37,8 +37,13 @@ describe('status page', () => {
     );
     for (const key of ['active', 'errors', 'retries', 'responses', 'lastCheck']) assert.ok(key in s.upstreams[0], key);
     assert.deepEqual((await request(`${lb.adminUrl}/healthz`)).json, { ok: true, up: 2 });
-    assert.equal((await request(`${lb.adminUrl}/nope`)).status, 404);
-    assert.equal((await request(`${lb.adminUrl}/status.json`, { method: 'POST' })).status, 405);
+    const missing = await request(`${lb.adminUrl}/nope`);
+    assert.equal(missing.status, 404);
+    assert.deepEqual(missing.json, { error: 'not found', code: 'CS_ERR_BALANCER_BAD_REQUEST' }, "core's JSON error answer");
+    assert.equal(missing.headers['cache-control'], 'no-store');
+    const post = await request(`${lb.adminUrl}/status.json`, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
   });
 
   test('HTML in headless Chromium: renders the instances and follows a state change live', { skip: noChromium }, async () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { request } from '@cluster-session/testkit';
-import { balancer, instances, until, type Instance } from './helpers.ts';
+import { request, until } from '@cluster-session/testkit';
+import { balancer, instances, type Instance } from './helpers.ts';
 
 const NO_HEALTH = { health: false as const };
 

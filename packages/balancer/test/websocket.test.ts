@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type net from 'node:net';
-import { request } from '@cluster-session/testkit';
+import { request, until } from '@cluster-session/testkit';
 import { after, before, describe, test } from 'node:test';
-import { balancer, instances, until, type Instance } from './helpers.ts';
+import { balancer, instances, type Instance } from './helpers.ts';
 import { connectWs } from './ws.ts';
 
 describe('WebSocket', () => {

@@ -2,7 +2,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ClusterConfigError, ClusterControlError, ClusterNameInUseError } from './errors.ts';
+import {
+  ClusterConfigError,
+  ClusterControlError,
+  ClusterControlTimeoutError,
+  ClusterNameInUseError,
+  ClusterNotRunningError,
+  errorFromControl,
+} from './errors.ts';
 
 /**
  * The control socket: a unix socket per cluster name, newline-delimited JSON, one request per connection.
@@ -43,7 +50,7 @@ function probe(socketPath: string): Promise<boolean> {
   });
 }
 
-export type ControlHandler = (command: ControlCommand) => Promise<unknown>;
+type ControlHandler = (command: ControlCommand) => Promise<unknown>;
 
 /** Listens on `socketPath`; a stale socket left by a killed primary is replaced, a live one is an error. */
 export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {
@@ -78,13 +85,13 @@ export async function startControlServer(socketPath: string, handler: ControlHan
         command = undefined;
       }
       if (command !== 'status' && command !== 'reload' && command !== 'stop') {
-        socket.end(`${JSON.stringify({ ok: false, error: { code: 'CS_ERR_CLUSTER_CONTROL', message: 'unknown command' } })}\n`);
+        socket.end(`${JSON.stringify({ ok: false, error: { code: ClusterControlError.code, message: 'unknown command' } })}\n`);
         return;
       }
       handler(command).then(
         (result) => socket.end(`${JSON.stringify({ ok: true, result })}\n`),
         (err: { message?: string; code?: string }) =>
-          socket.end(`${JSON.stringify({ ok: false, error: { code: err.code ?? 'CS_ERR_CLUSTER_CONTROL', message: err.message ?? String(err) } })}\n`),
+          socket.end(`${JSON.stringify({ ok: false, error: { code: err.code ?? ClusterControlError.code, message: err.message ?? String(err) } })}\n`),
       );
     });
   });
@@ -108,7 +115,7 @@ export function controlRequest(socketPath: string, command: ControlCommand, time
     socket.setEncoding('utf8');
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new ClusterControlError(`no answer from ${socketPath} within ${timeoutMs} ms`, 'CS_ERR_CLUSTER_CONTROL_TIMEOUT'));
+      reject(new ClusterControlTimeoutError(`no answer from ${socketPath} within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.once('connect', () => socket.write(`${JSON.stringify({ command })}\n`));
     socket.on('data', (chunk: string) => (data += chunk));
@@ -116,7 +123,7 @@ export function controlRequest(socketPath: string, command: ControlCommand, time
       clearTimeout(timer);
       reject(
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-          ? new ClusterControlError(`no cluster is running at ${socketPath} (${err.code})`, 'CS_ERR_CLUSTER_NOT_RUNNING')
+          ? new ClusterNotRunningError(`no cluster is running at ${socketPath} (${err.code})`)
           : new ClusterControlError(`control socket ${socketPath}: ${err.message}`),
       );
     });
@@ -129,7 +136,7 @@ export function controlRequest(socketPath: string, command: ControlCommand, time
         return reject(new ClusterControlError(`control socket ${socketPath} closed without an answer`));
       }
       if (reply.ok) resolve(reply.result);
-      else reject(new ClusterControlError(reply.error?.message ?? 'failed', reply.error?.code));
+      else reject(errorFromControl(reply.error?.code, reply.error?.message ?? 'failed'));
     });
   });
 }

@@ -15,7 +15,7 @@ import type { WorkerProcess } from './worker-process.ts';
  */
 
 /** A worker takes a connection only within this window after it was sent; later it declines (conn-nack). */
-export const ACCEPT_WINDOW_MS = 1_000;
+const ACCEPT_WINDOW_MS = 1_000;
 /**
  * The primary re-routes an unacknowledged socket only after the worker's own window closed plus this margin, so
  * a worker can never take a socket the primary already gave to another one (two processes on one connection).

@@ -1,7 +1,7 @@
 export { startCluster } from './start.ts';
 export type { Cluster, StartedCluster, ReloadReport, SlotStatus, SlotState } from './types.ts';
 export { ready, listen } from './worker.ts';
-export { controlPath, controlRequest, runtimeDir, type ControlCommand } from './control.ts';
+export { controlPath, controlRequest, listControlNames, runtimeDir, type ControlCommand } from './control.ts';
 export type { ClusterOptions, StickyOptions, BackoffOptions } from './options.ts';
 export {
   ClusterError,
@@ -9,6 +9,10 @@ export {
   ClusterStartError,
   ClusterNameInUseError,
   ClusterStoppedError,
+  ClusterNotRunningError,
   ClusterControlError,
+  ClusterControlTimeoutError,
   ClusterWorkerError,
+  ClusterNoWorkerError,
+  type ClusterErrorCode,
 } from './errors.ts';

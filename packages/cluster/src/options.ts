@@ -1,124 +1,13 @@
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
+import { fail, opt, parseOptions, s } from '@cluster-session/core';
 import { ClusterConfigError } from './errors.ts';
-
-export interface StickyOptions {
-  /** Port the primary accepts connections on (default: `port`, then the PORT environment variable). */
-  port?: number;
-  /** Address to bind (default: all interfaces, like `app.listen(port)`). */
-  host?: string;
-  /**
-   * Route by the client address in `X-Forwarded-For` of a connection's first request. `true` trusts the direct
-   * peer as the proxy; a list trusts only those proxy addresses (anything else is keyed by its own address).
-   */
-  trustProxy?: boolean | readonly string[];
-}
-
-export interface BackoffOptions {
-  /** First restart delay in ms (default 100). Doubles on each consecutive crash. */
-  initial?: number;
-  /** Ceiling of the restart delay in ms (default 15000). */
-  max?: number;
-  /** Uptime in ms after which a worker counts as stable and the delay resets (default 30000). */
-  stableAfter?: number;
-}
-
-export interface ClusterOptions {
-  /** The app's entry file (ESM, CommonJS or TypeScript). */
-  entry: string;
-  /** Worker count: a number or 'max' (CPU count). Default: WORKERS env, else CPU count. */
-  workers?: number | 'max';
-  /** Sets PORT for the workers (and is the sticky port unless `sticky.port` is given). */
-  port?: number;
-  /** Route connections by client address through the primary (fallback for state that is not shared). */
-  sticky?: boolean | StickyOptions;
-  /** Cluster name: prefixes logs, names the control socket. Default: the entry's base name. */
-  name?: string;
-  /** Wait for the app's explicit `ready()` instead of the first `listening` (PM2's wait_ready). */
-  waitReady?: boolean;
-  /** A worker not ready within this many ms has FAILED (default 10000). */
-  readyTimeout?: number;
-  /** A retiring worker still alive this many ms after retirement began is killed (default 5000). */
-  killTimeout?: number;
-  /** Replace (through the reload path) a worker whose RSS exceeds this: bytes, or '512M', '1G'. */
-  maxMemory?: number | string;
-  /** How often to sample worker memory when `maxMemory` is set, in ms (default 10000). */
-  memoryCheckInterval?: number;
-  /** Extra environment for the workers (merged over process.env). */
-  env?: Record<string, string | undefined>;
-  /** Arguments passed to the entry (process.argv.slice(2) in the worker). */
-  args?: readonly string[];
-  /** Extra Node flags for the workers. */
-  execArgv?: readonly string[];
-  backoff?: BackoffOptions;
-  /** Consecutive unstable crashes after which a slot is parked (default 10). A reload revives parked slots. */
-  maxRestarts?: number;
-  /** 'rr': the primary deals connections round robin (default); 'os': workers accept on a shared socket. */
-  schedulingPolicy?: 'rr' | 'os';
-  /** Control socket for `cluster-session reload|status|stop`: true (default), false, or a socket path. */
-  control?: boolean | string;
-  /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
-  log?: (line: string) => void;
-  /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). Default true. */
-  signals?: boolean;
-}
-
-export interface ResolvedOptions {
-  entry: string;
-  workers: number;
-  port: number | undefined;
-  sticky: { port: number; host: string | undefined; trustProxy: boolean | readonly string[] } | undefined;
-  name: string;
-  waitReady: boolean;
-  readyTimeout: number;
-  killTimeout: number;
-  maxMemory: number | undefined;
-  memoryCheckInterval: number;
-  env: Record<string, string | undefined>;
-  args: readonly string[];
-  execArgv: readonly string[];
-  backoff: Required<BackoffOptions>;
-  maxRestarts: number;
-  schedulingPolicy: 'rr' | 'os';
-  control: string | false;
-  log: ((line: string) => void) | undefined;
-}
-
-const KNOWN = new Set([
-  'entry', 'workers', 'port', 'sticky', 'name', 'waitReady', 'readyTimeout', 'killTimeout', 'maxMemory',
-  'memoryCheckInterval', 'env', 'args', 'execArgv', 'backoff', 'maxRestarts', 'schedulingPolicy', 'control', 'log', 'signals',
-]);
-
-function fail(option: string, value: unknown, allowed: string): never {
-  let shown: string;
-  try {
-    shown = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
-  } catch {
-    shown = String(value);
-  }
-  throw new ClusterConfigError(`startCluster: option "${option}" is ${shown}; ${allowed}`);
-}
-
-function ms(option: string, value: unknown, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    fail(option, value, `expected an integer number of milliseconds >= ${min}`);
-  }
-  return value;
-}
-
-function portOf(option: string, value: unknown): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) fail(option, value, 'expected a port number 0-65535');
-  return n;
-}
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
 
 /** Parses a byte size: 1048576, '512M', '1.5G'. Returns undefined when the text is not a size. */
-export function parseBytes(value: number | string): number | undefined {
+function parseBytes(value: number | string): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
@@ -127,115 +16,185 @@ export function parseBytes(value: number | string): number | undefined {
   return n > 0 ? n : undefined;
 }
 
-/** Parses a worker count: a positive integer or 'max'. Returns undefined when invalid. */
-export function parseWorkers(value: unknown): number | undefined {
-  if (value === 'max') return os.availableParallelism();
-  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 1024 ? n : undefined;
+const MS = (min: number) => `an integer number of milliseconds >= ${min}`;
+const ms = (min: number, fallback: number, example: string) => opt(s.number().int().min(min).default(fallback), { allowed: MS(min), example });
+/** A number, or its digits as text (flags and env variables are text). */
+const digits = (n: ReturnType<typeof s.number>) => s.union([n, s.string().regex(/^\d+$/).transform(Number).pipe(n)]);
+const port = () => digits(s.number().int().min(0).max(65535));
+
+const stickySchema = s.strictObject({
+  /** Port the primary accepts connections on (default: `port`, then the PORT environment variable). */
+  port: opt(port().optional(), { allowed: 'a port number 0-65535', example: '3000' }),
+  /** Address to bind (default: all interfaces, like `app.listen(port)`). */
+  host: opt(s.string().min(1).optional(), { allowed: 'a host address', example: "'127.0.0.1'" }),
+  /**
+   * Route by the client address in `X-Forwarded-For` of a connection's first request. `true` trusts the direct
+   * peer as the proxy; a list trusts only those proxy addresses (anything else is keyed by its own address).
+   */
+  trustProxy: opt(s.union([s.boolean(), s.array(s.string())]).default(false), {
+    allowed: 'a boolean or a list of proxy addresses',
+    example: "['127.0.0.1']",
+  }),
+});
+
+/** Every option of startCluster(), described once: the types, defaults and error words derive from here. */
+const schema = s.strictObject({
+  /** The app's entry file (ESM, CommonJS or TypeScript). */
+  entry: opt(s.string().min(1), { allowed: 'the path of the app entry file', example: "'./server.js'" }),
+  /** Worker count: a number or 'max' (CPU count). Default: WORKERS env, else CPU count. */
+  workers: opt(s.union([s.literal('max'), digits(s.number().int().min(1).max(1024))]).optional(), {
+    env: 'WORKERS',
+    allowed: "a positive integer (at most 1024) or 'max'",
+    example: "'max'",
+  }),
+  /** Sets PORT for the workers (and is the sticky port unless `sticky.port` is given). */
+  port: opt(port().optional(), { allowed: 'a port number 0-65535', example: '3000' }),
+  /** Route connections by client address through the primary (fallback for state that is not shared). */
+  sticky: opt(s.union([s.boolean(), stickySchema]).optional(), { allowed: 'true, false or { port, host, trustProxy }', example: 'true' }),
+  /** Cluster name: prefixes logs, names the control socket. Default: the entry's base name. */
+  name: opt(s.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(), {
+    allowed: '1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
+    example: "'app'",
+  }),
+  /** Wait for the app's explicit `ready()` instead of the first `listening` (PM2's wait_ready). */
+  waitReady: opt(s.boolean().default(false), { allowed: 'a boolean', example: 'true' }),
+  /** A worker not ready within this many ms has FAILED. */
+  readyTimeout: ms(1, 10_000, '10000'),
+  /** A retiring worker still alive this many ms after retirement began is killed. */
+  killTimeout: ms(1, 5_000, '5000'),
+  /** Replace (through the reload path) a worker whose RSS exceeds this: bytes, or '512M', '1G'. */
+  maxMemory: opt(
+    s
+      .union([s.number(), s.string()])
+      .transform((v) => parseBytes(v))
+      .pipe(s.number().optional().refine((n) => n !== undefined))
+      .optional(),
+    { allowed: "bytes or a size like '512M' or '1G'", example: "'512M'" },
+  ),
+  /** How often to sample worker memory when `maxMemory` is set, in ms. */
+  memoryCheckInterval: ms(50, 10_000, '10000'),
+  /** Extra environment for the workers (merged over process.env). */
+  env: opt(s.record(s.string().optional()).default({}), { allowed: 'an object of strings', example: "{ NODE_ENV: 'production' }" }),
+  /** Arguments passed to the entry (process.argv.slice(2) in the worker). */
+  args: opt(s.array(s.string()).default([]), { allowed: 'an array of strings', example: "['--verbose']" }),
+  /** Extra Node flags for the workers. */
+  execArgv: opt(s.array(s.string()).default([]), { allowed: 'an array of strings', example: "['--max-old-space-size=512']" }),
+  backoff: s
+    .strictObject({
+      /** First restart delay in ms. Doubles on each consecutive crash. */
+      initial: ms(1, 100, '100'),
+      /** Ceiling of the restart delay in ms. */
+      max: ms(1, 15_000, '15000'),
+      /** Uptime in ms after which a worker counts as stable and the delay resets. */
+      stableAfter: ms(1, 30_000, '30000'),
+    })
+    .prefault({}),
+  /** Consecutive unstable crashes after which a slot is parked. A reload revives parked slots. */
+  maxRestarts: opt(s.number().int().min(0).default(10), { allowed: 'an integer >= 0', example: '10' }),
+  /** 'rr': the primary deals connections round robin; 'os': workers accept on a shared socket. */
+  schedulingPolicy: opt(s.enum(['rr', 'os']).default('rr'), { allowed: "'rr' or 'os'", example: "'rr'" }),
+  /** Control socket for `cluster-session reload|status|stop`: true (default), false, or a socket path. */
+  control: opt(s.union([s.boolean(), s.string().min(1)]).default(true), { allowed: 'true, false or a unix socket path', example: 'true' }),
+  /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
+  log: opt(s.custom<(line: string) => void>((v) => typeof v === 'function').optional(), { allowed: 'a function (line: string) => void' }),
+  /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
+  signals: opt(s.boolean().default(true), { allowed: 'a boolean', example: 'false' }),
+});
+
+/** What startCluster() accepts. */
+export type ClusterOptions = s.input<typeof schema>;
+export type StickyOptions = s.input<typeof stickySchema>;
+export type BackoffOptions = NonNullable<s.input<typeof schema>['backoff']>;
+
+export interface ResolvedOptions {
+  readonly entry: string;
+  readonly workers: number;
+  readonly port: number | undefined;
+  readonly sticky: { readonly port: number; readonly host: string | undefined; readonly trustProxy: boolean | readonly string[] } | undefined;
+  readonly name: string;
+  readonly waitReady: boolean;
+  readonly readyTimeout: number;
+  readonly killTimeout: number;
+  readonly maxMemory: number | undefined;
+  readonly memoryCheckInterval: number;
+  /** The workers' extra environment (without the contract variables, which the primary adds). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Generate one development SESSION_SECRET for every worker (none given, not production). */
+  readonly generateSecret: boolean;
+  readonly args: readonly string[];
+  readonly execArgv: readonly string[];
+  readonly backoff: { readonly initial: number; readonly max: number; readonly stableAfter: number };
+  readonly maxRestarts: number;
+  readonly schedulingPolicy: 'rr' | 'os';
+  readonly control: string | false;
+  readonly signals: boolean;
+  readonly log: ((line: string) => void) | undefined;
 }
 
-export function defaultName(entry: string): string {
+function defaultName(entry: string): string {
   return path.basename(entry).replace(/\.[cm]?[jt]sx?$/, '') || 'app';
 }
 
-/** Validates everything once, where options enter; the rest of the package trusts the result. */
-export function resolveOptions(input: ClusterOptions, controlPath: (name: string) => string): ResolvedOptions {
-  if (input === null || typeof input !== 'object') fail('options', input, 'expected an object like { entry: "./server.js" }');
-  for (const key of Object.keys(input)) {
-    if (!KNOWN.has(key)) fail(key, '(unknown option)', `known options are: ${[...KNOWN].join(', ')}`);
-  }
-  if (typeof input.entry !== 'string' || input.entry === '') fail('entry', input.entry, 'expected the path of the app entry file');
-  const entry = path.resolve(input.entry);
-  if (!existsSync(entry)) fail('entry', input.entry, `no file at ${entry}; pass the path of your server file`);
+const ctx = { where: 'startCluster', error: ClusterConfigError };
+type Env = Readonly<Record<string, string | undefined>>;
 
-  let workers: number;
-  if (input.workers !== undefined) {
-    workers = parseWorkers(input.workers) ?? fail('workers', input.workers, "expected a positive integer or 'max'");
-  } else if (process.env.WORKERS) {
-    workers = parseWorkers(process.env.WORKERS) ?? fail('workers (WORKERS env)', process.env.WORKERS, "expected a positive integer or 'max'");
-  } else {
-    workers = os.availableParallelism();
-  }
+/**
+ * Validates everything once, where options enter; the rest of the package trusts the result. Pure: `env` is the
+ * primary's environment (WORKERS, PORT, NODE_ENV, SESSION_SECRET), `controlPath` maps a name to its socket.
+ */
+export function resolveOptions(input: ClusterOptions, env: Env, controlPath: (name: string) => string): ResolvedOptions {
+  const o = parseOptions(schema, input, ctx, { env });
+  const entry = path.resolve(o.entry);
+  if (!existsSync(entry)) fail(ctx, { option: 'entry', value: o.entry, allowed: 'the path of an existing file', fix: `no file at ${entry}: pass the path of your server file` });
 
-  const env = input.env ?? {};
-  if (typeof env !== 'object' || env === null) fail('env', env, 'expected an object of strings');
-  const port = portOf('port', input.port);
+  const workerEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.env)) if (v !== undefined) workerEnv[k] = v;
+  const seen = (name: string) => workerEnv[name] ?? env[name];
 
   let sticky: ResolvedOptions['sticky'];
-  if (input.sticky !== undefined && input.sticky !== false) {
-    const s: StickyOptions = input.sticky === true ? {} : input.sticky;
-    if (typeof s !== 'object' || s === null) fail('sticky', input.sticky, 'expected true, false or { port, host, trustProxy }');
-    const p = portOf('sticky.port', s.port) ?? port ?? portOf('PORT env', env.PORT ?? process.env.PORT);
-    if (p === undefined) fail('sticky.port', undefined, 'sticky mode needs a port: pass sticky: { port } or port, or set PORT');
-    const tp = s.trustProxy ?? false;
-    if (typeof tp !== 'boolean' && !(Array.isArray(tp) && tp.every((a) => typeof a === 'string'))) {
-      fail('sticky.trustProxy', tp, 'expected a boolean or a list of proxy addresses');
+  if (o.sticky !== undefined && o.sticky !== false) {
+    const s = o.sticky === true ? { port: undefined, host: undefined, trustProxy: false } : o.sticky;
+    const fromEnv = seen('PORT');
+    const p = s.port ?? o.port ?? (fromEnv && /^\d+$/.test(fromEnv) && Number(fromEnv) <= 65535 ? Number(fromEnv) : undefined);
+    if (p === undefined) {
+      fail(ctx, { option: 'sticky.port', value: fromEnv || undefined, env: 'PORT', allowed: 'a port number 0-65535', fix: 'sticky mode needs a port: pass sticky: { port } or port, or set PORT' });
     }
-    if (s.host !== undefined && typeof s.host !== 'string') fail('sticky.host', s.host, 'expected a host address string');
-    sticky = { port: p, host: s.host, trustProxy: tp };
+    sticky = Object.freeze({ port: p, host: s.host, trustProxy: s.trustProxy });
   }
-
-  const name = input.name ?? defaultName(entry);
-  if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
-    fail('name', name, 'expected 1-64 characters of letters, digits, ".", "_" or "-"');
+  if (o.backoff.max < o.backoff.initial) {
+    fail(ctx, { option: 'backoff.max', value: o.backoff.max, allowed: `a delay >= backoff.initial (${o.backoff.initial} ms)`, fix: 'raise backoff.max or lower backoff.initial' });
   }
-
-  let maxMemory: number | undefined;
-  if (input.maxMemory !== undefined) {
-    maxMemory = parseBytes(input.maxMemory) ?? fail('maxMemory', input.maxMemory, "expected bytes or a size like '512M' or '1G'");
+  const name = o.name ?? defaultName(entry);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    fail(ctx, { option: 'name', value: name, allowed: '1-64 characters of letters, digits, ".", "_" or "-"', fix: `the entry's base name cannot be used: pass a name` });
   }
+  const production = (seen('NODE_ENV') ?? '') === 'production';
 
-  const b = input.backoff ?? {};
-  if (typeof b !== 'object' || b === null) fail('backoff', b, 'expected { initial, max, stableAfter } in ms');
-  const backoff = {
-    initial: ms('backoff.initial', b.initial, 100, 1),
-    max: ms('backoff.max', b.max, 15_000, 1),
-    stableAfter: ms('backoff.stableAfter', b.stableAfter, 30_000, 1),
-  };
-  if (backoff.max < backoff.initial) fail('backoff.max', backoff.max, `expected >= backoff.initial (${backoff.initial})`);
-
-  const policy = input.schedulingPolicy ?? 'rr';
-  if (policy !== 'rr' && policy !== 'os') fail('schedulingPolicy', policy, "expected 'rr' or 'os'");
-
-  let control: string | false;
-  if (input.control === undefined || input.control === true) control = controlPath(name);
-  else if (input.control === false) control = false;
-  else if (typeof input.control === 'string' && input.control !== '') control = path.resolve(input.control);
-  else fail('control', input.control, 'expected true, false or a unix socket path');
-
-  for (const [key, list] of [['args', input.args], ['execArgv', input.execArgv]] as const) {
-    if (list !== undefined && !(Array.isArray(list) && list.every((a) => typeof a === 'string'))) fail(key, list, 'expected an array of strings');
-  }
-  if (input.log !== undefined && typeof input.log !== 'function') fail('log', input.log, 'expected a function (line: string) => void');
-  for (const key of ['waitReady', 'signals'] as const) {
-    if (input[key] !== undefined && typeof input[key] !== 'boolean') fail(key, input[key], 'expected a boolean');
-  }
-  const maxRestarts = input.maxRestarts ?? 10;
-  if (!Number.isInteger(maxRestarts) || maxRestarts < 0) fail('maxRestarts', maxRestarts, 'expected an integer >= 0');
-
-  return {
+  return Object.freeze({
     entry,
-    workers,
-    port,
+    workers: o.workers === undefined || o.workers === 'max' ? os.availableParallelism() : o.workers,
+    port: o.port,
     sticky,
     name,
-    waitReady: input.waitReady ?? false,
-    readyTimeout: ms('readyTimeout', input.readyTimeout, 10_000, 1),
-    killTimeout: ms('killTimeout', input.killTimeout, 5_000, 1),
-    maxMemory,
-    memoryCheckInterval: ms('memoryCheckInterval', input.memoryCheckInterval, 10_000, 50),
-    env,
-    args: input.args ?? [],
-    execArgv: input.execArgv ?? [],
-    backoff,
-    maxRestarts,
-    schedulingPolicy: policy,
-    control,
-    log: input.log,
-  };
+    waitReady: o.waitReady,
+    readyTimeout: o.readyTimeout,
+    killTimeout: o.killTimeout,
+    maxMemory: o.maxMemory,
+    memoryCheckInterval: o.memoryCheckInterval,
+    env: Object.freeze(workerEnv),
+    generateSecret: !seen('SESSION_SECRET') && !production,
+    args: o.args,
+    execArgv: o.execArgv,
+    backoff: o.backoff,
+    maxRestarts: o.maxRestarts,
+    schedulingPolicy: o.schedulingPolicy,
+    control: o.control === true ? controlPath(name) : o.control === false ? false : path.resolve(o.control),
+    signals: o.signals,
+    log: o.log,
+  });
 }
 
 /** Restart delay after the n-th consecutive unstable crash (n >= 1): initial, 2x, 4x, ... capped at max. */
-export function backoffDelay(n: number, backoff: Required<BackoffOptions>): number {
+export function backoffDelay(n: number, backoff: ResolvedOptions['backoff']): number {
   return Math.min(backoff.max, backoff.initial * 2 ** Math.min(n - 1, 30));
 }

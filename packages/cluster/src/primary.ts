@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import type net from 'node:net';
+import { clusterEnv, slotEnv } from '@cluster-session/core';
 import { rank } from '@cluster-session/hash';
 import { startControlServer } from './control.ts';
 import { ClusterStartError, ClusterStoppedError } from './errors.ts';
@@ -49,24 +50,22 @@ export class ClusterPrimary implements Cluster {
     this.#slots = Array.from({ length: o.workers }, (_, id) => ({
       id, worker: undefined, restarts: 0, consecutive: 0, timer: undefined, nextStartAt: undefined, parked: false, lastExit: undefined,
     }));
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(o.env)) if (v !== undefined) env[k] = v;
-    const port = o.sticky?.port ?? o.port;
-    if (port !== undefined) env.PORT = String(port);
-    const nodeEnv = o.env.NODE_ENV ?? process.env.NODE_ENV;
-    if (!(o.env.SESSION_SECRET ?? process.env.SESSION_SECRET) && nodeEnv !== 'production') {
-      // Generated once per primary, so every worker (restarted ones too) signs and verifies with the same key.
-      env.SESSION_SECRET = randomBytes(32).toString('base64url');
-    }
-    Object.assign(env, {
-      CLUSTER_SESSION_WORKERS: String(o.workers),
-      CLUSTER_SESSION_STICKY: o.sticky ? '1' : '0',
-      CLUSTER_SESSION_NAME: o.name,
-      CLUSTER_SESSION_WAIT_READY: o.waitReady ? '1' : '0',
-    });
-    if (o.sticky?.host) env.CLUSTER_SESSION_HOST = o.sticky.host;
-    // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
-    env.CLUSTER_SESSION_POLICY = o.schedulingPolicy;
+    // What every worker gets: the app's extra environment, then the contract (core's worker-env.ts).
+    const env: Record<string, string> = {
+      ...o.env,
+      ...clusterEnv({
+        workers: o.workers,
+        sticky: o.sticky !== undefined,
+        name: o.name,
+        waitReady: o.waitReady,
+        // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
+        policy: o.schedulingPolicy,
+        host: o.sticky?.host,
+        port: o.sticky?.port ?? o.port,
+        // Generated once per primary, so every worker (restarted ones too) signs and verifies with the same key.
+        secret: o.generateSecret ? randomBytes(32).toString('base64url') : undefined,
+      }),
+    };
     this.#env = env;
     if (!o.sticky && o.schedulingPolicy === 'rr') this.#rr = new RoundRobinListeners(this.#handoff);
     this.#hooks = {
@@ -123,7 +122,7 @@ export class ClusterPrimary implements Cluster {
   }
 
   #spawn(slot: number): WorkerProcess {
-    const wp = new WorkerProcess(slot, { ...this.#env, CLUSTER_SESSION_SLOT: String(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks);
+    const wp = new WorkerProcess(slot, { ...this.#env, ...slotEnv(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks);
     this.#live.add(wp);
     void wp.exited.then((info) => {
       this.#live.delete(wp);

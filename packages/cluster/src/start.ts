@@ -16,14 +16,14 @@ let running = false;
 export async function startCluster(options: ClusterOptions): Promise<StartedCluster> {
   if (!cluster.isPrimary) throw new ClusterConfigError('startCluster() runs in the primary; it was called inside a worker');
   if (running) throw new ClusterConfigError('startCluster(): a cluster already runs in this process; one primary per process');
-  const o = resolveOptions(options, controlPath);
-  const signals = options.signals ?? true;
+  const o = resolveOptions(options, process.env, controlPath);
+  const signals = o.signals;
   running = true;
 
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
   // Running from sources: workspace imports must resolve to src/ in the workers too.
-  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=source') || a === '-C')) {
-    execArgv.push('--conditions=source');
+  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source') || a === '-C')) {
+    execArgv.push('--conditions=@cluster-session/source');
   }
   const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
   cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;

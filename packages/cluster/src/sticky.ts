@@ -1,5 +1,7 @@
 import net from 'node:net';
 import { isIP } from 'node:net';
+import { answerFrom, rawAnswer } from '@cluster-session/core';
+import { ClusterNoWorkerError } from './errors.ts';
 
 /**
  * The primary's side of sticky mode: it accepts every connection and hands the socket to the worker chosen for
@@ -7,9 +9,9 @@ import { isIP } from 'node:net';
  */
 
 /** Hands the socket to a worker; false when no worker can take it now. */
-export type Route = (key: string, socket: net.Socket, head: Buffer | undefined) => boolean;
+type Route = (key: string, socket: net.Socket, head: Buffer | undefined) => boolean;
 
-export interface StickyRouterOptions {
+interface StickyRouterOptions {
   port: number;
   host: string | undefined;
   trustProxy: boolean | readonly string[];
@@ -20,7 +22,7 @@ export interface StickyRouterOptions {
 const MAX_HEAD = 16 * 1024;
 const HEAD_TIMEOUT_MS = 5_000;
 
-export function normalizeAddress(address: string | undefined): string {
+function normalizeAddress(address: string | undefined): string {
   if (!address) return 'unknown';
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
@@ -82,6 +84,8 @@ function readHead(socket: net.Socket): Promise<Buffer> {
 
 // How long a refused connection that sent nothing yet may take to show its first bytes (HTTP or TLS).
 const REFUSE_PEEK_MS = 2_000;
+/** The answer to a plain-HTTP client no worker can take: the suite's JSON error answer (503, Retry-After: 1). */
+const NO_WORKER = rawAnswer(answerFrom(new ClusterNoWorkerError('no worker is ready')), { close: true });
 
 /**
  * No worker can take the connection: a plain-HTTP client gets a 503 it can understand, anything else a close.
@@ -100,7 +104,7 @@ export function refuse(socket: net.Socket, head: Buffer | undefined): void {
     return;
   }
   if (head.length > 0 && head[0] !== 0x16) {
-    socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n');
+    socket.end(NO_WORKER);
     // The rest of the request is never read; do not let it hold the socket open.
     socket.setTimeout(REFUSE_PEEK_MS, () => socket.destroy());
   } else {

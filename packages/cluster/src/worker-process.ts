@@ -3,9 +3,9 @@ import type net from 'node:net';
 import { pipeLines } from './output.ts';
 import { isToPrimary, type ToPrimary, type ToWorker } from './protocol.ts';
 
-export type WorkerPhase = 'starting' | 'ready' | 'retiring' | 'exited';
+type WorkerPhase = 'starting' | 'ready' | 'retiring' | 'exited';
 
-export interface ExitInfo {
+interface ExitInfo {
   code: number | null;
   signal: string | null;
   /** Human-readable: "exited with code 1", "killed by SIGKILL", "not ready within 1000 ms (readyTimeout)". */
@@ -23,7 +23,7 @@ export interface WorkerHooks {
   disconnected(wp: WorkerProcess): void;
 }
 
-export interface WorkerStats {
+interface WorkerStats {
   rss: number;
   requests: number;
 }

@@ -2,6 +2,7 @@ import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
+import { readWorkerEnv, type WorkerEnv } from '@cluster-session/core';
 import { ClusterWorkerError } from './errors.ts';
 import { monotonicMs, type ToPrimary, type ToWorker } from './protocol.ts';
 
@@ -58,10 +59,12 @@ const st: WorkerState = (g[KEY] ??= {
  */
 const IDLE_GRACE_MS = 500;
 
-const managed = (): boolean => typeof process.send === 'function' && process.env.CLUSTER_SESSION_SLOT !== undefined;
-const stickyMode = (): boolean => process.env.CLUSTER_SESSION_STICKY === '1';
-const waitReady = (): boolean => process.env.CLUSTER_SESSION_WAIT_READY === '1';
-const roundRobin = (): boolean => !stickyMode() && process.env.CLUSTER_SESSION_POLICY === 'rr';
+/** What the primary told this worker (core's worker environment contract); undefined outside a cluster. */
+const contract = (): WorkerEnv | undefined => (typeof process.send === 'function' ? readWorkerEnv(process.env) : undefined);
+const managed = (): boolean => contract() !== undefined;
+const stickyMode = (): boolean => contract()?.sticky === true;
+const waitReady = (): boolean => contract()?.waitReady === true;
+const roundRobin = (): boolean => !stickyMode() && contract()?.policy === 'rr';
 
 function send(msg: ToPrimary): void {
   if (process.connected) process.send!(msg, undefined, {}, () => {});
@@ -202,7 +205,7 @@ const pendingListens = new Map<number, (reply: ListenReply) => void>();
 let nextListenId = 1;
 
 function interceptListen(): void {
-  const appPort = process.env.PORT !== undefined && /^\d+$/.test(process.env.PORT) ? Number(process.env.PORT) : undefined;
+  const appPort = contract()?.port;
   if (appPort === undefined) return; // no PORT: nothing to intercept; other ports use node:cluster as usual
   const original = net.Server.prototype.listen;
   net.Server.prototype.listen = function (this: net.Server, ...args: unknown[]) {
@@ -221,7 +224,7 @@ function interceptListen(): void {
       markListening();
     };
     if (!roundRobin()) {
-      const address = { address: process.env.CLUSTER_SESSION_HOST || '::', family: 'IPv6', port: appPort };
+      const address = { address: contract()?.host ?? '::', family: 'IPv6', port: appPort };
       process.nextTick(listening, address);
       return this;
     }

@@ -11,8 +11,8 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort } from '@cluster-session/testkit';
-import { alive, apiPrimary, FIXTURES, get, runCli, scratch, sleep } from './helpers.ts';
+import { freePort, sleep } from '@cluster-session/testkit';
+import { alive, apiPrimary, FIXTURES, get, runCli, scratch } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -135,6 +135,7 @@ test('rr: with no worker ready a plain HTTP client gets 503 from the primary (no
   const r = await get(`http://127.0.0.1:${port}/`);
   assert.equal(r.status, 503);
   assert.equal(r.headers['retry-after'], '1');
+  assert.deepEqual(r.json, { error: 'no worker is ready to take this request', code: 'CS_ERR_CLUSTER_NO_WORKER' }, "core's JSON error answer");
   assert.ok(alive(primary.pid));
 });
 

@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startNode, startProcess, type Proc } from '@cluster-session/testkit';
 
-export const BIN = new URL('../bin/cluster-session.js', import.meta.url).pathname;
+/** The `cluster-session` binary (@cluster-session/cli): these suites drive the cluster through it, as users do. */
+export const BIN = fileURLToPath(new URL('bin/cluster-session.js', import.meta.resolve('@cluster-session/cli/package.json')));
 export const FIXTURES = new URL('./fixtures/', import.meta.url).pathname;
 const AUTOCANNON = new URL('../../../node_modules/autocannon/autocannon.js', import.meta.url).pathname;
 
@@ -85,22 +87,9 @@ export function load(url: string, opts: { connections: number; seconds: number; 
   return { proc, result };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Count of non-overlapping matches of `re` in `text`. */
 export function count(text: string, re: RegExp): number {
   return text.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`))?.length ?? 0;
-}
-
-/** Polls `fn` until it returns a truthy value (bounded). */
-export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
 }
 
 export function alive(pid: number): boolean {

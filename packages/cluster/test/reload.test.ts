@@ -3,8 +3,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { freePort } from '@cluster-session/testkit';
-import { apiPrimary, cli, count, FIXTURES, get, load, runCli, scratch, sleep, until } from './helpers.ts';
+import { freePort, sleep, until } from '@cluster-session/testkit';
+import { apiPrimary, cli, count, FIXTURES, get, load, runCli, scratch } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -46,14 +46,14 @@ describe('rolling reload', () => {
     });
     await sleep(1000);
     proc.child.kill('SIGHUP');
-    await until(() => count(proc.output(), /reload complete/) >= 1, 15_000, 'first reload');
+    await until('first reload', () => count(proc.output(), /reload complete/) >= 1, 15_000);
     await sleep(500);
     const viaCli = await runCli(['reload', '--name', 'loaded'], s.env);
     assert.equal(viaCli.code, 0, viaCli.out);
     assert.match(viaCli.out, /reloaded 2 workers/);
     await sleep(500);
     proc.child.kill('SIGHUP');
-    await until(() => count(proc.output(), /reload complete/) >= 3, 15_000, 'third reload');
+    await until('third reload', () => count(proc.output(), /reload complete/) >= 3, 15_000);
     const r = await result;
     loading = false;
     await Promise.all(strict);

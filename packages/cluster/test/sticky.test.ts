@@ -4,9 +4,9 @@ import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort } from '@cluster-session/testkit';
+import { freePort, sleep, until } from '@cluster-session/testkit';
 import { clientFromForwarded } from '../src/sticky.ts';
-import { alive, apiPrimary, cli, FIXTURES, get, load, runCli, scratch, sleep, until } from './helpers.ts';
+import { alive, apiPrimary, cli, FIXTURES, get, load, runCli, scratch } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -45,10 +45,10 @@ describe('sticky mode', () => {
     process.kill(victim, 'SIGKILL');
     await proc.waitFor(new RegExp(`slot 0 \\(pid ${victim}\\) killed by SIGKILL`));
     // While slot 0 restarts its clients fall over to slot 1; slot 1's clients never move.
-    const replacement = await until(async () => {
+    const replacement = await until('slot 0 restarted', async () => {
       const row = (await status('sticky'))[0]!;
       return row.state === 'ready' && row.pid !== victim ? row.pid : undefined;
-    }, 10_000, 'slot 0 restarted');
+    }, 10_000);
     assert.notEqual(replacement, victim);
     for (const addr of clients) {
       const r = await get(`http://127.0.0.1:${port}/`, { localAddress: addr });
@@ -104,6 +104,7 @@ describe('sticky mode', () => {
     const r = await get(`http://127.0.0.1:${port}/`, { headers: { 'x-forwarded-for': '10.9.9.9' } });
     assert.equal(r.status, 503);
     assert.equal(r.headers['retry-after'], '1');
+    assert.deepEqual(r.json, { error: 'no worker is ready to take this request', code: 'CS_ERR_CLUSTER_NO_WORKER' }, "core's JSON error answer");
     assert.ok(alive(primary.pid));
   });
 

@@ -20,7 +20,7 @@ export interface TokenCodec {
   decode(token: string): Promise<VerifiedToken>;
 }
 
-export interface CodecOptions extends VerifyOptions {
+interface CodecOptions extends VerifyOptions {
   issuer?: string;
   audience?: string;
   encrypt?: EncryptOption;

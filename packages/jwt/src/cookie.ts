@@ -1,52 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { JwtConfigError } from './errors.ts';
-
-export interface CookieOptions {
-  /** Default "session". */
-  name?: string;
-  /** 'auto' (default): Secure when the request came over TLS (or, with trustProxy, X-Forwarded-Proto: https). */
-  secure?: 'auto' | boolean;
-  /** Default 'lax'. 'none' requires secure: true. */
-  sameSite?: 'lax' | 'strict' | 'none';
-  /** Default "/". */
-  path?: string;
-  domain?: string;
-}
 
 export interface ResolvedCookie {
-  name: string;
-  secure: 'auto' | boolean;
-  sameSite: 'Lax' | 'Strict' | 'None';
-  path: string;
-  domain: string | undefined;
+  readonly name: string;
+  readonly secure: 'auto' | boolean;
+  readonly sameSite: 'Lax' | 'Strict' | 'None';
+  readonly path: string;
+  readonly domain: string | undefined;
 }
 
 /** The whole Set-Cookie value (name, value, attributes) must fit browsers' per-cookie limit. */
 export const COOKIE_LIMIT = 4096;
-
-const NAME_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const ATTR_RE = /^[\x21-\x3A\x3C-\x7E]+$/; // printable, no ';' (so no attribute injection)
-
-export function resolveCookie(options: CookieOptions = {}): ResolvedCookie {
-  if (typeof options !== 'object' || options === null) throw new JwtConfigError('cookie: expected an object { name, secure, sameSite, path, domain }.');
-  const name = options.name ?? 'session';
-  if (typeof name !== 'string' || !NAME_RE.test(name)) throw new JwtConfigError(`cookie.name: ${JSON.stringify(name)} is not a valid cookie name (RFC 6265 token characters).`);
-  const secure = options.secure ?? 'auto';
-  if (secure !== 'auto' && typeof secure !== 'boolean') throw new JwtConfigError(`cookie.secure: expected 'auto', true or false, got ${JSON.stringify(secure)}.`);
-  const sameSiteIn = options.sameSite ?? 'lax';
-  const sameSites: Record<string, ResolvedCookie['sameSite']> = { lax: 'Lax', strict: 'Strict', none: 'None' };
-  const sameSite = sameSites[String(sameSiteIn).toLowerCase()];
-  if (!sameSite) throw new JwtConfigError(`cookie.sameSite: expected 'lax', 'strict' or 'none', got ${JSON.stringify(sameSiteIn)}.`);
-  if (sameSite === 'None' && secure !== true) throw new JwtConfigError("cookie.sameSite: 'none' is only accepted by browsers with Secure; set cookie.secure: true.");
-  const path = options.path ?? '/';
-  if (typeof path !== 'string' || !path.startsWith('/') || !ATTR_RE.test(path)) throw new JwtConfigError(`cookie.path: expected a path starting with "/", got ${JSON.stringify(path)}.`);
-  const domain = options.domain;
-  if (domain !== undefined && (typeof domain !== 'string' || !ATTR_RE.test(domain))) throw new JwtConfigError(`cookie.domain: ${JSON.stringify(domain)} is not a valid domain.`);
-  if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined))
-    throw new JwtConfigError('cookie.name: a "__Host-" cookie needs secure: true, path "/" and no domain.');
-  if (name.startsWith('__Secure-') && secure !== true) throw new JwtConfigError('cookie.name: a "__Secure-" cookie needs secure: true.');
-  return { name, secure, sameSite, path, domain };
-}
 
 /** The named cookie's value from the request, or undefined. The first one wins (browsers send the most specific first). */
 export function readCookie(req: IncomingMessage, name: string): string | undefined {

@@ -2,8 +2,7 @@ export { createKeyRing, type KeyRing, type SignOptions, type VerifyOptions, type
 export type { JwtAlgorithm, KeyInput, KeyMaterial, KeyRingOptions } from './keys.ts';
 export { keyRingFromEnv } from './env.ts';
 export { jwtSession, type JwtSessionMiddleware } from './middleware.ts';
-export type { JwtSessionOptions } from './options.ts';
-export type { CookieOptions } from './cookie.ts';
+export type { CookieOptions, JwtSessionOptions } from './options.ts';
 export type { EncryptOption } from './codec.ts';
 export type { Duration } from './duration.ts';
 export { createMemoryDenyList, type DenyList, type MemoryDenyList } from './deny-list.ts';
@@ -17,4 +16,6 @@ export {
   JwtReservedClaimError,
   JwtDenyListUnavailableError,
   JwtHeadersSentError,
+  JwtSaveError,
+  type JwtErrorCode,
 } from './errors.ts';

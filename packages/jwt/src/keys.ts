@@ -7,7 +7,7 @@ type WebCryptoKey = webcrypto.CryptoKey;
 
 /** The only algorithms a ring accepts. Each kid is bound to exactly one of them, so HS/RS confusion cannot arise. */
 export type JwtAlgorithm = 'EdDSA' | 'ES256' | 'RS256' | 'HS256';
-export const ALGORITHMS: readonly JwtAlgorithm[] = ['EdDSA', 'ES256', 'RS256', 'HS256'];
+const ALGORITHMS: readonly JwtAlgorithm[] = ['EdDSA', 'ES256', 'RS256', 'HS256'];
 
 /** Key material: a PEM string, a JWK object, or a node:crypto KeyObject. */
 export type KeyMaterial = string | JWK | KeyObject;
@@ -133,7 +133,7 @@ function normalizeEntry(entry: KeyInput | JWK, where: string): KeyInput {
     : { kid: entry.kid as string, alg: alg as JwtAlgorithm, publicKey: entry };
 }
 
-export function buildKey(input: KeyInput | JWK, where: string): RingKey {
+function buildKey(input: KeyInput | JWK, where: string): RingKey {
   if (typeof input !== 'object' || input === null) throw new JwtConfigError(`${where}: expected a key object { kid, alg, secret | privateKey | publicKey }.`);
   const entry = normalizeEntry(input, where);
   const { kid } = entry;

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { answerFrom, sendAnswer } from '@cluster-session/core';
 import { readCookie } from './cookie.ts';
 import { JwtDenyListUnavailableError, JwtInvalidError } from './errors.ts';
 import { holdResponse } from './hold-response.ts';
@@ -40,13 +41,6 @@ async function load(token: string | undefined, o: ResolvedOptions): Promise<Veri
   return verified;
 }
 
-function unavailable(res: ServerResponse, err: JwtDenyListUnavailableError): void {
-  res.statusCode = 503;
-  res.setHeader('retry-after', '1');
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.end(JSON.stringify({ error: 'the session service is unavailable, retry shortly', code: err.code }));
-}
-
 /**
  * Express/connect middleware giving `req.session` backed by a signed (or encrypted) token instead of a store.
  * A missing, invalid, expired or revoked token gives an empty, logged-out session: the app's own check answers
@@ -74,7 +68,7 @@ export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
       (err: unknown) => {
         if (err instanceof JwtDenyListUnavailableError) {
           reportOutage(err, req);
-          unavailable(res, err);
+          sendAnswer(res, answerFrom(err));
         } else next(err);
       },
     );

@@ -1,47 +1,94 @@
 import type { IncomingMessage } from 'node:http';
+import { cookieRules, cookieShape, fail, opt, parseOptions, s, type Frozen } from '@cluster-session/core';
 import { createCodec, type EncryptOption, type TokenCodec } from './codec.ts';
-import { resolveCookie, type CookieOptions, type ResolvedCookie } from './cookie.ts';
+import type { ResolvedCookie } from './cookie.ts';
 import type { DenyList } from './deny-list.ts';
-import { seconds, type Duration } from './duration.ts';
+import { durationSchema } from './duration.ts';
 import { JwtConfigError } from './errors.ts';
 import type { KeyRingOptions } from './keys.ts';
 import { createKeyRing, type KeyRing } from './ring.ts';
 
-export interface JwtSessionOptions {
+const isRing = (v: unknown): v is KeyRing =>
+  typeof v === 'object' && v !== null && typeof (v as KeyRing).verify === 'function' && typeof (v as KeyRing).jwks === 'function';
+const isDenyList = (v: unknown): v is DenyList =>
+  typeof v === 'object' && v !== null && typeof (v as DenyList).add === 'function' && typeof (v as DenyList).has === 'function';
+const DURATION = 'seconds, or a duration with its unit like "15m", "12h", "7d"';
+
+/** The cookie of cookie transport; its rules are the session package's too (core's cookieShape). */
+const cookieSchema = s.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
+
+/** Every option of jwtSession(), described once: the types, defaults and error words derive from here. */
+const schema = s.strictObject({
   /** A key ring from createKeyRing()/keyRingFromEnv(). Or give `keys` or `secret` instead. */
-  ring?: KeyRing;
+  ring: opt(s.custom<KeyRing>(isRing).optional(), { allowed: 'a key ring from createKeyRing() or keyRingFromEnv()', secret: true }),
   /** Keys by kid (see createKeyRing); a KeyRing is accepted here too. */
-  keys?: KeyRingOptions['keys'] | KeyRing;
+  keys: opt(s.custom<KeyRingOptions['keys'] | KeyRing>((v) => typeof v === 'object' && v !== null).optional(), {
+    allowed: 'keys by kid: [{ kid, alg, secret | privateKey | publicKey }, ...] (see createKeyRing)',
+    secret: true,
+  }),
   /** HMAC secret(s), >= 32 bytes each; the first signs. */
-  secret?: KeyRingOptions['secret'];
-  /** Token lifetime, renewed (sliding) once half of it has passed. Default 30 minutes. */
-  ttl?: Duration;
-  /** Absolute session lifetime from login (regenerate), whatever the renewals. Default 24 hours. */
-  maxAge?: Duration;
-  cookie?: CookieOptions;
+  secret: opt(s.custom<NonNullable<KeyRingOptions['secret']>>((v) => v !== undefined).optional(), {
+    allowed: 'an HMAC secret of at least 32 bytes, or a list of them',
+    secret: true,
+  }),
+  /** Token lifetime, renewed (sliding) once half of it has passed. Default 30 minutes. Old name: `ttl`. */
+  ttlSeconds: opt(durationSchema().default(1800), { allowed: DURATION, example: "'30m'" }),
+  /** Absolute session lifetime from login (regenerate), whatever the renewals. Default 24 hours. Old name: `maxAge`. */
+  maxAgeSeconds: opt(durationSchema().default(86_400), { allowed: DURATION, example: "'24h'" }),
+  cookie: cookieSchema,
   /** Set as `iss` on issue and required on verify. */
-  issuer?: string;
+  issuer: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'https://app.example.com'" }),
   /** Set as `aud` on issue and required on verify. */
-  audience?: string;
-  /** Encrypt tokens (JWE dir + A256GCM) so the client cannot read the session data. */
-  encrypt?: EncryptOption;
+  audience: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'app'" }),
+  /** Encrypt tokens (JWE dir + A256GCM) so the client cannot read the session data (validated with the ring). */
+  encrypt: opt(s.custom<EncryptOption>((v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null)).optional(), {
+    allowed: 'true, false or { secret: string | string[] }',
+    secret: true,
+  }),
   /** Revocation of logged-out tokens: checked on every request that carries a token. */
-  denyList?: DenyList;
-  /** How long a deny-list call may take before the request gets a 503; default 1000 ms. */
-  denyListTimeout?: number;
+  denyList: opt(s.custom<DenyList>(isDenyList).optional(), {
+    allowed: 'an object with add(jti, expiresAtMs) and has(jti), both returning promises',
+    example: 'createMemoryDenyList()',
+  }),
+  /** How long a deny-list call may take before the request gets a 503, in ms. */
+  denyListTimeout: opt(s.number().int().min(1).max(60_000).default(1000), { allowed: 'milliseconds from 1 to 60000', example: '1000' }),
   /** Trust X-Forwarded-Proto for cookie.secure 'auto'. Default: Express's req.secure when present, else TLS only. */
-  trustProxy?: boolean;
-  /** Leeway for exp/nbf between clocks; default 5 s, at most 300 s. */
-  clockTolerance?: Duration;
+  trustProxy: opt(s.boolean().optional(), { allowed: 'true or false', example: 'true' }),
+  /** Leeway for exp/nbf between clocks; default 5 s, at most 300 s. Old name: `clockTolerance`. */
+  clockToleranceSeconds: opt(durationSchema({ allowZero: true, max: 300 }).default(5), { allowed: `${DURATION}, at most 300 s`, example: '5' }),
   /** Accept `Authorization: Bearer <token>` (answered with the token header). Default true. */
-  bearer?: boolean;
-  /** Response header that carries new tokens to bearer clients (and the request header that opts in). Default "x-session-token". */
-  tokenHeader?: string;
-  /** Bearer token size limit, characters; default 8192. */
-  maxTokenLength?: number;
+  bearer: opt(s.boolean().default(true), { allowed: 'true or false', example: 'false' }),
+  /** Response header that carries new tokens to bearer clients (and the request header that opts in). */
+  tokenHeader: opt(
+    s
+      .string()
+      .toLowerCase()
+      .regex(/^[a-z0-9-]+$/)
+      .refine((h) => !['authorization', 'cookie', 'set-cookie'].includes(h))
+      .default('x-session-token'),
+    { allowed: 'a header name of letters, digits and "-", other than authorization, cookie and set-cookie', example: "'x-session-token'" },
+  ),
+  /** Bearer token size limit, characters. */
+  maxTokenLength: opt(s.number().int().min(64).default(8192), { allowed: 'an integer >= 64', example: '8192' }),
   /** Errors the app cannot catch itself (a failed implicit save, a failed deny-list write). Default: one line on stderr. */
-  onError?: (err: Error, req: IncomingMessage) => void;
-}
+  onError: opt(s.custom<(err: Error, req: IncomingMessage) => void>((v) => typeof v === 'function').optional(), {
+    allowed: 'a function (err, req) => void',
+  }),
+});
+
+/** What jwtSession() accepts. */
+export type JwtSessionOptions = s.input<typeof schema> & {
+  /** @deprecated the old name of ttlSeconds. */
+  ttl?: s.input<typeof schema>['ttlSeconds'];
+  /** @deprecated the old name of maxAgeSeconds. */
+  maxAge?: s.input<typeof schema>['maxAgeSeconds'];
+  /** @deprecated the old name of clockToleranceSeconds. */
+  clockTolerance?: s.input<typeof schema>['clockToleranceSeconds'];
+};
+export type CookieOptions = s.input<typeof cookieSchema>;
+
+/** Old option names, kept as documented aliases. */
+const ALIASES = { ttl: 'ttlSeconds', maxAge: 'maxAgeSeconds', clockTolerance: 'clockToleranceSeconds' };
 
 export interface ResolvedOptions {
   ring: KeyRing;
@@ -59,78 +106,48 @@ export interface ResolvedOptions {
   onError: (err: Error, req: IncomingMessage) => void;
 }
 
-const KNOWN = new Set([
-  'ring', 'keys', 'secret', 'ttl', 'maxAge', 'cookie', 'issuer', 'audience', 'encrypt', 'denyList', 'denyListTimeout',
-  'trustProxy', 'clockTolerance', 'bearer', 'tokenHeader', 'maxTokenLength', 'onError',
-]);
-
-const isRing = (v: unknown): v is KeyRing =>
-  typeof v === 'object' && v !== null && typeof (v as KeyRing).verify === 'function' && typeof (v as KeyRing).jwks === 'function';
-
 function defaultOnError(err: Error): void {
   // Codes and sizes only: messages of this package never carry secrets or tokens.
   console.error(`@cluster-session/jwt: ${(err as { code?: string }).code ?? err.name}: ${err.message}`);
 }
 
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
+const ctx = { where: 'jwtSession', error: JwtConfigError };
+
 /** Validates every option once, where they enter; the request path trusts the result. */
-export function resolveOptions(options: JwtSessionOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new JwtConfigError('jwtSession: expected an options object with ring, keys or secret.');
-  for (const key of Object.keys(options))
-    if (!KNOWN.has(key)) throw new JwtConfigError(`jwtSession: unknown option "${key}"; known options are ${[...KNOWN].join(', ')}.`);
-
-  const sources = [options.ring, options.keys, options.secret].filter((v) => v !== undefined);
-  if (sources.length !== 1) throw new JwtConfigError('jwtSession: give exactly one of "ring", "keys" or "secret" (or use keyRingFromEnv() with JWT_SECRET / JWT_KEYS).');
-  let ring: KeyRing;
-  if (options.ring !== undefined) {
-    if (!isRing(options.ring)) throw new JwtConfigError('ring: expected a key ring from createKeyRing() or keyRingFromEnv().');
-    ring = options.ring;
-  } else if (isRing(options.keys)) ring = options.keys;
-  else ring = options.keys !== undefined ? createKeyRing({ keys: options.keys }) : createKeyRing({ secret: options.secret });
-
-  const ttl = seconds(options.ttl ?? 1800, 'ttl');
-  const maxAge = seconds(options.maxAge ?? 86400, 'maxAge');
-  if (maxAge < ttl) throw new JwtConfigError(`maxAge: ${maxAge} s is shorter than ttl (${ttl} s); set maxAge >= ttl.`);
-  for (const name of ['issuer', 'audience'] as const) {
-    const v = options[name];
-    if (v !== undefined && (typeof v !== 'string' || v.length === 0)) throw new JwtConfigError(`${name}: expected a non-empty string, got ${JSON.stringify(v)}.`);
+export function resolveOptions(options: JwtSessionOptions): Frozen<ResolvedOptions> {
+  const o = parseOptions(schema, options, ctx, { aliases: ALIASES });
+  const sources = [o.ring, o.keys, o.secret].filter((v) => v !== undefined).length;
+  if (sources !== 1) {
+    throw new JwtConfigError(
+      `jwtSession: give exactly one of ring, keys or secret (got ${sources}). Fix: pass one of them, or a ring from keyRingFromEnv() (JWT_SECRET / JWT_KEYS).`,
+    );
   }
-  const maxTokenLength = options.maxTokenLength ?? 8192;
+  const keys = o.keys as KeyRingOptions['keys'] | KeyRing | undefined;
+  const ring = o.ring ?? (isRing(keys) ? keys : keys !== undefined ? createKeyRing({ keys }) : createKeyRing({ secret: o.secret }));
+  if (o.maxAgeSeconds < o.ttlSeconds) {
+    fail(ctx, { option: 'maxAgeSeconds', value: o.maxAgeSeconds, allowed: `seconds, at least ttlSeconds (${o.ttlSeconds})`, fix: 'raise maxAgeSeconds or lower ttlSeconds' });
+  }
   const codec = createCodec(ring, {
-    issuer: options.issuer,
-    audience: options.audience,
-    clockTolerance: options.clockTolerance,
-    maxLength: maxTokenLength,
-    encrypt: options.encrypt,
+    issuer: o.issuer,
+    audience: o.audience,
+    clockTolerance: o.clockToleranceSeconds,
+    maxLength: o.maxTokenLength,
+    encrypt: o.encrypt,
   });
-
-  const { denyList } = options;
-  if (denyList !== undefined && (typeof denyList?.add !== 'function' || typeof denyList?.has !== 'function'))
-    throw new JwtConfigError('denyList: expected an object with add(jti, expiresAtMs) and has(jti), both returning promises.');
-  const denyListTimeout = options.denyListTimeout ?? 1000;
-  if (!Number.isInteger(denyListTimeout) || denyListTimeout < 1 || denyListTimeout > 60_000)
-    throw new JwtConfigError(`denyListTimeout: expected milliseconds between 1 and 60000, got ${JSON.stringify(options.denyListTimeout)}.`);
-  for (const name of ['trustProxy', 'bearer'] as const) {
-    const v = options[name];
-    if (v !== undefined && typeof v !== 'boolean') throw new JwtConfigError(`${name}: expected true or false, got ${JSON.stringify(v)}.`);
-  }
-  const tokenHeader = (options.tokenHeader ?? 'x-session-token').toLowerCase();
-  if (!/^[a-z0-9-]+$/.test(tokenHeader) || tokenHeader === 'authorization' || tokenHeader === 'cookie' || tokenHeader === 'set-cookie')
-    throw new JwtConfigError(`tokenHeader: ${JSON.stringify(options.tokenHeader)} is not a usable header name; use e.g. "x-session-token".`);
-  if (options.onError !== undefined && typeof options.onError !== 'function') throw new JwtConfigError('onError: expected a function (err, req) => void.');
-
-  return {
+  return Object.freeze({
     ring,
     codec,
-    ttl,
-    maxAge,
-    cookie: resolveCookie(options.cookie),
-    denyList,
-    denyListTimeout,
-    trustProxy: options.trustProxy,
-    clockTolerance: seconds(options.clockTolerance ?? 5, 'clockTolerance', { allowZero: true }),
-    bearer: options.bearer ?? true,
-    tokenHeader,
-    maxTokenLength,
-    onError: options.onError ?? defaultOnError,
-  };
+    ttl: o.ttlSeconds,
+    maxAge: o.maxAgeSeconds,
+    cookie: Object.freeze({ ...o.cookie, sameSite: SAME_SITE[o.cookie.sameSite], domain: o.cookie.domain }),
+    denyList: o.denyList,
+    denyListTimeout: o.denyListTimeout,
+    trustProxy: o.trustProxy,
+    clockTolerance: o.clockToleranceSeconds,
+    bearer: o.bearer,
+    tokenHeader: o.tokenHeader,
+    maxTokenLength: o.maxTokenLength,
+    onError: o.onError ?? defaultOnError,
+  });
 }

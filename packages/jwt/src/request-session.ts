@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { answerFrom, deadline, isAnswerable, sendAnswer } from '@cluster-session/core';
 import { COOKIE_LIMIT, isSecureRequest, serializeCookie, setCookieLine } from './cookie.ts';
 import {
   JwtDenyListUnavailableError,
   JwtHeadersSentError,
   JwtReservedClaimError,
   JwtRevokedError,
+  JwtSaveError,
   JwtTooLargeError,
 } from './errors.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -24,17 +26,11 @@ export type Transport = 'cookie' | 'bearer';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** Bounds a deny-list call: a store that hangs must turn into a 503, never a hung request. */
+/** Bounds a deny-list call: a store that hangs or fails must turn into a 503, never a hung request or a 500. */
 export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new JwtDenyListUnavailableError(`deny list did not answer ${what} within ${ms} ms`)), ms);
+  return deadline(work, ms, () => new JwtDenyListUnavailableError(`deny list did not answer ${what} within ${ms} ms`)).catch((err: unknown) => {
+    throw err instanceof JwtDenyListUnavailableError ? err : new JwtDenyListUnavailableError(`deny list failed on ${what}`, { cause: err });
   });
-  return Promise.race([work, timeout])
-    .catch((err: unknown) => {
-      throw err instanceof JwtDenyListUnavailableError ? err : new JwtDenyListUnavailableError(`deny list failed on ${what}`, { cause: err });
-    })
-    .finally(() => clearTimeout(timer));
 }
 
 /** One request's session: loads it from the verified token, and issues, renews, revokes and clears tokens. */
@@ -239,15 +235,7 @@ export class RequestSession implements SessionController {
   /** Answers in place of the app's response when the token could not be issued (too large, reserved claim). */
   fail(err: unknown): void {
     this.report(err);
-    const res = this.#res;
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
-    const e = err as { status?: number; code?: string; message?: string };
-    res.statusCode = e.status && e.status >= 400 && e.status < 600 ? e.status : 500;
-    res.setHeader('content-type', 'application/json; charset=utf-8');
-    res.end(JSON.stringify({ error: 'the session could not be saved', code: e.code ?? 'CS_ERR_JWT_SAVE' }));
+    const answerable = isAnswerable(err) ? err : new JwtSaveError('the session token could not be issued', { cause: err });
+    sendAnswer(this.#res, answerFrom(answerable), { replace: true });
   }
 }

@@ -46,7 +46,7 @@ export interface KeyRing {
 
 /** Header parameters that would let a token choose its own key: refused outright (RFC 8725 §3.10). */
 const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
-export const DEFAULT_MAX_TOKEN_LENGTH = 8192;
+const DEFAULT_MAX_TOKEN_LENGTH = 8192;
 const DEFAULT_CLOCK_TOLERANCE = 5;
 
 type ResolvedVerify = ReturnType<typeof verifyOptions>;

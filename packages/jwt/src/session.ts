@@ -49,7 +49,7 @@ export interface SessionController {
 }
 
 /** Claims the token needs for itself: the app cannot store data under these names. */
-export const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0', 'ttl']);
+const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0', 'ttl']);
 /** Names the session object uses itself, plus ones that would change an object's prototype. */
 const OWN_NAMES = new Set(['id', 'cookie', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge', '__proto__', 'constructor', 'toJSON']);
 
@@ -131,7 +131,7 @@ export class JwtSession {
   }
 }
 
-export { stateOf, controllerOf };
+export { stateOf };
 
 /** Copies claims onto a session as plain data properties, skipping names the session or the token own. */
 export function loadData(session: JwtSession, data: Record<string, unknown>): void {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import { cookieHeader, request, type HttpResult } from '@cluster-session/testkit';
+import { client as httpClient, request } from '@cluster-session/testkit';
 import { createKeyRing, createMemoryDenyList, jwtSession, JwtConfigError, type DenyList, type JwtSessionOptions } from '../src/index.ts';
 import { buildApp, listen, type Running } from './fixtures/app.ts';
 import { now } from './fixtures/forge.ts';
@@ -20,24 +20,17 @@ async function start(options: Partial<JwtSessionOptions> = {}): Promise<string> 
   return r.url;
 }
 
-/** A browser-like cookie jar for the session cookie. */
+/** testkit's cookie-jar client, with the session token read and set directly. */
 function client(url: string) {
-  let jar: Record<string, string> = {};
-  const send = async (method: string, path: string, body?: object, headers: Record<string, string> = {}): Promise<HttpResult> => {
-    const res = await request(`${url}${path}`, { method, body, headers: { ...headers, cookie: cookieHeader(jar) } });
-    for (const [k, v] of Object.entries(res.cookies)) {
-      if (v === '') delete jar[k];
-      else jar[k] = v;
-    }
-    return res;
-  };
+  const c = httpClient(url);
   return {
-    send,
+    send: c.send,
     get token() {
-      return jar.session;
+      return c.jar.session;
     },
     set token(v: string | undefined) {
-      jar = v === undefined ? {} : { session: v };
+      for (const k of Object.keys(c.jar)) delete c.jar[k];
+      if (v !== undefined) c.jar.session = v;
     },
   };
 }
@@ -303,16 +296,17 @@ describe('jwtSession: req.session like express-session', () => {
   test('options are validated at startup with errors naming the option', () => {
     const bad: [Partial<JwtSessionOptions>, RegExp][] = [
       [{ ring: undefined, secret: 'short' }, /at least 256 bits/],
-      [{ ring, ttl: -1 }, /^ttl:/],
-      [{ ring, ttl: '2h', maxAge: '1h' }, /maxAge: 3600 s is shorter than ttl/],
+      [{ ring, ttl: -1 }, /^jwtSession: option ttl is -1: expected seconds, or a duration/],
+      [{ ring, ttl: '2h', maxAge: '1h' }, /option maxAgeSeconds is 3600: expected seconds, at least ttlSeconds \(7200\)/],
       [{ ring, cookie: { sameSite: 'none' } }, /cookie.sameSite.*secure: true/],
       [{ ring, cookie: { name: 'bad name' } }, /cookie.name/],
       [{ ring, cookie: { name: '__Host-s', secure: 'auto' } }, /__Host-/],
       [{ ring, clockTolerance: 3600 }, /clockTolerance/],
-      [{ ring, tll: 5 } as never, /unknown option "tll"/],
-      [{ ring, secret }, /exactly one of "ring", "keys" or "secret"/],
+      [{ ring, tll: 5 } as never, /unknown option tll: did you mean ttlSeconds\?/],
+      [{ ring, ttlSeconds: 60, ttl: 60 }, /ttl and ttlSeconds are both given/],
+      [{ ring, secret }, /exactly one of ring, keys or secret \(got 2\)/],
       [{ ring, encrypt: { secret: 'short' } }, /encrypt.secret\[0\]/],
-      [{ ring, denyList: {} as never }, /denyList: expected/],
+      [{ ring, denyList: {} as never }, /option denyList is \{\}: expected an object with add\(jti, expiresAtMs\) and has\(jti\)/],
     ];
     for (const [options, pattern] of bad)
       assert.throws(() => jwtSession({ ring, ...options } as JwtSessionOptions), (err: unknown) => err instanceof JwtConfigError && pattern.test(err.message));

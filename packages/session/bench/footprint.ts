@@ -2,7 +2,7 @@
  * What @cluster-session/session costs a worker: the example app's server (examples/express-app/src/server.ts, SQLite
  * by default) run alone, its RSS once it listens and the time from spawn until its port accepts.
  *
- *   node --conditions=source packages/session/bench/footprint.ts [--runs 7] [--compare <git ref>]
+ *   node --conditions=@cluster-session/source packages/session/bench/footprint.ts [--runs 7] [--compare <git ref>]
  *
  * --compare also runs this package's src/ as of <ref> (extracted with `git archive` next to this file, so its
  * imports resolve the same node_modules), alternating the two, and prints both medians.
@@ -41,7 +41,7 @@ const accepts = (port: number) =>
 async function once(src: string): Promise<{ rssMB: number; startMs: number }> {
   const port = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--conditions=source', '--import', redirect(src), server], {
+  const child = spawn(process.execPath, ['--conditions=@cluster-session/source', '--import', redirect(src), server], {
     cwd,
     env: { ...process.env, PORT: String(port), SESSION_SECRET: 'footprint-bench-secret-0123456789', NODE_ENV: 'development' },
     stdio: 'ignore',

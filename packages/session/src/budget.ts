@@ -27,7 +27,7 @@ export class StoreBudget {
 
 const current = new AsyncLocalStorage<StoreBudget>();
 /** Also kept on the request, for a save whose callback chain lost the async context (e.g. an event-based library). */
-export const kBudget = Symbol('cluster-session.budget');
+const kBudget = Symbol('cluster-session.budget');
 
 /** Runs `fn` (the session middleware and, through its continuations, the rest of the request) under `budget`. */
 export function runWithBudget<T>(req: object, budget: StoreBudget, fn: () => T): T {

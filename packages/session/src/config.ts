@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import { cookieRules, cookieShape, opt, parseOptions, s, WORKER_ENV, type Frozen } from '@cluster-session/core';
 import { ConfigError } from './errors.ts';
-import { mergeEnv, show, toConfigError, type Env } from './config-env.ts';
 
 /** Where log lines go. Secrets are never passed to it. */
 export interface Logger {
@@ -11,146 +10,163 @@ export interface Logger {
 }
 
 export type StoreName = 'redis' | 'mongo' | 'sqlite' | 'memory';
+export type Env = Readonly<Record<string, string | undefined>>;
 
-export type StoreInput =
-  | StoreName
-  | { type: 'redis'; url?: string; options?: Record<string, unknown>; client?: unknown }
-  | { type: 'mongo'; url?: string; client?: unknown; dbName?: string }
-  | { type: 'sqlite'; path?: string }
-  | { type: 'memory' };
+const isUrl = (protocols: readonly string[]) => (s: string) => {
+  try {
+    return protocols.includes(new URL(s).protocol);
+  } catch {
+    return false;
+  }
+};
+const REDIS_PROTOCOLS = ['redis:', 'rediss:'];
+const MONGO_PROTOCOLS = ['mongodb:', 'mongodb+srv:'];
+const secretText = s.string().min(16);
 
-export interface CookieInput {
-  name?: string;
-  secure?: boolean | 'auto';
-  sameSite?: 'lax' | 'strict' | 'none';
-  httpOnly?: boolean;
-  domain?: string;
-  path?: string;
-}
+const storeSchema = opt(
+  s.union([
+    s.enum(['redis', 'mongo', 'sqlite', 'memory']),
+    s.discriminatedUnion('type', [
+      s.strictObject({
+        type: s.literal('redis'),
+        url: opt(s.string().refine(isUrl(REDIS_PROTOCOLS)).optional(), { allowed: 'a redis:// or rediss:// URL', example: "'redis://127.0.0.1:6379'" }),
+        options: opt(s.record(s.unknown()).optional(), { allowed: 'ioredis options', example: '{ db: 1 }' }),
+        client: s.unknown().optional(),
+      }),
+      s.strictObject({
+        type: s.literal('mongo'),
+        url: opt(s.string().refine(isUrl(MONGO_PROTOCOLS)).optional(), { allowed: 'a mongodb:// or mongodb+srv:// URL', example: "'mongodb://127.0.0.1:27017/app'" }),
+        client: s.unknown().optional(),
+        dbName: opt(s.string().min(1).optional(), { allowed: 'a database name', example: "'app'" }),
+      }),
+      s.strictObject({ type: s.literal('sqlite'), path: opt(s.string().min(1).optional(), { allowed: 'a file path', example: "'.data/sessions.sqlite'" }) }),
+      s.strictObject({ type: s.literal('memory') }),
+    ]),
+  ]).default('sqlite'),
+  {
+    env: 'SESSION_STORE',
+    allowed: "'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path }",
+    example: "'sqlite'",
+  },
+);
 
-/** What `clusterSession()` accepts. Every field is optional; environment variables fill the gaps. */
-export interface SessionConfigInput {
-  mode?: 'store' | 'jwt';
-  store?: StoreInput;
+const cookieSchema = s
+  .strictObject({
+    ...cookieShape('sid'),
+    httpOnly: opt(s.boolean().default(true), { allowed: 'true or false', example: 'true' }),
+  })
+  .superRefine(cookieRules)
+  .prefault({});
+
+/** Every option of clusterSession(), described once: types, defaults, env variables and error words derive from it. */
+const schema = s.strictObject({
+  mode: opt(s.enum(['store', 'jwt']).default('store'), { env: 'SESSION_MODE', allowed: "'store' or 'jwt'", example: "'jwt'" }),
+  store: storeSchema,
   /** One secret, or a list (the first signs, all verify) to rotate without logging anyone out. */
-  secret?: string | string[];
-  /** Session lifetime in seconds (cookie Max-Age and store expiry agree). */
-  ttl?: number;
-  cookie?: CookieInput;
+  secret: opt(s.union([secretText, s.array(secretText).min(1)]).optional(), {
+    env: 'SESSION_SECRET',
+    envType: 'list',
+    allowed: 'a string of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
+    secret: true,
+    fix: 'set SESSION_SECRET to a random string of at least 32 characters (`openssl rand -base64 48`)',
+  }),
+  /** Session lifetime in seconds (cookie Max-Age and store expiry agree). Old name: `ttl`. */
+  ttlSeconds: opt(s.number().int().min(1).default(86_400), { env: 'SESSION_TTL', envType: 'int', allowed: 'a whole number of seconds, at least 1', example: '86400' }),
+  cookie: cookieSchema,
   /** Trust X-Forwarded-Proto for `secure: 'auto'`; unset = follow Express's `trust proxy` setting. */
-  trustProxy?: boolean;
+  trustProxy: opt(s.boolean().optional(), { allowed: 'true or false', example: 'true' }),
   /** Re-send the cookie and extend the store expiry on every response. */
-  rolling?: boolean;
-  /** Skip the store touch of an unchanged session when its expiry moved by less than this many seconds (not with rolling). */
-  touchAfter?: number;
-  maxSessionBytes?: number;
-  /** Milliseconds a store call may take before the request gets 503. */
-  storeTimeout?: number;
+  rolling: opt(s.boolean().default(false), { allowed: 'true or false', example: 'true' }),
+  /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
+  touchAfterSeconds: opt(s.number().int().min(0).optional(), { allowed: 'a whole number of seconds, 0 or more', example: '60' }),
+  maxSessionBytes: opt(s.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024), {
+    allowed: 'a whole number of bytes between 256 and 16 MiB',
+    example: '65536',
+  }),
+  /** Milliseconds a request's store calls may take in all before it gets 503. */
+  storeTimeout: opt(s.number().int().min(50).max(60_000).default(1000), { allowed: 'milliseconds between 50 and 60000', example: '1000' }),
   /** Session key holding the user id, indexed for logoutEverywhere(). */
-  userKey?: string;
+  userKey: opt(s.string().min(1).default('user'), { allowed: 'a non-empty string', example: "'user'" }),
   /** Redis key prefix. */
-  prefix?: string;
+  prefix: opt(s.string().regex(/^\S*$/).default('sess:'), { allowed: 'a string without spaces', example: "'sess:'" }),
   /** MongoDB collection / SQLite table name. */
-  collection?: string;
-  /** Worker count and sticky flag of the cluster (the cluster primary sets CLUSTER_SESSION_WORKERS/STICKY). */
-  workers?: number;
-  sticky?: boolean;
+  collection: opt(s.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('sessions'), {
+    allowed: 'letters, digits and _ (starting with a letter or _)',
+    example: "'sessions'",
+  }),
+  /** Worker count of the cluster (its primary sets the env variable). */
+  workers: opt(s.number().int().min(1).default(1), { env: WORKER_ENV.workers, envType: 'int', allowed: 'a whole number, at least 1', example: '1' }),
+  /** Sticky routing of the cluster (its primary sets the env variable). */
+  sticky: opt(s.boolean().default(false), { env: WORKER_ENV.sticky, envType: 'bool', allowed: "true or false ('1' or '0' in the env)", example: 'true' }),
   /** Options of JWT mode, passed to @cluster-session/jwt which validates them. */
-  jwt?: Record<string, unknown>;
-  logger?: Logger;
-}
-
-export type ResolvedStore =
-  | { type: 'redis'; url: string; options: Record<string, unknown>; client?: unknown }
-  | { type: 'mongo'; url: string | undefined; client?: unknown; dbName?: string }
-  | { type: 'sqlite'; path: string }
-  | { type: 'memory' };
-
-export interface ResolvedConfig {
-  mode: 'store' | 'jwt';
-  store: ResolvedStore;
-  secrets: string[];
-  /** True when no secret was configured and a random one was made for this process. */
-  secretGenerated: boolean;
-  ttl: number;
-  cookie: { name: string; secure: boolean | 'auto'; sameSite: 'lax' | 'strict' | 'none'; httpOnly: boolean; domain?: string; path: string };
-  trustProxy: boolean | undefined;
-  rolling: boolean;
-  touchAfter: number;
-  maxSessionBytes: number;
-  storeTimeout: number;
-  userKey: string;
-  prefix: string;
-  collection: string;
-  workers: number;
-  sticky: boolean;
-  production: boolean;
-  jwt: Record<string, unknown>;
-  logger: Logger;
-}
-
-
-const secretString = z.string().min(16);
-const urlString = (protocols: string[]) =>
-  z.string().refine((s) => {
-    try {
-      return protocols.includes(new URL(s).protocol);
-    } catch {
-      return false;
-    }
-  }, `a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
-
-const storeSchema = z.union([
-  z.enum(['redis', 'mongo', 'sqlite', 'memory']),
-  z.strictObject({ type: z.literal('redis'), url: urlString(['redis:', 'rediss:']).optional(), options: z.record(z.string(), z.unknown()).optional(), client: z.any().optional() }),
-  z.strictObject({ type: z.literal('mongo'), url: urlString(['mongodb:', 'mongodb+srv:']).optional(), client: z.any().optional(), dbName: z.string().min(1).optional() }),
-  z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).optional() }),
-  z.strictObject({ type: z.literal('memory') }),
-]);
-
-const schema = z.strictObject({
-  mode: z.enum(['store', 'jwt']).default('store'),
-  store: storeSchema.default('sqlite'),
-  secret: z.union([secretString, z.array(secretString).min(1)]).optional(),
-  ttl: z.number().int().min(1).default(86_400),
-  cookie: z
-    .strictObject({
-      name: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/).default('sid'),
-      secure: z.union([z.boolean(), z.literal('auto')]).default('auto'),
-      sameSite: z.enum(['lax', 'strict', 'none']).default('lax'),
-      httpOnly: z.boolean().default(true),
-      domain: z.string().min(1).optional(),
-      path: z.string().startsWith('/').default('/'),
-    })
-    .prefault({}),
-  trustProxy: z.boolean().optional(),
-  rolling: z.boolean().default(false),
-  touchAfter: z.number().int().min(0).optional(),
-  maxSessionBytes: z.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024),
-  storeTimeout: z.number().int().min(50).max(60_000).default(1000),
-  userKey: z.string().min(1).default('user'),
-  prefix: z.string().regex(/^\S*$/).default('sess:'),
-  collection: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('sessions'),
-  workers: z.number().int().min(1).default(1),
-  sticky: z.boolean().default(false),
-  jwt: z.record(z.string(), z.unknown()).default({}),
-  logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function' && typeof (v as Logger).error === 'function').optional(),
+  jwt: opt(s.record(s.unknown()).default({}), { allowed: 'an options object for @cluster-session/jwt', secret: true }),
+  logger: opt(
+    s.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function' && typeof (v as Logger).error === 'function').optional(),
+    { allowed: 'an object with warn() and error()', example: 'console' },
+  ),
 });
 
+/** Old option names, kept as documented aliases. */
+const ALIASES = { ttl: 'ttlSeconds', touchAfter: 'touchAfterSeconds' };
+
+/** What `clusterSession()` accepts. Every field is optional; environment variables fill the gaps. */
+export type SessionConfigInput = s.input<typeof schema> & {
+  /** @deprecated the old name of ttlSeconds. */
+  ttl?: number;
+  /** @deprecated the old name of touchAfterSeconds. */
+  touchAfter?: number;
+};
 /** The name the example app and other packages import. */
 export type ClusterSessionConfig = SessionConfigInput;
+export type StoreInput = s.input<typeof storeSchema>;
+export type CookieInput = s.input<typeof cookieSchema>;
 
-let warnedGeneratedSecret = false;
+export type ResolvedStore =
+  | { readonly type: 'redis'; readonly url: string; readonly options: Readonly<Record<string, unknown>>; readonly client?: unknown }
+  | { readonly type: 'mongo'; readonly url: string | undefined; readonly client?: unknown; readonly dbName?: string }
+  | { readonly type: 'sqlite'; readonly path: string }
+  | { readonly type: 'memory' };
 
-function resolveStore(store: z.infer<typeof storeSchema>, env: Env, cwd: string): ResolvedStore {
+/** The validated configuration, frozen. It holds the secrets: it stays inside the package (see publicView). */
+export interface ResolvedConfig {
+  readonly mode: 'store' | 'jwt';
+  readonly store: ResolvedStore;
+  readonly secrets: readonly string[];
+  /** True when no secret was configured and a random one was made for this process. */
+  readonly secretGenerated: boolean;
+  readonly ttlSeconds: number;
+  readonly cookie: Frozen<s.output<typeof cookieSchema>>;
+  readonly trustProxy: boolean | undefined;
+  readonly rolling: boolean;
+  readonly touchAfterSeconds: number;
+  readonly maxSessionBytes: number;
+  readonly storeTimeout: number;
+  readonly userKey: string;
+  readonly prefix: string;
+  readonly collection: string;
+  readonly workers: number;
+  readonly sticky: boolean;
+  readonly production: boolean;
+  /** JWT mode options, with JWT_SECRET / JWT_KEYS / JWT_REVOCATION from the environment filled in. */
+  readonly jwt: Readonly<Record<string, unknown>>;
+  readonly logger: Logger;
+}
+
+/** `sessions.config`: what the app may read back. No secret, no key, no password of a store URL. */
+export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store'> & {
+  readonly store: { readonly type: StoreName; readonly url?: string; readonly path?: string; readonly dbName?: string };
+};
+
+const ctx = { where: 'clusterSession', error: ConfigError };
+
+function resolveStore(store: s.output<typeof storeSchema>, env: Env, cwd: string): ResolvedStore {
   const s = typeof store === 'string' ? { type: store } : store;
   switch (s.type) {
     case 'redis': {
       const r = s as { url?: string; options?: Record<string, unknown>; client?: unknown };
       const url = r.url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-      const parsed = urlString(['redis:', 'rediss:']).safeParse(url);
-      if (!parsed.success) {
-        throw new ConfigError(`store url (env REDIS_URL) is not a redis:// or rediss:// URL. Fix: set REDIS_URL like redis://127.0.0.1:6379.`);
+      if (!isUrl(REDIS_PROTOCOLS)(url)) {
+        throw new ConfigError('clusterSession: REDIS_URL is not a redis:// or rediss:// URL. Example: REDIS_URL=redis://127.0.0.1:6379. Fix: set REDIS_URL to the address of your Redis.');
       }
       return { type: 'redis', url, options: r.options ?? {}, ...(r.client ? { client: r.client } : {}) };
     }
@@ -158,10 +174,12 @@ function resolveStore(store: z.infer<typeof storeSchema>, env: Env, cwd: string)
       const m = s as { url?: string; client?: unknown; dbName?: string };
       const url = m.url ?? env.MONGO_URL;
       if (!m.client && !url) {
-        throw new ConfigError("store 'mongo' needs a server: set MONGO_URL (e.g. mongodb://127.0.0.1:27017/app), or pass { type: 'mongo', url } or { type: 'mongo', client }.");
+        throw new ConfigError(
+          "clusterSession: store 'mongo' needs a server. Example: MONGO_URL=mongodb://127.0.0.1:27017/app. Fix: set MONGO_URL, or pass { type: 'mongo', url } or { type: 'mongo', client }.",
+        );
       }
-      if (url && !urlString(['mongodb:', 'mongodb+srv:']).safeParse(url).success) {
-        throw new ConfigError('store url (env MONGO_URL) is not a mongodb:// or mongodb+srv:// URL. Fix: set MONGO_URL like mongodb://127.0.0.1:27017/app.');
+      if (url && !isUrl(MONGO_PROTOCOLS)(url)) {
+        throw new ConfigError('clusterSession: MONGO_URL is not a mongodb:// or mongodb+srv:// URL. Example: MONGO_URL=mongodb://127.0.0.1:27017/app. Fix: set MONGO_URL to the address of your MongoDB.');
       }
       return { type: 'mongo', url, ...(m.client ? { client: m.client } : {}), ...(m.dbName ? { dbName: m.dbName } : {}) };
     }
@@ -175,74 +193,57 @@ function resolveStore(store: z.infer<typeof storeSchema>, env: Env, cwd: string)
 }
 
 /**
- * The one boundary where configuration enters: merges `input` over `env`, validates it and applies the defaults.
- * Throws ConfigError naming the option, its env variable, the value (never a secret's), what is allowed and the fix.
+ * The one boundary where configuration enters: validates `input` with `env` filling what it leaves out, applies
+ * the defaults and returns the frozen result. Pure apart from a generated development secret: the environment is
+ * the argument, nothing is logged. Throws ConfigError naming the option, its env variable, the value (never a
+ * secret's), what is allowed, an example and the fix.
  */
 export function resolveConfig(input: SessionConfigInput = {}, env: Env = process.env, cwd = process.cwd()): ResolvedConfig {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
-    throw new ConfigError(`clusterSession(config): config must be an object, got ${show(input)}. Fix: pass { store: 'redis' } or nothing.`);
-  }
-  const { merged, fromEnv } = mergeEnv(input, env);
-  const parsed = schema.safeParse(merged);
-  if (!parsed.success) throw toConfigError(parsed.error, merged, fromEnv);
-  const c = parsed.data;
+  const c = parseOptions(schema, input, ctx, { env, aliases: ALIASES });
   const logger: Logger = c.logger ?? { warn: (m) => console.warn(m), error: (m) => console.error(m) };
   const production = env.NODE_ENV === 'production';
   const store = resolveStore(c.store, env, cwd);
 
   if (c.mode === 'store' && store.type === 'memory' && c.workers > 1 && !c.sticky) {
     throw new ConfigError(
-      `store 'memory' (env SESSION_STORE) keeps sessions inside one process, but this app runs ${c.workers} workers ` +
-        '(CLUSTER_SESSION_WORKERS) without sticky routing: a login made on one worker would be unknown to the others. ' +
+      `clusterSession: store 'memory' (env SESSION_STORE) keeps sessions inside one process, but this app runs ${c.workers} workers ` +
+        `(${WORKER_ENV.workers}) without sticky routing: a login made on one worker would be unknown to the others. ` +
         "Fix, one of: (1) a shared store: store 'sqlite' (one host), 'redis' or 'mongo'; (2) stateless tokens: mode 'jwt' " +
         '(SESSION_MODE=jwt); (3) sticky routing: start the cluster with --sticky so each client stays on one worker.',
     );
   }
 
-  if (c.cookie.sameSite === 'none' && c.cookie.secure === false) {
-    throw new ConfigError(
-      "cookie.sameSite is 'none' with cookie.secure false: browsers drop SameSite=None cookies that are not Secure. " +
-        "Fix: set cookie.secure to true or 'auto' (HTTPS), or use sameSite 'lax'.",
-    );
-  }
-
-  let secrets = c.secret === undefined ? [] : Array.isArray(c.secret) ? c.secret : [c.secret];
+  let secrets: readonly string[] = c.secret === undefined ? [] : typeof c.secret === 'string' ? [c.secret] : c.secret;
   let secretGenerated = false;
   if (c.mode === 'store' && secrets.length === 0) {
     if (production) {
       throw new ConfigError(
-        'secret (env SESSION_SECRET) is missing and NODE_ENV=production: sessions cannot be signed. ' +
-          'Fix: set SESSION_SECRET to a random string of at least 32 characters (e.g. `openssl rand -base64 48`); ' +
+        'clusterSession: option secret (env SESSION_SECRET) is missing and NODE_ENV=production: sessions cannot be signed. ' +
+          'Example: SESSION_SECRET=$(openssl rand -base64 48). Fix: set SESSION_SECRET to a random string of at least 32 characters; ' +
           'a comma-separated list rotates secrets (the first signs, all verify).',
       );
     }
     secrets = [randomBytes(32).toString('base64url')];
     secretGenerated = true;
-    if (!warnedGeneratedSecret) {
-      warnedGeneratedSecret = true;
-      logger.warn(
-        'cluster-session: no SESSION_SECRET set; using a random secret for this process. Sessions will not survive a ' +
-          'restart nor verify on other processes. Set SESSION_SECRET (required when NODE_ENV=production).',
-      );
-    }
   }
 
   const jwt: Record<string, unknown> = { ...c.jwt };
   if (jwt.secret === undefined && env.JWT_SECRET) jwt.secret = env.JWT_SECRET;
   if (jwt.keys === undefined && env.JWT_KEYS) jwt.keys = env.JWT_KEYS;
-  if (jwt.ttl === undefined) jwt.ttl = c.ttl;
+  if (jwt.revocation === undefined && env.JWT_REVOCATION) jwt.revocation = env.JWT_REVOCATION;
+  if (jwt.ttlSeconds === undefined && jwt.ttl === undefined) jwt.ttlSeconds = c.ttlSeconds;
 
-  return {
+  return Object.freeze({
     mode: c.mode,
-    store,
-    secrets,
+    store: Object.freeze(store),
+    secrets: Object.freeze([...secrets]),
     secretGenerated,
-    ttl: c.ttl,
-    cookie: { ...c.cookie, ...(c.cookie.domain ? { domain: c.cookie.domain } : {}) },
+    ttlSeconds: c.ttlSeconds,
+    cookie: c.cookie,
     trustProxy: c.trustProxy,
     rolling: c.rolling,
     // Under `rolling` the cookie is re-sent with a fresh expiry each response, so the store must follow every time.
-    touchAfter: c.rolling ? 0 : (c.touchAfter ?? Math.min(60, Math.floor(c.ttl / 10))),
+    touchAfterSeconds: c.rolling ? 0 : (c.touchAfterSeconds ?? Math.min(60, Math.floor(c.ttlSeconds / 10))),
     maxSessionBytes: c.maxSessionBytes,
     storeTimeout: c.storeTimeout,
     userKey: c.userKey,
@@ -251,7 +252,35 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
     workers: c.workers,
     sticky: c.sticky,
     production,
-    jwt,
+    jwt: Object.freeze(jwt),
     logger,
-  };
+  });
+}
+
+/** A URL with its password (and user) replaced: safe to show. */
+function withoutCredentials(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = u.username ? '***' : '';
+    u.password = u.password ? '***' : '';
+    return u.href;
+  } catch {
+    return '[unparsable URL]';
+  }
+}
+
+/** The part of the configuration an app can read back through `sessions.config`. */
+export function publicView(config: ResolvedConfig): SessionConfigView {
+  const { secrets: _secrets, jwt: _jwt, logger: _logger, store, ...rest } = config;
+  const s = store as { type: StoreName; url?: string; path?: string; dbName?: string };
+  return Object.freeze({
+    ...rest,
+    store: Object.freeze({
+      type: s.type,
+      ...(s.url !== undefined ? { url: withoutCredentials(s.url) } : {}),
+      ...(s.path !== undefined ? { path: s.path } : {}),
+      ...(s.dbName !== undefined ? { dbName: s.dbName } : {}),
+    }),
+  });
 }

@@ -11,7 +11,7 @@ type Cb = (err?: unknown, data?: any) => void;
 /** What this request's session looked like when loaded or last saved; a symbol key, so never serialized. */
 export const kState = Symbol('cluster-session.state');
 
-export interface SessionState {
+interface SessionState {
   id: string;
   /** The session's data without its cookie, as JSON. */
   json: string;
@@ -23,7 +23,7 @@ export interface SessionState {
 
 type Tracked = SessionData & { [kState]?: SessionState; id?: string };
 
-export function dataJson(sess: object): string {
+function dataJson(sess: object): string {
   const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
   return JSON.stringify(rest);
 }
@@ -123,7 +123,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       const st = (sess as Tracked)[kState];
       const next = cookieExpiry(sess);
       // Lazy touch: the store expiry only has to move when it would drift by touchAfter or more.
-      if (st?.saved || (config.touchAfter > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfter * 1000)) {
+      if (st?.saved || (config.touchAfterSeconds > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfterSeconds * 1000)) {
         return void cb?.(null);
       }
       call('touch', touch, [sid, sess], (err, v) => {

@@ -1,8 +1,8 @@
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
-import type { ResolvedConfig } from './config.ts';
 import { NoSessionError } from './errors.ts';
-import { kConfig, type ClusterSession } from './middleware.ts';
+import { kCookie, type CookieSettings } from './modes/store.ts';
+import type { ClusterSession } from './types.ts';
 
 export interface LoginOptions {
   /** Keys of the current (anonymous) session carried over to the new one, e.g. a cart. */
@@ -33,12 +33,13 @@ export async function login(req: Request, data: Record<string, unknown>, options
 /** Logs out: destroys the session in the store and clears the cookie. */
 export async function logout(req: Request): Promise<void> {
   const sess = sessionOf(req, 'logout');
-  const config = (req as unknown as Record<symbol, ResolvedConfig | undefined>)[kConfig];
+  // Set by store mode only: JWT mode's destroy() clears its own cookie.
+  const cookie = (req as unknown as Record<symbol, CookieSettings | undefined>)[kCookie];
   await new Promise<void>((resolve, reject) => sess.destroy((err) => (err ? reject(err) : resolve())));
-  if (config && req.res && !req.res.headersSent) {
-    const { name, path, domain, httpOnly, sameSite } = config.cookie;
+  if (cookie && req.res && !req.res.headersSent) {
+    const { name, path, domain, httpOnly, sameSite } = cookie;
     // Same attributes as the cookie being cleared, or a browser may keep the original (e.g. a Secure one).
-    const secure = config.cookie.secure === true || (config.cookie.secure === 'auto' && req.secure);
+    const secure = cookie.secure === true || (cookie.secure === 'auto' && req.secure);
     req.res.clearCookie(name, { path, httpOnly, sameSite, secure, ...(domain ? { domain } : {}) });
   }
 }

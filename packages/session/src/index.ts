@@ -1,9 +1,11 @@
-export { clusterSession, type ClusterSession, type SessionHealth } from './middleware.ts';
+export { clusterSession } from './cluster-session.ts';
+export type { ClusterSession, SessionHealth } from './types.ts';
 export { login, logout, logoutEverywhere, type LoginOptions } from './helpers.ts';
 export {
   resolveConfig,
   type SessionConfigInput,
   type ClusterSessionConfig,
+  type SessionConfigView,
   type ResolvedConfig,
   type ResolvedStore,
   type StoreInput,
@@ -11,14 +13,18 @@ export {
   type CookieInput,
   type Logger,
 } from './config.ts';
-export { createDenyList, type DenyList } from './revocation.ts';
+export { createDenyList } from './stores/index.ts';
+export type { DenyList } from './stores/types.ts';
 export {
   ClusterSessionError,
+  SessionError,
   ConfigError,
   StoreUnavailableError,
   SessionTooLargeError,
+  SessionSaveError,
   NoSessionError,
   NotSupportedError,
+  type SessionErrorCode,
 } from './errors.ts';
 // No driver is loaded here: each store's loads when clusterSession() creates that store. The store classes live
 // in the '@cluster-session/session/stores' subpath for the same reason.

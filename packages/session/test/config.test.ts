@@ -23,7 +23,7 @@ describe('resolveConfig', () => {
     assert.equal(c.mode, 'store');
     assert.deepEqual(c.store, { type: 'sqlite', path: path.join('/srv/app', '.data', 'sessions.sqlite') });
     assert.deepEqual(c.cookie, { name: 'sid', secure: 'auto', sameSite: 'lax', httpOnly: true, path: '/' });
-    assert.equal(c.ttl, 86_400);
+    assert.equal(c.ttlSeconds, 86_400);
     assert.equal(c.storeTimeout, 1000);
     assert.equal(c.userKey, 'user');
     assert.deepEqual(c.secrets, [SECRET]);
@@ -43,13 +43,13 @@ describe('resolveConfig', () => {
     assert.equal(c.store.type, 'redis');
     assert.equal(c.store.type === 'redis' && c.store.url, 'redis://10.0.0.5:6380/2');
     assert.deepEqual(c.secrets, [`${SECRET}-new`, `${SECRET}-old`]);
-    assert.equal(c.ttl, 600);
+    assert.equal(c.ttlSeconds, 600);
     assert.equal(c.workers, 4);
     assert.equal(c.sticky, true);
     assert.equal(c.jwt.secret, env.JWT_SECRET, 'JWT_SECRET passed through to the jwt options');
     const o = resolveConfig({ store: 'memory', ttl: 60, secret: SECRET }, env);
     assert.equal(o.store.type, 'memory');
-    assert.equal(o.ttl, 60);
+    assert.equal(o.ttlSeconds, 60);
     assert.deepEqual(o.secrets, [SECRET]);
   });
 
@@ -59,13 +59,46 @@ describe('resolveConfig', () => {
     assert.match(e.message, /"postgres"/);
     assert.match(e.message, /'redis', 'mongo', 'sqlite', 'memory'/);
     const t = configError(() => resolveConfig({}, { SESSION_TTL: '1d', SESSION_SECRET: SECRET }));
-    assert.match(t.message, /ttl \(env SESSION_TTL\) is "1d"/);
+    assert.match(t.message, /option ttlSeconds \(env SESSION_TTL\) is "1d": expected a whole number of seconds.*Example: SESSION_TTL=86400\. Fix: set SESSION_TTL/);
     const m = configError(() => resolveConfig({ mode: 'cookie' as never, secret: SECRET }, {}));
     assert.match(m.message, /mode.*"cookie".*'store' or 'jwt'/);
     const u = configError(() => resolveConfig({ stroe: 'redis' } as never, {}));
-    assert.match(u.message, /stroe/);
+    assert.match(u.message, /unknown option stroe: did you mean store\?/);
     const ck = configError(() => resolveConfig({ secret: SECRET, cookie: { sameSite: 'loose' as never } }, {}));
     assert.match(ck.message, /cookie\.sameSite.*"loose"/);
+  });
+
+  it('old option names are aliases: ttl and touchAfter mean ttlSeconds and touchAfterSeconds', () => {
+    const c = resolveConfig({ secret: SECRET, ttl: 120, touchAfter: 7 }, {});
+    assert.equal(c.ttlSeconds, 120);
+    assert.equal(c.touchAfterSeconds, 7);
+    assert.match(configError(() => resolveConfig({ secret: SECRET, ttl: 1, ttlSeconds: 2 }, {})).message, /ttl and ttlSeconds are both given/);
+  });
+
+  it('the resolved configuration is frozen; sessions.config shows no secret, key or store password', async () => {
+    const c = resolveConfig({ secret: SECRET, store: 'memory' }, {});
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.cookie) && Object.isFrozen(c.secrets));
+    assert.throws(() => {
+      (c.cookie as { name: string }).name = 'other';
+    }, TypeError);
+    const sessions = clusterSession({ secret: SECRET, store: { type: 'redis', url: 'redis://:hunter2-password@127.0.0.1:1/0' }, jwt: { secret: 'k'.repeat(40) }, logger: quiet });
+    try {
+      const shown = JSON.stringify(sessions.config);
+      assert.doesNotMatch(shown, /hunter2|config-test-secret|kkkkkkkk/);
+      assert.equal(sessions.config.store.url, 'redis://:***@127.0.0.1:1/0');
+      assert.equal((sessions.config as unknown as Record<string, unknown>).secrets, undefined);
+      assert.ok(Object.isFrozen(sessions.config));
+    } finally {
+      await sessions.close();
+    }
+  });
+
+  it("cookie rules are the JWT mode's: sameSite 'none' needs secure: true, 'auto' is not enough", () => {
+    for (const secure of [false, 'auto'] as const) {
+      const e = configError(() => resolveConfig({ secret: SECRET, cookie: { sameSite: 'none', secure } }, {}));
+      assert.match(e.message, /option cookie\.sameSite is "none": expected 'none' only with secure: true/);
+    }
+    assert.equal(resolveConfig({ secret: SECRET, cookie: { sameSite: 'none', secure: true } }, {}).cookie.sameSite, 'none');
   });
 
   it('never prints a secret, even a rejected one', () => {

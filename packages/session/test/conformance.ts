@@ -2,9 +2,8 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { SessionData } from 'express-session';
-import { cookieHeader, request, startNode, type HttpResult, type Proc } from '@cluster-session/testkit';
+import { cookieHeader, request, sleep, startNode, until, type HttpResult, type Proc } from '@cluster-session/testkit';
 import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 import { cb } from './fixtures/callback.ts';
@@ -37,21 +36,6 @@ function sessionData(ttlMs: number, extra: Record<string, unknown> = {}): Sessio
 const post = (url: string, body: object, jar: Record<string, string> = {}) =>
   request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) } });
 const get = (url: string, jar: Record<string, string> = {}) => request(url, { headers: { cookie: cookieHeader(jar) } });
-
-async function until<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms (${String(last ?? '')})`);
-    await sleep(100);
-  }
-}
 
 async function login(url: string, user: string, jar: Record<string, string> = {}): Promise<Record<string, string>> {
   const r = await post(`${url}/login`, { user }, jar);
@@ -219,7 +203,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
     });
 
     it('deny list: add/has, entries expire with their token', async () => {
-      const deny = createDenyList(app.sessions.config);
+      const deny = createDenyList(app.resolved);
       try {
         await deny.add('jti-live', Date.now() + 60_000);
         await deny.add('jti-short', Date.now() + 1000);
@@ -297,10 +281,10 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       const fresh = await serve({ ...fx.options, store: fx.store, logger });
       try {
         for (const url of [app.url, fresh.url]) {
-          const r = await until('a 200 after the restart', 10_000, async () => {
+          const r = await until('a 200 after the restart', async () => {
             const res = await get(`${url}/me`, jar);
             return res.status === 200 ? res : undefined;
-          });
+          }, 10_000);
           assert.equal(r.json.data.user, fx.restart.persistent ? 'restart' : undefined);
         }
         await login(app.url, 'after-restart');
@@ -332,7 +316,7 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       } finally {
         await fx.outage.start();
       }
-      await until('service back', 10_000, async () => ((await login(app.url, 'back')) ? true : undefined));
+      await until('service back', async () => ((await login(app.url, 'back')) ? true : undefined), 10_000);
       assert.equal((await get(`${app.url}/healthz`)).json.ok, true);
     });
   });

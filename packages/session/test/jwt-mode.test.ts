@@ -159,7 +159,7 @@ describe("clusterSession({ mode: 'jwt' })", () => {
     }
     assert.throws(
       () => clusterSession({ mode: 'jwt', store: 'memory', jwt: { secret: jwtSecret, ttl: 60, maxAge: 30 } }),
-      (err: unknown) => err instanceof ConfigError && /maxAge: 30 s is shorter than ttl/.test(err.message),
+      (err: unknown) => err instanceof ConfigError && /mode 'jwt': option jwt\.maxAgeSeconds is 30: expected seconds, at least ttlSeconds \(60\)/.test(err.message),
     );
   });
 });

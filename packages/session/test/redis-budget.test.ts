@@ -4,10 +4,9 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import { clusterSession, login, type ClusterSession } from '@cluster-session/session';
-import { cookieHeader, redisCli, request, startRedis, type RedisServer } from '@cluster-session/testkit';
+import { cookieHeader, redisCli, request, sleep, startRedis, type RedisServer } from '@cluster-session/testkit';
 
 const STORE_TIMEOUT = 1_000;
 /** storeTimeout plus a margin for a loaded 2-core machine; the old per-step bound was 2-3 x storeTimeout. */

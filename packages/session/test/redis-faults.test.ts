@@ -2,10 +2,9 @@
 // client and an ACL that refuses scripts.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, type RedisClientType } from 'redis';
-import { cookieHeader, freePort, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
+import { cookieHeader, freePort, request, sleep, startRedis, startRedisCluster, until, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
 import { createDenyList, failFastOptions } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 import { cb } from './fixtures/callback.ts';
@@ -14,14 +13,6 @@ const quiet = { warn: () => {}, error: () => {} };
 const post = (url: string, body: object, jar: Record<string, string> = {}) =>
   request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
 const get = (url: string, jar: Record<string, string> = {}) => request(url, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
-
-async function until(what: string, ms: number, fn: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`);
-    await sleep(100);
-  }
-}
 
 describe('redis faults', () => {
   let redis: RedisServer;
@@ -49,7 +40,7 @@ describe('redis faults', () => {
     } finally {
       redis.proc.child.kill('SIGCONT');
     }
-    await until('the session is readable again', 10_000, async () => (await get(`${app.url}/me`, jar)).json?.data?.user === 'hung');
+    await until('the session is readable again', async () => (await get(`${app.url}/me`, jar)).json?.data?.user === 'hung', 10_000);
   });
 
   it('Redis missing at startup: requests get 503, then service starts by itself when Redis appears', async () => {
@@ -61,7 +52,7 @@ describe('redis faults', () => {
       assert.equal(r.status, 503);
       assert.equal((await get(`${late.url}/healthz`)).json.ok, false);
       server = await startRedis({ port });
-      await until('login works', 10_000, async () => (await post(`${late.url}/login`, { user: 'late' })).status === 200);
+      await until('login works', async () => (await post(`${late.url}/login`, { user: 'late' })).status === 200, 10_000);
     } finally {
       await late.close();
       await server?.close();
@@ -131,7 +122,7 @@ describe('node-redis 5 client (bring your own)', () => {
     assert.equal(await new Promise((res, rej) => store.length!((e, n) => (e ? rej(e) : res(n)))), 2);
     assert.equal((await post(`${app.url}/logout-everywhere`, { user: 'nr' })).json.count, 2);
     assert.equal((await get(`${app.url}/me`, b)).json.data.user, undefined);
-    const deny = createDenyList(app.sessions.config);
+    const deny = createDenyList(app.resolved);
     await deny.add('nr-jti', Date.now() + 60_000);
     assert.equal(await deny.has('nr-jti'), true);
     assert.equal(await deny.has('other'), false);
@@ -164,7 +155,7 @@ describe('node-redis 5 client (bring your own)', () => {
     } finally {
       await redis.start();
     }
-    await until('login works again', 10_000, async () => (await post(`${app.url}/login`, { user: 'nr3' })).status === 200);
+    await until('login works again', async () => (await post(`${app.url}/login`, { user: 'nr3' })).status === 200, 10_000);
   });
 });
 

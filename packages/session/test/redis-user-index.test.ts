@@ -4,10 +4,9 @@
 // save still succeeds while the master holding the user's index is down.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from 'ioredis';
 import { failFastOptions } from '@cluster-session/session';
-import { cookieHeader, redisCli, request, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
+import { cookieHeader, redisCli, request, sleep, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
 import { serve, type Served } from './fixtures/app.ts';
 
 const quiet = { warn: () => {}, error: () => {} };

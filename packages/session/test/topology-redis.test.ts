@@ -2,13 +2,11 @@
 // driven over real HTTP while masters die. Each scenario reports requests made, failed, logins lost and the error
 // window as test diagnostics.
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import express from 'express';
 import { Cluster, Redis } from 'ioredis';
-import { clusterSession, failFastOptions, login, logout, logoutEverywhere, type ClusterSession } from '@cluster-session/session';
-import { cookieHeader, redisCli, request, startRedis, startRedisCluster, startRedisSentinel } from '@cluster-session/testkit';
+import { failFastOptions, type ClusterSession } from '@cluster-session/session';
+import { cookieHeader, redisCli, request, sleep, startRedis, startRedisCluster, startRedisSentinel } from '@cluster-session/testkit';
+import { serve as serveApp, type Served } from './fixtures/app.ts';
 
 const SECRET = 'topology-secret-0123456789abcdef';
 const STORE_TIMEOUT = 1_000;
@@ -20,55 +18,17 @@ const HANG_MS = 5_000;
  */
 const FAST_MS = STORE_TIMEOUT + 600;
 
-interface App {
-  url: string;
-  sessions: ClusterSession;
+interface App extends Served {
   /** What the store logged (connection errors during the faults). */
   logs: string[];
-  close(): Promise<void>;
 }
 
+/** The shared test app (fixtures/app.ts) on a Redis client of the topology under test, its log lines kept. */
 async function serve(client: unknown): Promise<App> {
   const logs: string[] = [];
   const logger = { warn: (m: string) => void logs.push(m), error: (m: string) => void logs.push(m) };
-  const sessions = clusterSession({ secret: SECRET, store: { type: 'redis', client }, storeTimeout: STORE_TIMEOUT, logger });
-  const app = express();
-  app.use(express.json());
-  app.use(sessions);
-  app.get('/me', (req, res) => {
-    const s = req.session as unknown as Record<string, unknown>;
-    res.json({ id: req.sessionID, user: s.user ?? null, hits: s.hits ?? 0 });
-  });
-  app.post('/hit', (req, res) => {
-    const s = req.session as unknown as Record<string, unknown>;
-    s.hits = Number(s.hits ?? 0) + 1;
-    res.json({ id: req.sessionID, user: s.user ?? null, hits: s.hits });
-  });
-  app.post('/login', async (req, res) => {
-    await login(req, { user: (req.body as { user: string }).user });
-    res.json({ id: req.sessionID });
-  });
-  app.post('/logout', async (req, res) => {
-    await logout(req);
-    res.json({ ok: true });
-  });
-  app.post('/logout-everywhere', async (req, res) => {
-    res.json({ count: await logoutEverywhere(sessions, (req.body as { user: string }).user) });
-  });
-  app.use(sessions.errorHandler);
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    sessions,
-    logs,
-    async close() {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-      await sessions.close();
-    },
-  };
+  const app = await serveApp({ secret: SECRET, store: { type: 'redis', client }, storeTimeout: STORE_TIMEOUT, logger });
+  return Object.assign(app, { logs });
 }
 
 interface User {
@@ -87,7 +47,7 @@ async function loginAs(url: string, name: string): Promise<User> {
 async function whoIs(url: string, user: User): Promise<string | null> {
   const res = await request(`${url}/me`, { headers: { cookie: user.cookie } });
   assert.equal(res.status, 200, `/me for ${user.name}: ${res.status} ${res.body}`);
-  return res.json.user;
+  return res.json.data.user ?? null;
 }
 
 /** The express-session Store API is callback-based; the redis store also returns promises, but stay with the contract. */
@@ -139,7 +99,7 @@ function startLoad(url: string, users: User[], concurrency = 4, maxMs = 30_000):
           timeoutMs: HANG_MS,
         });
         samples.push({ user: user.name, write, start, end: Date.now(), status: res.status, code: res.json?.code });
-        if (res.status === 200 && (res.json.id !== user.sid || res.json.user !== user.name)) lost.add(user.name);
+        if (res.status === 200 && (res.json.id !== user.sid || res.json.data.user !== user.name)) lost.add(user.name);
         if (res.status === 200 && write) acked.set(user.name, Math.max(acked.get(user.name) ?? 0, res.json.hits));
         // Back off a little after a failure, as a client honouring Retry-After would, so a fast 503 is no busy loop.
         if (res.status !== 200) await sleep(50);
@@ -183,8 +143,8 @@ async function report(t: TestContext, scenario: string, app: App, load: Load, us
   for (const u of users) {
     const res = await request(`${url}/me`, { headers: { cookie: u.cookie } });
     assert.equal(res.status, 200, `/me for ${u.name} after the fault: ${res.status} ${res.body}`);
-    if (res.json.user !== u.name) lost.add(u.name);
-    if (res.json.hits < (load.acked.get(u.name) ?? 0)) writesLost++;
+    if (res.json.data.user !== u.name) lost.add(u.name);
+    if ((res.json.data.hits ?? 0) < (load.acked.get(u.name) ?? 0)) writesLost++;
   }
   const failed = load.samples.filter((s) => s.status !== 200);
   const r: Report = {
@@ -220,8 +180,6 @@ async function untilRecovered(load: Load, maxMs = 15_000): Promise<void> {
     if (recent.length > 4 && recent.every((s) => s.status === 200)) return;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Per-test cleanups, run last-registered first when the test ends (node:test runs `after` hooks in order). */
 function deferrer(t: TestContext): (fn: () => Promise<unknown> | void) => void {

@@ -64,3 +64,49 @@ export function cookieHeader(jar: Record<string, string>): string {
     .map(([k, v]) => `${k}=${v}`)
     .join('; ');
 }
+
+/** A client that keeps its cookies like a browser: what a response sets is sent back; an emptied or expired one is dropped. */
+export interface Client {
+  readonly base: string;
+  readonly jar: Record<string, string>;
+  send(method: string, path: string, body?: HttpRequest['body'], headers?: Record<string, string>): Promise<HttpResult>;
+  get(path: string, headers?: Record<string, string>): Promise<HttpResult>;
+  post(path: string, body?: HttpRequest['body'], headers?: Record<string, string>): Promise<HttpResult>;
+}
+
+function expired(line: string): boolean {
+  const attrs = line.split(';').slice(1).map((a) => a.trim().toLowerCase());
+  if (attrs.some((a) => /^max-age=\s*(0|-\d+)$/.test(a))) return true;
+  const expires = attrs.find((a) => a.startsWith('expires='));
+  return expires !== undefined && Date.parse(expires.slice(8)) <= Date.now();
+}
+
+export function client(base: string | URL, defaults: Omit<HttpRequest, 'method' | 'body'> = {}): Client {
+  const jar: Record<string, string> = {};
+  const send = async (method: string, path: string, body?: HttpRequest['body'], headers: Record<string, string> = {}) => {
+    const cookie = cookieHeader(jar);
+    const res = await request(new URL(path, base), {
+      ...defaults,
+      method,
+      ...(body !== undefined ? { body } : {}),
+      headers: { ...defaults.headers, ...headers, ...(cookie ? { cookie } : {}) },
+    });
+    for (const line of res.headers['set-cookie'] ?? []) {
+      const pair = line.split(';', 1)[0]!;
+      const eq = pair.indexOf('=');
+      if (eq <= 0) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (value === '' || expired(line)) delete jar[name];
+      else jar[name] = value;
+    }
+    return res;
+  };
+  return {
+    base: String(base),
+    jar,
+    send,
+    get: (path, headers) => send('GET', path, undefined, headers),
+    post: (path, body, headers) => send('POST', path, body ?? {}, headers),
+  };
+}

@@ -2,7 +2,8 @@ export { freePort, waitForPort } from './ports.ts';
 export { startNode, startProcess, type Proc } from './process.ts';
 export { startRedis, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';
-export { cookieHeader, request, type HttpRequest, type HttpResult } from './http.ts';
+export { client, cookieHeader, request, type Client, type HttpRequest, type HttpResult } from './http.ts';
+export { sleep, until } from './wait.ts';
 export {
   redisCli,
   startRedisCluster,

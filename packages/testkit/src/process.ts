@@ -80,7 +80,7 @@ export function startProcess(command: string, args: readonly string[], options: 
   };
 }
 
-/** Node with the flags this process runs under (so `--conditions=source` reaches children). */
+/** Node with the flags this process runs under (so `--conditions=@cluster-session/source` reaches children). */
 export function startNode(args: readonly string[], options: SpawnOptions & { echo?: boolean } = {}): Proc {
   return startProcess(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), ...args], options);
 }

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { freePort } from './ports.ts';
+import { until } from './wait.ts';
 import type { Proc } from './process.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 
@@ -13,24 +14,6 @@ export function redisCli(port: number, args: readonly string[], timeoutMs = 5_00
       else resolve(stdout.trim());
     });
   });
-}
-
-/** Polls `check` every 100 ms until it returns a value other than undefined; rejects with `what` after timeoutMs. */
-export async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not reached within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function portIsFree(port: number): Promise<boolean> {
@@ -54,7 +37,7 @@ async function clusterPort(taken: Set<number>): Promise<number> {
   throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node');
 }
 
-export interface ClusterNodeInfo {
+interface ClusterNodeInfo {
   id: string;
   port: number;
   flags: string[];
@@ -65,7 +48,7 @@ export interface ClusterNodeInfo {
 }
 
 /** Parses `CLUSTER NODES` output. */
-export function parseClusterNodes(text: string): ClusterNodeInfo[] {
+function parseClusterNodes(text: string): ClusterNodeInfo[] {
   return text
     .split('\n')
     .filter((l) => l.trim())
@@ -229,7 +212,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       return node;
     },
     async waitForFailover(killed, timeoutMs = 20_000) {
-      return poll('Redis Cluster failover', timeoutMs, async () => {
+      return until('Redis Cluster failover', async () => {
         if (!(await healthy())) return undefined;
         const current = await liveMasters();
         if (killed && current.includes(killed)) return undefined;
@@ -238,10 +221,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
           .reduce((sum, n) => sum + n.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
         if (covered !== 16_384) return undefined;
         return current;
-      });
+      }, timeoutMs, 100);
     },
     async waitForReplication(timeoutMs = 10_000) {
-      await poll('Redis Cluster replication caught up', timeoutMs, async () => {
+      await until('Redis Cluster replication caught up', async () => {
         const all = await view();
         for (const master of all.filter((n) => n.flags.includes('master') && !n.flags.some((f) => f.startsWith('fail')))) {
           const expected = all.filter((n) => n.masterId === master.id && !n.flags.some((f) => f.startsWith('fail'))).length;
@@ -251,10 +234,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
           if (acked.length < expected || acked.some((o) => o !== offset)) return undefined;
         }
         return true;
-      });
+      }, timeoutMs, 100);
     },
     async waitForHealthy(timeoutMs = 20_000) {
-      await poll('Redis Cluster cluster_state:ok on every node', timeoutMs, healthy);
+      await until('Redis Cluster cluster_state:ok on every node', healthy, timeoutMs, 100);
     },
     async close() {
       await Promise.all(servers.map((s) => s.close()));
@@ -268,10 +251,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       60_000,
     );
     await cluster.waitForHealthy(30_000);
-    await poll('Redis Cluster replicas attached', 30_000, async () => {
+    await until('Redis Cluster replicas attached', async () => {
       const all = await view();
       return all.filter((n) => n.flags.includes('slave')).length === masters * replicas ? true : undefined;
-    });
+    }, 30_000, 100);
     // Each replica must be attached (known to its master) before a test may rely on failover.
     await cluster.waitForReplication(30_000);
   } catch (err) {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './ports.ts';
 import { startProcess, type Proc } from './process.ts';
-import { poll, redisCli } from './redis-cluster.ts';
+import { redisCli } from './redis-cluster.ts';
+import { until } from './wait.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 
 export interface RedisSentinelOptions {
@@ -88,10 +89,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       servers.push(await startRedis({ args: [...(options.args ?? []), '--replicaof', '127.0.0.1', String(master.port)] }));
     }
     // Sentinels discover replicas from the master's INFO: start them once the replicas are attached.
-    await poll('replicas attached to the master', 10_000, async () => {
+    await until('replicas attached to the master', async () => {
       const info = await redisCli(master.port, ['INFO', 'replication']);
       return Number(infoField(info, 'connected_slaves')) === replicaCount ? true : undefined;
-    });
+    }, 10_000, 100);
 
     for (let i = 0; i < count; i++) {
       const dir = mkdtempSync(path.join(tmpdir(), 'cs-sentinel-'));
@@ -122,13 +123,13 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       ]);
     }
     // A failover needs each sentinel to know the replicas and enough peers to reach quorum and majority.
-    await poll('sentinels know the replicas and each other', 20_000, async () => {
+    await until('sentinels know the replicas and each other', async () => {
       for (const s of procs) {
         const m = fields(await redisCli(s.port, ['SENTINEL', 'MASTER', masterName]));
         if (Number(m['num-slaves']) !== replicaCount || Number(m['num-other-sentinels']) !== count - 1) return undefined;
       }
       return true;
-    });
+    }, 20_000, 100);
   } catch (err) {
     await close();
     throw err;
@@ -157,23 +158,23 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       return current;
     },
     async waitForFailover(old, timeoutMs = 20_000) {
-      return poll('Redis Sentinel failover', timeoutMs, async () => {
+      return until('Redis Sentinel failover', async () => {
         const ports = await Promise.all(live().map(masterPort));
         if (ports.some((p) => p === old.port || p !== ports[0])) return undefined;
         const promoted = byPort(ports[0]!);
         const role = infoField(await redisCli(promoted.port, ['INFO', 'replication']), 'role');
         return role === 'master' ? promoted : undefined;
-      });
+      }, timeoutMs, 100);
     },
     async waitForReplication(timeoutMs = 10_000) {
-      await poll('Redis Sentinel replication caught up', timeoutMs, async () => {
+      await until('Redis Sentinel replication caught up', async () => {
         const current = await deployment.master();
         const info = await redisCli(current.port, ['INFO', 'replication']);
         const offset = infoField(info, 'master_repl_offset');
         const acked = [...info.matchAll(/^slave\d+:.*state=online.*offset=(\d+)/gm)].map((m) => m[1]);
         const attached = Number(infoField(info, 'connected_slaves'));
         return acked.length === attached && acked.every((o) => o === offset) ? true : undefined;
-      });
+      }, timeoutMs, 100);
     },
     close,
   };

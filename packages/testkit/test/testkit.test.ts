@@ -41,3 +41,34 @@ test('startMongo answers the MongoDB wire protocol', async () => {
     await client.close();
   }
 });
+
+test('client keeps cookies like a browser: set ones go back, emptied or expired ones are dropped', async () => {
+  const { createServer } = await import('node:http');
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers.cookie ?? '');
+    if (req.url === '/set') res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
+    if (req.url === '/clear') res.setHeader('set-cookie', ['a=; Path=/', 'b=2; Max-Age=0']);
+    res.end('{}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  after(() => server.close());
+  const { client } = await import('@cluster-session/testkit');
+  const c = client(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+  await c.get('/set');
+  await c.post('/again', { x: 1 });
+  assert.equal(seen[1], 'a=1; b=2');
+  await c.get('/clear');
+  assert.deepEqual(c.jar, {});
+  await c.get('/after');
+  assert.equal(seen[3], '');
+});
+
+test('until resolves with the first truthy value, retries through throws, and names what it waited for', async () => {
+  const { until } = await import('@cluster-session/testkit');
+  let n = 0;
+  assert.equal(await until('third try', () => (++n === 3 ? 'done' : undefined)), 'done');
+  let calls = 0;
+  assert.equal(await until('after a throw', () => (calls++ === 0 ? Promise.reject(new Error('not yet')) : 7)), 7);
+  await assert.rejects(until('never', () => false, 100), /never: not reached within 100 ms/);
+});

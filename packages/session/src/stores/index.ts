@@ -1,9 +1,11 @@
+import { deadline } from '@cluster-session/core';
 import type { ResolvedConfig } from '../config.ts';
-import { createMemoryHandle } from './memory.ts';
-import { createMongoHandle } from './mongo.ts';
-import { createRedisHandle } from './redis.ts';
-import { createSqliteHandle } from './sqlite.ts';
-import type { StoreHandle } from './types.ts';
+import { StoreUnavailableError } from '../errors.ts';
+import { createMemoryHandle, memoryDenyList } from './memory.ts';
+import { createMongoHandle, mongoDenyList } from './mongo.ts';
+import { createRedisHandle, redisDenyList } from './redis.ts';
+import { createSqliteHandle, sqliteDenyList } from './sqlite.ts';
+import type { DenyList, StoreHandle } from './types.ts';
 
 export function createStoreHandle(config: ResolvedConfig): StoreHandle {
   switch (config.store.type) {
@@ -16,4 +18,27 @@ export function createStoreHandle(config: ResolvedConfig): StoreHandle {
     case 'memory':
       return createMemoryHandle(config);
   }
+}
+
+/**
+ * A deny list for revoked JWTs on the configured store (Redis SET PX, a MongoDB collection, a SQLite table, or a
+ * process-local map), each entry expiring with its token. Calls are bounded by `storeTimeout`.
+ */
+export function createDenyList(config: ResolvedConfig): DenyList {
+  const s = config.store;
+  const list =
+    s.type === 'redis'
+      ? redisDenyList(config)
+      : s.type === 'mongo'
+        ? mongoDenyList(config as ResolvedConfig & { store: typeof s })
+        : s.type === 'sqlite'
+          ? sqliteDenyList(config as ResolvedConfig & { store: typeof s })
+          : memoryDenyList();
+  const bounded = <T>(work: Promise<T>, what: string) =>
+    deadline(work, config.storeTimeout, () => new StoreUnavailableError(`${s.type} deny list ${what} did not answer within ${config.storeTimeout} ms`));
+  return {
+    add: (jti, exp) => bounded(list.add(jti, exp), 'add'),
+    has: (jti) => bounded(list.has(jti), 'has'),
+    close: () => list.close(),
+  };
 }

@@ -1,7 +1,7 @@
 import { MemoryStore } from 'express-session';
 import type { ResolvedConfig } from '../config.ts';
 import { userOf } from '../serializer.ts';
-import { alwaysUp, type StoreHandle } from './types.ts';
+import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 /** express-session's MemoryStore: one process only (resolveConfig refuses it for an unsticky multi-worker cluster). */
 export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
@@ -27,5 +27,29 @@ export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
       return n;
     },
     async close() {},
+  };
+}
+
+/** Revoked JWT ids in this process only (a logout on one worker revokes on that worker only). */
+export function memoryDenyList(): DenyList {
+  const entries = new Map<string, number>();
+  return {
+    async add(jti, expiresAtMs) {
+      checkJti(jti);
+      if (expiresAtMs > Date.now()) entries.set(jti, Math.max(expiresAtMs, entries.get(jti) ?? 0));
+      // Amortised sweep: keeps the map bounded by the live revocations.
+      if (entries.size % 256 === 0) for (const [k, exp] of entries) if (exp <= Date.now()) entries.delete(k);
+    },
+    async has(jti) {
+      checkJti(jti);
+      const exp = entries.get(jti);
+      if (exp === undefined) return false;
+      if (exp > Date.now()) return true;
+      entries.delete(jti);
+      return false;
+    },
+    async close() {
+      entries.clear();
+    },
   };
 }

@@ -3,9 +3,9 @@ import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import type * as MongoStoreModule from './mongo-store.ts';
-import { alwaysUp, type StoreHandle } from './types.ts';
+import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
-export function mongoClientOptions(storeTimeout: number) {
+function mongoClientOptions(storeTimeout: number) {
   return { serverSelectionTimeoutMS: storeTimeout, connectTimeoutMS: Math.max(storeTimeout, 1000), maxPoolSize: 20 };
 }
 
@@ -30,7 +30,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   const store = new ClusterMongoStore(client, {
     ...(s.dbName ? { dbName: s.dbName } : {}),
     collection: config.collection,
-    ttl: config.ttl,
+    ttl: config.ttlSeconds,
     userKey: config.userKey,
     logger: config.logger,
   });
@@ -55,6 +55,35 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       if (owned) await client.close();
+    },
+  };
+}
+
+/** Revoked JWT ids in `<collection>_denylist`, with a TTL index to tidy up. */
+export function mongoDenyList(config: ResolvedConfig & { store: { type: 'mongo' } }): DenyList {
+  const s = config.store;
+  const own = s.client === undefined;
+  const { MongoClient } = load<typeof Mongodb>('mongodb');
+  const client = own ? new MongoClient(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as Mongodb.MongoClient);
+  const coll = client.db(s.dbName).collection<{ _id: string; expires: Date }>(`${config.collection}_denylist`);
+  // The TTL index only tidies up; `has` checks the expiry itself (some servers run no TTL monitor).
+  let indexed = false;
+  return {
+    async add(jti, expiresAtMs) {
+      checkJti(jti);
+      if (expiresAtMs <= Date.now()) return;
+      if (!indexed) {
+        await coll.createIndex({ expires: 1 }, { expireAfterSeconds: 0 });
+        indexed = true;
+      }
+      await coll.updateOne({ _id: jti }, { $set: { expires: new Date(expiresAtMs) } }, { upsert: true });
+    },
+    async has(jti) {
+      checkJti(jti);
+      return (await coll.countDocuments({ _id: jti, expires: { $gt: new Date() } }, { limit: 1 })) > 0;
+    },
+    async close() {
+      if (own) await client.close();
     },
   };
 }

@@ -2,9 +2,9 @@ import type * as Ioredis from 'ioredis';
 import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
-import { rawRedis, type RawRedis } from './redis-client.ts';
+import { denyKey, rawRedis, type RawRedis } from './redis-client.ts';
 import type * as RedisStoreModule from './redis-store.ts';
-import type { StoreHandle } from './types.ts';
+import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 /** Fail-fast client options: a down Redis answers "no" at once instead of queueing commands forever (tj/connect-redis#373). */
 export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
@@ -19,7 +19,7 @@ export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
 }
 
 /** The client the config names: the user's (adopted, never closed by us) or a fail-fast ioredis we own. */
-export function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
+function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
   const s = config.store;
   if (s.type !== 'redis') throw new Error('unreachable');
   if (s.client !== undefined) {
@@ -50,7 +50,7 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     }
   });
   const { ClusterRedisStore } = load<typeof RedisStoreModule>('./stores/redis-store.ts');
-  const store = new ClusterRedisStore(client, { prefix: config.prefix, ttl: config.ttl, userKey: config.userKey, logger: config.logger });
+  const store = new ClusterRedisStore(client, { prefix: config.prefix, ttl: config.ttlSeconds, userKey: config.userKey, logger: config.logger });
   // Before the first connection a request may wait (bounded) for it; once an established connection is lost,
   // requests fail at once rather than each waiting out the reconnect.
   let everReady = raw.isReady();
@@ -68,6 +68,33 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     whenUp: async (ms) => raw.isReady() || (!everReady && raw.waitReady(ms)),
     ping: () => raw.ping(),
     destroyUser: (userId) => store.destroyUser(userId),
+    async close() {
+      if (owned) await raw.close();
+    },
+  };
+}
+
+/** Revoked JWT ids as `<prefix>~deny:<jti>` keys with SET PX: each expires with its token. */
+export function redisDenyList(config: ResolvedConfig): DenyList {
+  const { raw, owned } = redisClient(config);
+  if (owned) raw.onError(() => {});
+  // A fresh client refuses commands until connected (no offline queue): wait for the first connection, bounded.
+  let connected = raw.isReady();
+  const ready = async () => {
+    if (!connected) connected = await raw.waitReady(config.storeTimeout);
+  };
+  return {
+    async add(jti, expiresAtMs) {
+      checkJti(jti);
+      await ready();
+      const ms = Math.ceil(expiresAtMs - Date.now());
+      if (ms > 0) await raw.setPx(denyKey(config.prefix, jti), '1', ms);
+    },
+    async has(jti) {
+      checkJti(jti);
+      await ready();
+      return raw.exists(denyKey(config.prefix, jti));
+    },
     async close() {
       if (owned) await raw.close();
     },

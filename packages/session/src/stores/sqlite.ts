@@ -6,7 +6,7 @@ import { Store, type SessionData } from 'express-session';
 import type { Logger, ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { parseSession, userOf, expiresAt } from '../serializer.ts';
-import { alwaysUp, type StoreHandle } from './types.ts';
+import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
@@ -24,7 +24,7 @@ const isBusy = (err: unknown) => {
  * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
  * (see `retry`) for writers of other processes on the same host. Creates the directory.
  */
-export function openDatabase(file: string): DatabaseSync {
+function openDatabase(file: string): DatabaseSync {
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
   // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
@@ -40,7 +40,7 @@ export function openDatabase(file: string): DatabaseSync {
 }
 
 /** Runs a synchronous SQLite call, retrying SQLITE_BUSY asynchronously until `timeoutMs`, then StoreUnavailableError. */
-export async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
+async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
     try {
@@ -200,7 +200,7 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
   if (s.type !== 'sqlite') throw new Error('unreachable');
   const store = new SqliteStore(s.path, {
     table: config.collection,
-    ttl: config.ttl,
+    ttl: config.ttlSeconds,
     userKey: config.userKey,
     logger: config.logger,
     timeoutMs: config.storeTimeout,
@@ -220,6 +220,32 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       store.close();
+    },
+  };
+}
+
+/** Revoked JWT ids in the `<collection>_denylist` table of the shared file, swept every minute. */
+export function sqliteDenyList(config: ResolvedConfig & { store: { type: 'sqlite' } }): DenyList {
+  const db = openDatabase(config.store.path);
+  const t = `${config.collection}_denylist`;
+  db.exec(`CREATE TABLE IF NOT EXISTS ${t} (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID`);
+  const add = db.prepare(`INSERT INTO ${t} (jti, expires) VALUES (?, ?) ON CONFLICT(jti) DO UPDATE SET expires = max(expires, excluded.expires)`);
+  const has = db.prepare(`SELECT 1 FROM ${t} WHERE jti = ? AND expires > ?`);
+  const sweep = db.prepare(`DELETE FROM ${t} WHERE expires <= ?`);
+  const timer = setInterval(() => void retry(() => sweep.run(Date.now()), config.storeTimeout).catch(() => {}), 60_000);
+  timer.unref();
+  return {
+    async add(jti, expiresAtMs) {
+      checkJti(jti);
+      if (expiresAtMs > Date.now()) await retry(() => add.run(jti, Math.ceil(expiresAtMs)), config.storeTimeout);
+    },
+    async has(jti) {
+      checkJti(jti);
+      return (await retry(() => has.get(jti, Date.now()), config.storeTimeout)) !== undefined;
+    },
+    async close() {
+      clearInterval(timer);
+      if (db.isOpen) db.close();
     },
   };
 }

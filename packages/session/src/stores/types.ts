@@ -19,3 +19,16 @@ export interface StoreHandle {
 
 /** Shared by stores without a connection state: always up. */
 export const alwaysUp = { isUp: () => true, whenUp: async () => true };
+
+/** Revoked token ids (JWT `jti`), each remembered until its token would have expired anyway. */
+export interface DenyList {
+  add(jti: string, expiresAtMs: number): Promise<void>;
+  has(jti: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function checkJti(jti: string): void {
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) {
+    throw new TypeError('jti must be a non-empty string of at most 256 characters');
+  }
+}

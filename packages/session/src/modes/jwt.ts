@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import type { ErrorRequestHandler } from 'express';
 import type * as Jwt from '@cluster-session/jwt';
-import type { ResolvedConfig } from './config.ts';
-import { ClusterSessionError, ConfigError } from './errors.ts';
-import { load } from './load.ts';
-import type { ClusterSession, SessionHealth } from './middleware.ts';
-import { createDenyList, type DenyList } from './revocation.ts';
+import { errorHandler } from '../answer.ts';
+import { publicView, type ResolvedConfig } from '../config.ts';
+import { ConfigError, NotSupportedError } from '../errors.ts';
+import { load } from '../load.ts';
+import { createDenyList } from '../stores/index.ts';
+import type { DenyList } from '../stores/types.ts';
+import type { ClusterSession, SessionHealth } from '../types.ts';
 
 let warnedGeneratedKey = false;
 
@@ -28,8 +29,8 @@ function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): Jwt.Key
   if (config.secrets.length > 0 && !config.secretGenerated) return createKeyRing({ secret: config.secrets }, 'SESSION_SECRET');
   if (config.production)
     throw new ConfigError(
-      "mode 'jwt' (env SESSION_MODE) needs signing keys and NODE_ENV=production. Fix: set JWT_SECRET to a random " +
-        'secret of at least 32 bytes (`openssl rand -base64 32`; a comma-separated list rotates), or JWT_KEYS (see @cluster-session/jwt).',
+      "clusterSession: mode 'jwt' (env SESSION_MODE) needs signing keys and NODE_ENV=production. Example: JWT_SECRET=$(openssl rand -base64 32). " +
+        'Fix: set JWT_SECRET to a random secret of at least 32 bytes (a comma-separated list rotates), or JWT_KEYS (see @cluster-session/jwt).',
     );
   if (!warnedGeneratedKey) {
     warnedGeneratedKey = true;
@@ -42,17 +43,22 @@ function ringFrom(config: ResolvedConfig, jwt: Record<string, unknown>): Jwt.Key
 }
 
 /**
- * `jwt.revocation` (env JWT_REVOCATION): a jti deny list on the configured store, so logout takes effect at once on
- * every process. On by default (security first; one store lookup per request that carries a token); turn it off
- * with `jwt: { revocation: false }` or JWT_REVOCATION=0 for fully store-free tokens.
+ * `jwt.revocation` (env JWT_REVOCATION, filled in by resolveConfig): a jti deny list on the configured store, so
+ * logout takes effect at once on every process. On by default (security first; one store lookup per request that
+ * carries a token); turn it off with `jwt: { revocation: false }` or JWT_REVOCATION=0 for fully store-free tokens.
  */
 function revocationOn(jwt: Record<string, unknown>): boolean {
-  const value = jwt.revocation ?? process.env.JWT_REVOCATION;
+  const value = jwt.revocation;
   delete jwt.revocation;
   if (value === undefined || value === '' || value === true || value === '1' || value === 'true') return true;
   if (value === false || value === '0' || value === 'false') return false;
-  throw new ConfigError(`jwt.revocation (or env JWT_REVOCATION) is ${JSON.stringify(value)}: expected true/false ('1' or '0' in the env).`);
+  throw new ConfigError(
+    `clusterSession: option jwt.revocation (or env JWT_REVOCATION) is ${JSON.stringify(value)}: expected true or false ('1' or '0' in the env). Example: JWT_REVOCATION=0. Fix: change it to an allowed value.`,
+  );
 }
+
+/** jwtSession()'s messages name its own options; here they sit under `jwt`. */
+const underJwt = (message: string) => message.replace(/^jwtSession: /, '').replace(/\boption (?!jwt\.)/g, 'option jwt.');
 
 /**
  * JWT mode: the stateless `req.session` of @cluster-session/jwt, configured from the resolved config (keys, ttl,
@@ -71,10 +77,10 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
       config.logger.warn("cluster-session: jwt revocation on store 'memory' is per process: a logout revokes on one worker only.");
     denyList = revocation ? createDenyList(config) : undefined;
     const { name, secure, sameSite, path, domain } = config.cookie;
+    const ownMaxAge = jwt.maxAge !== undefined || jwt.maxAgeSeconds !== undefined;
     const options: Jwt.JwtSessionOptions = {
       ring,
-      ttl: config.ttl,
-      maxAge: Math.max(config.ttl, 86_400),
+      ...(ownMaxAge ? {} : { maxAgeSeconds: Math.max(config.ttlSeconds, 86_400) }),
       cookie: { name, secure, sameSite, path, ...(domain ? { domain } : {}) },
       ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
       ...(denyList ? { denyList, denyListTimeout: config.storeTimeout + 100 } : {}),
@@ -84,23 +90,12 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
     middleware = jwtSession(options);
   } catch (err) {
     void denyList?.close();
-    if (err instanceof JwtError) throw new ConfigError(`mode 'jwt': ${err.message}`, { cause: err });
+    if (err instanceof JwtError) throw new ConfigError(`clusterSession: mode 'jwt': ${underJwt(err.message)}`);
     throw err;
   }
 
-  const errorHandler: ErrorRequestHandler = (err, _req, res, next) => {
-    const e = err as { code?: unknown; status?: unknown };
-    if (!(typeof e.code === 'string' && e.code.startsWith('CS_ERR_') && typeof e.status === 'number')) return next(err);
-    if (res.headersSent) return void res.destroy();
-    res.statusCode = e.status;
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-store');
-    if (e.status === 503) res.setHeader('Retry-After', '1');
-    res.end(JSON.stringify({ error: e.status === 503 ? 'session store unavailable' : 'session error', code: e.code }));
-  };
-
   return Object.assign(middleware, {
-    config,
+    config: publicView(config),
     store: undefined,
     errorHandler,
     async health(): Promise<SessionHealth> {
@@ -114,9 +109,8 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
     },
     close: async () => denyList?.close(),
     destroyUser: async (): Promise<number> => {
-      throw new ClusterSessionError(
+      throw new NotSupportedError(
         "logoutEverywhere() needs sessions it can list; JWT mode keeps none. Fix: use mode 'store', or rotate the JWT keys to end every session.",
-        'CS_ERR_SESSION_NOT_SUPPORTED',
       );
     },
   }) as ClusterSession;

@@ -1,28 +1,28 @@
 #!/usr/bin/env node
-// The `cluster-session` binary. Published builds run dist/cli.js. In a source checkout (no dist) it runs
-// src/cli.ts in this same process, adding the `source` export condition with a resolve hook so workspace
+// The `cluster-session` binary. Published builds run dist/index.js. In a source checkout (no dist) it runs
+// src/index.ts in this same process, adding the `@cluster-session/source` export condition with a resolve hook so workspace
 // imports resolve to sources; no re-exec, so signals reach the primary directly. Workers get the condition
-// from the primary (startCluster adds --conditions=source when running from sources).
+// from the primary (startCluster adds --conditions=@cluster-session/source when running from sources).
 import { existsSync } from 'node:fs';
 import module from 'node:module';
 
-const dist = new URL('../dist/cli.js', import.meta.url);
+const dist = new URL('../dist/index.js', import.meta.url);
 let cli;
 if (existsSync(dist)) {
   cli = await import(dist.href);
 } else {
-  if (!process.execArgv.some((a) => a.startsWith('--conditions=source'))) {
+  if (!process.execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source'))) {
     if (typeof module.registerHooks !== 'function') {
       process.stderr.write(`cluster-session: needs Node >= 22.18 (this is ${process.version})\n`);
       process.exit(1);
     }
     module.registerHooks({
       resolve(specifier, context, next) {
-        return next(specifier, { ...context, conditions: [...context.conditions, 'source'] });
+        return next(specifier, { ...context, conditions: [...context.conditions, '@cluster-session/source'] });
       },
     });
   }
-  cli = await import(new URL('../src/cli.ts', import.meta.url).href);
+  cli = await import(new URL('../src/index.ts', import.meta.url).href);
 }
 const code = await cli.main(process.argv.slice(2));
 // `start` returns only after the cluster stopped; every command exits with its own code.

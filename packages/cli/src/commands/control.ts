@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs';
+import { ClusterNotRunningError, controlPath, controlRequest, listControlNames, runtimeDir, type ReloadReport, type SlotStatus } from '@cluster-session/cluster';
+import { CliUsageError } from '../errors.ts';
+import { parseFlags } from '../flags.ts';
+import { help } from '../help.ts';
+
+function socketOf(name: string | undefined): string {
+  if (name !== undefined) return controlPath(name);
+  const names = listControlNames();
+  if (names.length === 1) return controlPath(names[0]!);
+  if (names.length === 0) throw new ClusterNotRunningError(`no cluster is running (no control socket in ${runtimeDir()})`);
+  throw new CliUsageError(`several clusters run (${names.join(', ')}); pass --name`);
+}
+
+function formatStatus(rows: SlotStatus[]): string {
+  const dur = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 3_600_000).toFixed(1)}h`);
+  const table = [['slot', 'pid', 'state', 'uptime', 'restarts', 'memory', 'requests']];
+  for (const r of rows) {
+    table.push([
+      String(r.slot), r.pid === null ? '-' : String(r.pid), r.state + (r.nextRestartIn !== undefined ? ` (${r.nextRestartIn} ms)` : ''),
+      r.pid === null ? '-' : dur(r.uptime), String(r.restarts), r.memory === null ? '-' : `${Math.round(r.memory / 1048576)} MB`,
+      r.requests === null ? '-' : String(r.requests),
+    ]);
+  }
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  const lines = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const r of rows) if (r.lastExit && r.state !== 'ready') lines.push(`slot ${r.slot}: last exit: ${r.lastExit}`);
+  return lines.join('\n');
+}
+
+/** `cluster-session reload|status|stop [--name NAME]`: one command to a running primary over its control socket. */
+export async function control(command: 'reload' | 'status' | 'stop', argv: string[]): Promise<number> {
+  const { values: v } = parseFlags(argv, command === 'status' ? { name: { type: 'string' }, json: { type: 'boolean' } } : { name: { type: 'string' } });
+  if (v.help) return help(command);
+  const socketPath = socketOf(v.name as string | undefined);
+  // A reload takes as long as its slowest workers' boot and drain; it is bounded by readyTimeout/killTimeout there.
+  const result = await controlRequest(socketPath, command, command === 'reload' ? 3_600_000 : 30_000);
+  if (command === 'status') {
+    process.stdout.write(v.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result as SlotStatus[])}\n`);
+    return 0;
+  }
+  if (command === 'reload') {
+    const r = result as ReloadReport;
+    if (r.ok) process.stdout.write(`reloaded ${r.replaced.length} workers in ${r.durationMs} ms\n`);
+    else process.stderr.write(`reload aborted at slot ${r.failed?.slot}: ${r.failed?.reason}; ${r.replaced.length} replaced, the old workers keep serving\n`);
+    return r.ok ? 0 : 1;
+  }
+  // stop: the primary answered and is draining; it removes its socket when done.
+  for (let i = 0; existsSync(socketPath) && i < 1200; i++) await new Promise((r) => setTimeout(r, 100));
+  process.stdout.write(existsSync(socketPath) ? 'stop requested; the cluster is still draining\n' : 'stopped\n');
+  return 0;
+}

@@ -1,0 +1,140 @@
+// The cluster-session binary as users run it: a real child process per command; exit codes, one-line errors,
+// help, --version, and the balance/export commands end to end. (The cluster's own suites drive start, reload,
+// status and stop through this binary too.)
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { freePort, request, startNode, waitForPort } from '@cluster-session/testkit';
+
+const BIN = new URL('../bin/cluster-session.js', import.meta.url).pathname;
+const APP = new URL('../../cluster/test/fixtures/app.ts', import.meta.url).pathname;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-cli-test-'));
+const env = { ...process.env, CLUSTER_SESSION_RUNTIME_DIR: path.join(dir, 'run') };
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(args: string[]): Promise<{ code: number | string; out: string }> {
+  const proc = startNode([BIN, ...args], { env });
+  const code = await proc.exited;
+  return { code, out: proc.output() };
+}
+
+/** A plain instance for the balancer to send to: /whoami names it, /healthz is 200. */
+async function instance(name: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => res.end(JSON.stringify({ instance: name, path: req.url })));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+describe('help and version', () => {
+  test('--help of the binary and of every command, in one style, exit 0', async () => {
+    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['status', '--help'], ['stop', '--help'], ['balance', '--help'], ['export', '--help']]) {
+      const { code, out } = await run(args);
+      assert.equal(code, 0, args.join(' '));
+      const command = args.length === 2 ? ` ${args[0]}` : '';
+      assert.match(out, new RegExp(`^Usage: cluster-session${command} `), args.join(' '));
+      assert.match(out, /\nOptions:\n/, `${args.join(' ')}: an Options section`);
+      assert.match(out, /-h, --help/);
+    }
+  });
+
+  test('--version prints the package version', async () => {
+    const { version } = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'))) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const { code, out } = await run([flag]);
+      assert.equal(code, 0);
+      assert.equal(out.trim(), `cluster-session ${version}`);
+    }
+  });
+});
+
+describe('usage and configuration errors: exit 2, one line, naming the fix', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['frobnicate'], /^cluster-session: unknown command "frobnicate"; commands: start, reload/],
+    [['stauts'], /unknown command "stauts"; did you mean status\?/],
+    [['start', APP, '--bogus'], /^cluster-session start: unknown flag --bogus \(see 'cluster-session start --help'\)$/],
+    [['start', APP, '--instnaces', '2'], /unknown flag --instnaces; did you mean --instances\?/],
+    [['status', '--nme', 'x'], /^cluster-session status: unknown flag --nme; did you mean --name\?/],
+    [['start', APP, '-i', 'lots'], /-i "lots" is not a positive integer or 'max'/],
+    [['start', APP, '--restart-delay', 'soon'], /--restart-delay "soon" is not a whole number/],
+    [['start', APP, '--stable-after', '-5'], /--stable-after/],
+    [['start', APP, '--policy', 'random'], /--policy "random" is not one of rr, os/],
+    [['start', APP, '--max-memory', 'huge'], /^cluster-session start: option maxMemory is "huge": expected bytes or a size like '512M'.* \[CS_ERR_CLUSTER_CONFIG\]$/],
+    [['start', APP, '-i', '2000'], /option workers \(or env WORKERS\) is 2000: expected a positive integer \(at most 1024\).*\[CS_ERR_CLUSTER_CONFIG\]/],
+    [['start', '/nope/server.js'], /no file at \/nope\/server\.js/],
+    [['balance', '--listen', '3000'], /at least one --upstream URL is required/],
+    [['balance', '--upstream', 'http://127.0.0.1:1'], /--listen PORT is required/],
+    [['balance', '--listen', 'abc', '--upstream', 'http://127.0.0.1:1'], /--listen "abc" is not a port/],
+    [['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--strategy', 'cokie'], /--strategy "cokie" is not one of round-robin, least-conn, ip-hash, cookie; did you mean cookie\?/],
+    [['balance', '--listen', '0', '--upstream', 'not a url'], /option upstreams\[0\]\.url is "not a url".*\[CS_ERR_BALANCER_CONFIG\]/],
+    [['export', 'apache', '--upstream', 'http://127.0.0.1:1'], /nginx or haproxy \(got apache\)/],
+  ];
+  for (const [args, reason] of cases) {
+    test(args.join(' '), async () => {
+      const { code, out } = await run(args);
+      assert.equal(code, 2, out);
+      assert.equal(out.trim().split('\n').length, 1, out);
+      assert.match(out.trim(), reason);
+    });
+  }
+});
+
+describe('runtime failures: exit 1', () => {
+  test('no cluster of that name', async () => {
+    const { code, out } = await run(['status', '--name', 'nobody']);
+    assert.equal(code, 1);
+    assert.match(out, /^cluster-session status: no cluster is running at .* \[CS_ERR_CLUSTER_NOT_RUNNING\]\n$/);
+  });
+
+  test('no cluster at all', async () => {
+    const { code, out } = await run(['reload']);
+    assert.equal(code, 1);
+    assert.match(out, /no cluster is running \(no control socket in .*\) \[CS_ERR_CLUSTER_NOT_RUNNING\]/);
+  });
+
+  test('a balancer port already taken', async () => {
+    const busy = http.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const { code, out } = await run(['balance', '--listen', String((busy.address() as AddressInfo).port), '--upstream', 'http://127.0.0.1:1']);
+      assert.equal(code, 1, out);
+      assert.match(out, /^cluster-session balance: balancer option listen = 127\.0\.0\.1:\d+ cannot be bound \(EADDRINUSE\).*\[CS_ERR_BALANCER_LISTEN\]\n$/, 'one line');
+    } finally {
+      busy.close();
+    }
+  });
+});
+
+describe('balance and export', () => {
+  test('balance: serves, shows the status page, and stops cleanly on SIGTERM', async () => {
+    const [a, b] = await Promise.all([instance('a'), instance('b')]);
+    const [port, admin] = [await freePort(), await freePort()];
+    const proc = startNode([BIN, 'balance', '--listen', String(port), '--upstream', a.url, '--upstream', `${b.url}#2`, '--strategy', 'least-conn', '--admin', `127.0.0.1:${admin}`], { env });
+    try {
+      await proc.waitFor(/balancer listening on http:\/\/127\.0\.0\.1:\d+ \(least-conn, 2 instances\), status page/);
+      await waitForPort(port);
+      const r = await request(`http://127.0.0.1:${port}/whoami`);
+      assert.equal(r.status, 200);
+      assert.match(r.json.instance, /^[ab]$/);
+      const s = (await request(`http://127.0.0.1:${admin}/status.json`)).json;
+      assert.deepEqual(s.upstreams.map((u: { weight: number }) => u.weight), [1, 2]);
+      assert.equal(await proc.stop('SIGTERM'), 0);
+    } finally {
+      await proc.stop('SIGKILL');
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('export prints a config', async () => {
+    const { code, out } = await run(['export', 'haproxy', '--upstream', 'http://127.0.0.1:4001', '--strategy', 'cookie', '--listen', '8081']);
+    assert.equal(code, 0);
+    assert.match(out, /bind 127\.0\.0\.1:8081/);
+    assert.match(out, /cookie CSLB insert indirect nocache/);
+  });
+});

@@ -1,0 +1,116 @@
+import type { Request, Response } from 'express';
+import session, { type SessionData } from 'express-session';
+import { deadline } from '@cluster-session/core';
+import { sendSessionError, errorHandler } from '../answer.ts';
+import { runWithBudget, StoreBudget } from '../budget.ts';
+import { publicView, type ResolvedConfig } from '../config.ts';
+import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
+import { guardStore, isDirty, markState, kState } from '../guard.ts';
+import { createStoreHandle } from '../stores/index.ts';
+import type { ClusterSession, SessionHealth } from '../types.ts';
+
+/** The cookie settings of the request's session, for logout() to clear the cookie with the same attributes. */
+export const kCookie = Symbol('cluster-session.cookie');
+export type CookieSettings = ResolvedConfig['cookie'];
+
+/** Store mode: express-session on the configured store, every store call bounded, changed sessions saved before the answer. */
+export function createStoreMode(config: ResolvedConfig): ClusterSession {
+  const handle = createStoreHandle(config);
+  guardStore(handle, config);
+  const { cookie } = config;
+  const inner = session({
+    store: handle.store,
+    secret: [...config.secrets],
+    name: cookie.name,
+    resave: false,
+    saveUninitialized: false,
+    rolling: config.rolling,
+    unset: 'keep',
+    ...(config.trustProxy !== undefined ? { proxy: config.trustProxy } : {}),
+    cookie: {
+      httpOnly: cookie.httpOnly,
+      sameSite: cookie.sameSite,
+      secure: cookie.secure,
+      path: cookie.path,
+      maxAge: config.ttlSeconds * 1000,
+      ...(cookie.domain ? { domain: cookie.domain } : {}),
+    },
+  });
+  let lastLogged = '';
+  const logLate = (err: unknown) => {
+    const msg = `cluster-session: after the response was sent: ${(err as Error)?.message ?? String(err)}`;
+    if (msg !== lastLogged) config.logger.warn((lastLogged = msg));
+  };
+  const unavailable = () => new StoreUnavailableError(`${handle.name} store is not connected`);
+  /** The store's own refusals, answered as such; anything else is a bug worth a log line and a 500. */
+  const expected = (err: unknown) => err instanceof StoreUnavailableError || err instanceof SessionTooLargeError;
+
+  /** Saves a changed session before the response goes out, so a failed or refused save changes the answer. */
+  const patchEnd = (req: Request, res: Response) => {
+    const sessionEnd = res.end as (...a: unknown[]) => Response;
+    res.end = function end(this: Response, ...args: unknown[]) {
+      const sess = req.session;
+      if (res.headersSent || !sess || !isDirty(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
+      // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
+      // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
+      sess.touch();
+      sess.save((err?: unknown) => {
+        if (!err) return void sessionEnd.apply(this, args);
+        if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
+        // express-session then neither saves nor sets the cookie: nothing is half-saved.
+        (req as { session?: unknown }).session = undefined;
+        sendSessionError(res, err, { replace: true, end: (body) => void sessionEnd.call(this, body) });
+      });
+      return this;
+    } as Response['end'];
+  };
+
+  const run = async (req: Request, res: Response, next: (err?: unknown) => void, budget: StoreBudget) => {
+    (req as unknown as Record<symbol, unknown>)[kCookie] = cookie;
+    if (!handle.isUp()) {
+      const started = Date.now();
+      const up = await handle.whenUp(budget.remaining());
+      budget.charge(Date.now() - started);
+      if (!up) return sendSessionError(res, unavailable());
+    }
+    let called = false;
+    inner(req, res, (err?: unknown) => {
+      if (called) return void (err && logLate(err));
+      called = true;
+      if (err) return expected(err) ? sendSessionError(res, err) : next(err);
+      // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
+      if (!req.session && !handle.isUp()) return sendSessionError(res, unavailable());
+      if (req.session) {
+        if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
+        patchEnd(req, res);
+      }
+      next();
+    });
+  };
+
+  const middleware = ((req, res, next) => {
+    if (req.session) return next();
+    // One store budget for the whole request: every store step below and in the app's handlers draws on it.
+    const budget = new StoreBudget(config.storeTimeout);
+    runWithBudget(req, budget, () => run(req, res, next, budget)).catch(next);
+  }) as ClusterSession;
+
+  const bounded = <T>(work: Promise<T>, ms: number) =>
+    deadline(work, ms, () => new StoreUnavailableError(`${handle.name} store did not answer within ${ms} ms`));
+
+  return Object.assign(middleware, {
+    config: publicView(config),
+    store: handle.store,
+    errorHandler,
+    async health(): Promise<SessionHealth> {
+      try {
+        await bounded(handle.ping(), config.storeTimeout);
+        return { ok: true, mode: 'store' as const, store: handle.name };
+      } catch (err) {
+        return { ok: false, mode: 'store' as const, store: handle.name, error: `${handle.name} store unavailable: ${(err as Error).message}` };
+      }
+    },
+    close: () => handle.close(),
+    destroyUser: (userId: string) => bounded(handle.destroyUser(userId), config.storeTimeout * 5),
+  });
+}
