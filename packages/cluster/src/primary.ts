@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import { rank } from '@cluster-session/hash';
 import { startControlServer } from './control.ts';
-import { ClusterStartError, ClusterStoppedError } from './errors.ts';
+import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './errors.ts';
 import { backoffDelay, type ResolvedOptions } from './options.ts';
 import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
 import { RoundRobinListeners } from './round-robin.ts';
 import { createStickyRouter } from './sticky.ts';
-import { WorkerProcess, type WorkerHooks } from './worker-process.ts';
+import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
 
 interface Slot {
   id: number;
@@ -41,6 +41,8 @@ export class ClusterPrimary implements Cluster {
   #control: net.Server | undefined;
   #memTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** Until the first workers are up: the first configuration error a worker reports ends the start. */
+  #onStartFatal: ((report: FatalReport) => void) | undefined;
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
@@ -76,6 +78,7 @@ export class ClusterPrimary implements Cluster {
         void this.#rr.listen(wp, msg).then((reply) => wp.send(reply));
       },
       disconnected: (wp) => this.#handoff.workerGone(wp),
+      fatal: (_wp, report) => this.#onStartFatal?.(report),
     };
   }
 
@@ -109,7 +112,14 @@ export class ClusterPrimary implements Cluster {
       });
     }
     const first = this.#slots.map((slot) => this.#startSlot(slot));
-    const results = await Promise.allSettled(first.map((wp) => wp.ready));
+    // Every worker runs the same code with the same environment: one configuration error means all would fail.
+    const fatal = new Promise<FatalReport>((resolve) => (this.#onStartFatal = resolve));
+    const outcome = await Promise.race([Promise.allSettled(first.map((wp) => wp.ready)), fatal]);
+    this.#onStartFatal = undefined;
+    if (!Array.isArray(outcome)) {
+      throw new ClusterConfigError(`the app's configuration is invalid (every worker would fail the same way, so the cluster did not start): ${outcome.message} [${outcome.code}]`);
+    }
+    const results = outcome;
     const readyCount = results.filter((r) => r.status === 'fulfilled').length;
     if (readyCount === 0) {
       const reasons = [...new Set(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : '')))].join('; ');
@@ -153,6 +163,11 @@ export class ClusterPrimary implements Cluster {
     slot.consecutive++;
     slot.restarts++;
     slot.lastExit = reason;
+    if (wp.fatal) {
+      slot.parked = true;
+      this.log(`slot ${slot.id} (pid ${wp.pid}) ${reason}; PARKED: a configuration error repeats on every restart; fix it and reload`);
+      return;
+    }
     if (slot.consecutive > this.#o.maxRestarts) {
       slot.parked = true;
       this.log(

@@ -1,5 +1,6 @@
 export { freePort, waitForPort } from './ports.ts';
 export { startNode, startProcess, type Proc } from './process.ts';
+export { processTag, type ProcessTag } from './leaks.ts';
 export { startRedis, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';
 export { cookieHeader, request, type HttpRequest, type HttpResult } from './http.ts';
