@@ -1,4 +1,5 @@
 export { clusterSession, type ClusterSession, type SessionHealth } from './middleware.ts';
+export { checkConfig } from './check.ts';
 export { login, logout, logoutEverywhere, type LoginOptions } from './helpers.ts';
 export {
   resolveConfig,

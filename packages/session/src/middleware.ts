@@ -173,11 +173,15 @@ function storeMiddleware(config: ResolvedConfig, handle: StoreHandle): ClusterSe
     store: handle.store,
     errorHandler,
     async health(): Promise<SessionHealth> {
+      // The same words wherever they are read (/healthz, a launcher waiting for it, logs): which store, where, why.
+      const label = `${handle.name} store${handle.address ? ` at ${handle.address}` : ''}`;
       try {
-        await withTimeout(handle.ping(), config.storeTimeout, `${handle.name} store`);
+        await withTimeout(handle.ping(), config.storeTimeout, label);
         return { ok: true, mode: 'store' as const, store: handle.name };
       } catch (err) {
-        return { ok: false, mode: 'store' as const, store: handle.name, error: `${handle.name} store unavailable: ${(err as Error).message}` };
+        const cause = handle.lastError?.() ?? (handle.isUp() ? undefined : 'not connected yet');
+        const error = cause ? `${label} is unreachable: ${cause}` : err instanceof StoreUnavailableError ? err.message : `${label} failed: ${(err as Error).message}`;
+        return { ok: false, mode: 'store' as const, store: handle.name, error };
       }
     },
     close: () => handle.close(),

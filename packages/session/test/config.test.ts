@@ -68,6 +68,20 @@ describe('resolveConfig', () => {
     assert.match(ck.message, /cookie\.sameSite.*"loose"/);
   });
 
+  it('a wrong env value reads as one line a person can act on: the variable, the allowed values, an example, no schema dump', () => {
+    const e = configError(() => resolveConfig({}, { SESSION_STORE: 'bogus', SESSION_SECRET: SECRET }));
+    assert.equal(
+      e.message,
+      "clusterSession: SESSION_STORE is \"bogus\": expected one of 'redis', 'mongo', 'sqlite', 'memory'. " +
+        "Fix: set SESSION_STORE to one of 'redis', 'mongo', 'sqlite', 'memory' (e.g. SESSION_STORE=sqlite), or unset it for the default.",
+    );
+    assert.equal(e.cause, undefined, 'no ZodError attached: printing the error prints no schema internals');
+    const s = configError(() => resolveConfig({}, { SESSION_SECRET: 'short' }));
+    assert.match(s.message, /^clusterSession: SESSION_SECRET is \[redacted\]: expected at least 16 characters.*e\.g\. SESSION_SECRET="\$\(openssl rand -base64 48\)"/);
+    const two = configError(() => resolveConfig({ ttl: 0, storeTimeout: 1, secret: SECRET }, {}));
+    assert.match(two.message, /^clusterSession: invalid configuration:\n {2}- ttl .*\n {2}- storeTimeout /);
+  });
+
   it('never prints a secret, even a rejected one', () => {
     const e = configError(() => resolveConfig({}, { SESSION_SECRET: 'tooshort-hunter2' .slice(0, 12) }));
     assert.match(e.message, /SESSION_SECRET/);

@@ -3,7 +3,7 @@ import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import type * as MongoStoreModule from './mongo-store.ts';
-import { alwaysUp, type StoreHandle } from './types.ts';
+import { alwaysUp, redactUrl, type StoreHandle } from './types.ts';
 
 export function mongoClientOptions(storeTimeout: number) {
   return { serverSelectionTimeoutMS: storeTimeout, connectTimeoutMS: Math.max(storeTimeout, 1000), maxPoolSize: 20 };
@@ -47,6 +47,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   return {
     name: 'mongo',
     store,
+    ...(owned ? { address: redactUrl(s.url!) } : {}),
     ...alwaysUp,
     async ping() {
       await client.db(s.dbName).command({ ping: 1 });
