@@ -100,7 +100,11 @@ export class ClusterPrimary implements Cluster {
     const o = this.#o;
     // The primary stays up while it supervises, even with every slot parked or backing off.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
-    if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+    if (o.control) {
+      this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+      // However the process ends (process.exit in a signal handler included), the socket goes with it.
+      process.once('exit', () => this.#closeControl());
+    }
     if (o.sticky) {
       const { port, host, trustProxy } = o.sticky;
       this.#router = createStickyRouter({ port, host, trustProxy, route: (key, socket, head) => this.#route(key, socket, head) });

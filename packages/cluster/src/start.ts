@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import os from 'node:os';
 import { controlPath } from './control.ts';
 import { ClusterConfigError } from './errors.ts';
 import { resolveOptions, type ClusterOptions } from './options.ts';
@@ -34,11 +35,23 @@ export async function startCluster(options: ClusterOptions): Promise<StartedClus
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   const stop = () => primary.stop().then(resolveStopped);
   void stopped.then(() => (running = false));
+  // A stop signal while the workers boot (Ctrl-C right after start, a launcher giving up): kill them, remove the
+  // control socket and exit 128+n. Without this the default action would end the primary and leave its socket.
+  // SIGHUP (reload) during the start is ignored: there is nothing to reload yet.
+  const early = (signal: NodeJS.Signals) => {
+    if (signal === 'SIGHUP') return primary.log('SIGHUP during start: ignored (nothing to reload yet)');
+    primary.log(`${signal} during start: stopping the workers`);
+    void primary.forceStop().then(() => process.exit(128 + (os.constants.signals[signal] ?? 0)));
+  };
+  const earlySignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  if (signals) for (const signal of earlySignals) process.on(signal, early);
   try {
     await primary.start();
   } catch (err) {
     running = false;
     throw err;
+  } finally {
+    for (const signal of earlySignals) process.off(signal, early);
   }
 
   if (signals) {

@@ -4,11 +4,12 @@
  * socket left by a SIGKILLed primary is replaced; a live primary's name is refused.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { freePort, processTag } from '@cluster-session/testkit';
-import { cli, FIXTURES, get, runCli, scratch, sleep, until } from './helpers.ts';
+import { freePort, oldNode, processTag, startProcess } from '@cluster-session/testkit';
+import { BIN, cli, FIXTURES, get, runCli, scratch, sleep, until } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
@@ -62,6 +63,26 @@ describe('a configuration error in the app', () => {
   });
 });
 
+describe('a stop signal during the start', () => {
+  test('kills the starting workers, removes the control socket, exits 128+n; nothing left', async () => {
+    const tag = processTag();
+    const proc = cli(['start', app, '-i', '2', '--port', String(await freePort()), '--name', 'early-stop', '--ready-timeout', '60000'], {
+      ...s.env, ...tag.env, FIXTURE_NEVER_LISTEN: '1',
+    });
+    const socket = path.join(s.env.CLUSTER_SESSION_RUNTIME_DIR!, 'early-stop.sock');
+    await until(() => existsSync(socket) && tag.leftovers().length === 3, 10_000, 'primary and two starting workers');
+    proc.child.kill('SIGHUP');
+    await proc.waitFor(/SIGHUP during start: ignored/);
+    const sent = Date.now();
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 143);
+    assert.ok(Date.now() - sent < 5_000, 'at once, not after readyTimeout');
+    assert.match(proc.output(), /SIGTERM during start: stopping the workers/);
+    assert.equal(existsSync(socket), false, 'control socket removed');
+    assert.deepEqual(tag.leftovers(), []);
+  });
+});
+
 describe('control socket names', () => {
   test('a socket left by a SIGKILLed primary is replaced; the name of a live primary is refused', async () => {
     const tag = processTag();
@@ -87,4 +108,13 @@ describe('control socket names', () => {
     assert.equal(await second.stop('SIGTERM'), 0);
     assert.deepEqual(tag.leftovers(), []);
   });
+});
+
+const old = oldNode();
+
+test('the bin on an old Node: one line with what is needed, what was found and how to get Node 24', { skip: old ? false : 'no Node older than 22 here' }, async () => {
+  const proc = startProcess(old!, [BIN, 'start', app]);
+  assert.equal(await proc.exited, 1);
+  const found = execFileSync(old!, ['--version'], { encoding: 'utf8' }).trim();
+  assert.equal(proc.output(), `cluster-session needs Node.js 22.18 or newer (24 LTS recommended), found ${found}. Get Node 24: \`nvm install 24\`, or https://nodejs.org/en/download\n`);
 });

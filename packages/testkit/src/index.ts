@@ -12,5 +12,5 @@ export {
   type RedisClusterOptions,
 } from './redis-cluster.ts';
 export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';
-export { needs, which } from './binaries.ts';
+export { needs, oldNode, which } from './binaries.ts';
 export { chromiumOptions } from './browser.ts';
