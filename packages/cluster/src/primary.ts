@@ -115,6 +115,8 @@ export class ClusterPrimary implements Cluster {
         this.#router!.listen(port, host, () => resolve());
       });
     }
+    // Stopped while the sockets were being set up (a signal right at start): fork nothing.
+    if (this.#stopping) throw new ClusterStoppedError('stopped during start');
     const first = this.#slots.map((slot) => this.#startSlot(slot));
     // Every worker runs the same code with the same environment: one configuration error means all would fail.
     const fatal = new Promise<FatalReport>((resolve) => (this.#onStartFatal = resolve));
