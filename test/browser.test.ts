@@ -68,16 +68,20 @@ test('sign in with the keyboard, watch the live hops through a reload, stay sign
   assert.ok(requests.includes('GET /favicon.svg'), 'the favicon is loaded');
   await shot(page, 'signin');
 
-  // Keyboard only: the username field has focus, Tab moves to the password, Enter submits.
+  // Keyboard only: the username field has focus (autofocus lands once the page is shown), Tab moves to the
+  // password, Enter submits.
+  const focused = (id: string) => page.waitForFunction((want: string) => document.activeElement?.id === want, id, { timeout: 5_000 });
+  await focused('username');
   await page.keyboard.type('alice');
   await page.keyboard.press('Tab');
   await page.keyboard.type('not-the-password');
-  await Promise.all([page.waitForURL(`${stack.url}/`), page.keyboard.press('Enter')]);
+  await page.keyboard.press('Enter');
   const alert = page.getByRole('alert');
+  await alert.waitFor();
   assert.equal(await alert.textContent(), 'Wrong username or password.');
   assert.equal(await page.getByLabel('Username').inputValue(), 'alice', 'the username is kept');
   assert.equal(await page.getByLabel('Password').getAttribute('aria-invalid'), 'true');
-  assert.equal(await page.evaluate(() => document.activeElement?.id), 'password', 'focus is on the password');
+  await focused('password'); // the username is filled in, so the focus goes to what is left to type
   await shot(page, 'signin-error');
   // Post-redirect-get: a reload is a GET of /, not the form posted again, and the message was for once only.
   const posts = requests.filter((r) => r === 'POST /login').length;
@@ -87,7 +91,8 @@ test('sign in with the keyboard, watch the live hops through a reload, stay sign
 
   await page.getByLabel('Username').fill('alice');
   await page.getByLabel('Password').fill('wonderland');
-  await Promise.all([page.waitForURL(`${stack.url}/`), page.getByRole('button', { name: 'Sign in' }).click()]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Signed in as alice' }).waitFor();
   assert.equal(await page.textContent('#user'), 'alice');
   assert.match((await page.textContent('#sessions'))!, /SQLite store/);
   const cookies = await page.context().cookies();
@@ -96,10 +101,19 @@ test('sign in with the keyboard, watch the live hops through a reload, stay sign
   assert.equal(sid.httpOnly, true);
   assert.equal(sid.sameSite, 'Lax');
 
+  // Reloads keep the login. (Which instance serves the page itself follows the round robin over all of a page's
+  // requests, stylesheet and /me included, so it may well be the same one each time: the live view below is
+  // where the hops are counted.)
+  for (let i = 0; i < 4; i++) {
+    await page.reload();
+    assert.equal(await page.textContent('#user'), 'alice', `reload ${i + 1}: still signed in`);
+  }
+
   // The live view: a call to /me each second, each row naming who served it.
   await page.waitForFunction(() => document.querySelectorAll('#hops tr').length >= 4);
   const before = await hops(page);
-  assert.ok(new Set(before.map((h) => h.instance)).size === 2, `both instances answer: ${JSON.stringify(before)}`);
+  assert.equal(new Set(before.map((h) => h.instance)).size, 2, `both instances answer: ${JSON.stringify(before)}`);
+  assert.ok(before.every((h) => h.user === 'alice'), 'and both know the login');
   await shot(page, 'signed-in');
 
   // A rolling reload of instance a under the live view: new workers appear, no call fails, the login stays.
@@ -123,15 +137,9 @@ test('sign in with the keyboard, watch the live hops through a reload, stay sign
   await page.waitForTimeout(2_500);
   assert.equal(await page.textContent('#hops-summary'), calls);
 
-  const workers = new Set<string>();
-  for (let i = 0; i < 6; i++) {
-    await page.reload();
-    assert.equal(await page.textContent('#user'), 'alice', `reload ${i + 1}: still signed in`);
-    workers.add(`${await page.textContent('#instance')}/${await page.textContent('#worker')}`);
-  }
-  assert.ok(workers.size >= 2, `pages served by ${[...workers]}`);
-
-  await Promise.all([page.waitForURL(`${stack.url}/`), page.getByRole('button', { name: 'Sign out' }).click()]);
+  // Sign out is a POST then a 303 to the same URL: wait for the sign-in form, not for a URL already shown.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
   assert.equal(await page.title(), 'Sign in · cluster-session');
   await page.reload();
   assert.equal(await page.title(), 'Sign in · cluster-session', 'still signed out after a reload');
@@ -171,7 +179,8 @@ test('text contrast is at least 4.5:1 in the light and the dark scheme', { skip 
     await page.goto(stack.url);
     await page.getByLabel('Username').fill('alice');
     await page.getByLabel('Password').fill('nope');
-    await Promise.all([page.waitForURL(`${stack.url}/`), page.getByRole('button', { name: 'Sign in' }).click()]);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
     const ratios = await contrasts(page);
     assert.deepEqual(Object.keys(ratios).sort(), ['alert', 'button', 'heading', 'muted', 'served', 'text']);
     for (const [name, ratio] of Object.entries(ratios)) assert.ok(ratio >= 4.5, `${colorScheme} ${name}: ${ratio}:1`);
