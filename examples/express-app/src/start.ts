@@ -136,6 +136,28 @@ function banner(c: StackConfig): string {
   ].join('\n');
 }
 
+async function startBalancer(c: StackConfig): Promise<Balancer> {
+  try {
+    return await createBalancer({
+      listen: { port: c.port, host: c.host },
+      upstreams: c.instances.map((i) => ({ id: i.id, url: `http://127.0.0.1:${i.port}` })),
+      strategy: c.strategy,
+      health: { path: '/healthz' },
+      // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients
+      // would pin everyone to one worker per instance, and --sticky --trust-proxy keys on a connection's first
+      // X-Forwarded-For, which is only right when a connection carries one client. So one instance connection per
+      // client connection (HAProxy `http-reuse never`).
+      reuse: 'client',
+      admin: { port: c.adminPort, host: '127.0.0.1' },
+      log: (line) => console.error(`[balancer] ${line}`),
+    });
+  } catch (err) {
+    // Taken since the check above (another process was quicker): the balancer's own message names the port.
+    if ((err as { code?: string }).code === 'CS_ERR_BALANCER_LISTEN') throw new StackError((err as Error).message, `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start`);
+    throw err;
+  }
+}
+
 async function main(): Promise<void> {
   const c = readStackConfig();
   assertWritable(c);
@@ -145,20 +167,6 @@ async function main(): Promise<void> {
   for (const i of c.instances) await assertFree(c, i.port, undefined, `instance ${i.id}`);
   if (starting.signal.aborted) throw starting.signal.reason;
 
-  balancer = await createBalancer({
-    listen: { port: c.port, host: c.host },
-    upstreams: c.instances.map((i) => ({ id: i.id, url: `http://127.0.0.1:${i.port}` })),
-    strategy: c.strategy,
-    health: { path: '/healthz' },
-    // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients would
-    // pin everyone to one worker per instance, and --sticky --trust-proxy keys on a connection's first
-    // X-Forwarded-For, which is only right when a connection carries one client. So one instance connection per
-    // client connection (HAProxy `http-reuse never`).
-    reuse: 'client',
-    admin: { port: c.adminPort, host: '127.0.0.1' },
-    log: (line) => console.error(`[balancer] ${line}`),
-  });
-
   const env = { ...process.env, ...c.shared };
   for (const spec of c.instances) {
     instances.push(startInstance(spec, { cli, entry: path.join(here, 'server.ts'), workers: c.workers, sticky: c.sticky, env }));
@@ -166,6 +174,9 @@ async function main(): Promise<void> {
   lock.primaries(instances.map((i) => ({ pid: i.child.pid!, cluster: i.spec.cluster })));
   const advice = storeAdvice(c);
   await Promise.all(instances.map((i) => waitHealthy(i, { signal: starting.signal, advice, log })));
+  // Only now: a balancer started earlier would have counted the instances' boot as failed health checks and
+  // sent its first clients a 503 until they passed again. Its port was checked above.
+  balancer = await startBalancer(c);
 
   running = true;
   console.log(banner(c));

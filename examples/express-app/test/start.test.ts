@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cookieHeader, freePort, oldNode, processTag, request, startNode, startProcess, type Proc } from '@cluster-session/testkit';
+import { cookieHeader, freePort, needs, oldNode, processTag, request, startNode, startProcess, startRedis, type Proc } from '@cluster-session/testkit';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const START = path.join(SRC, 'start.ts');
@@ -221,6 +221,39 @@ describe('npm start: instances that do not come up', () => {
     assert.match(lines.at(-2)!, new RegExp(`cannot start: instance [ab] is not healthy after 10 s: redis store at redis://127\\.0\\.0\\.1:${redisPort}`));
     assert.match(lines.at(-1)!, new RegExp(`fix: start Redis at redis://127\\.0\\.0\\.1:${redisPort} \\(e\\.g\\. redis-server --port ${redisPort}\\)`));
     assert.ok(ms < 16_000, `exited after ${ms} ms`);
+    assertClean(tag, name);
+  });
+
+  test('Redis comes up while npm start waits for it: the stack starts and serves the login', { skip: needs('redis-server') }, async () => {
+    const tag = processTag();
+    const p = await ports();
+    const redisPort = await freePort();
+    const run = launch({ ...p.env, SESSION_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, tag);
+    await run.proc.waitFor(/waiting for instance .*ECONNREFUSED/, 15_000);
+    const redis = await startRedis({ port: redisPort });
+    after(() => redis.close());
+    await run.proc.waitFor(/is ready: open/, 30_000);
+    const res = await request(`http://127.0.0.1:${p.port}/login`, { method: 'POST', body: { username: 'alice', password: 'wonderland' } });
+    assert.equal(res.status, 200, res.body);
+    assert.equal(await run.proc.stop('SIGTERM', 20_000), 0);
+    assertClean(tag, `example-${p.port}`);
+  });
+
+  test('the balancer port taken while the instances started: said the same way, the instances stopped', { skip: needs('redis-server') }, async () => {
+    const tag = processTag();
+    const p = await ports();
+    const redisPort = await freePort();
+    const name = `example-${p.port}`;
+    const run = launch({ ...p.env, SESSION_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${redisPort}` }, tag);
+    // The instances wait for Redis, so the port is free when checked and taken by the time the balancer binds it.
+    await run.proc.waitFor(/waiting for instance .*ECONNREFUSED/, 15_000);
+    await hold(p.port);
+    const redis = await startRedis({ port: redisPort });
+    after(() => redis.close());
+    const { code, out } = await run.result();
+    assert.equal(code, 1, out);
+    assert.match(own(out, name).at(-2)!, new RegExp(`cannot start: balancer option listen = 127\\.0\\.0\\.1:${p.port} cannot be bound \\(EADDRINUSE\\)`));
+    assert.match(own(out, name).at(-1)!, /fix: stop that process, or start the stack elsewhere/);
     assertClean(tag, name);
   });
 
