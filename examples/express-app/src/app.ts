@@ -1,7 +1,10 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { clusterSession, login, logout, type ClusterSessionConfig } from '@cluster-session/session';
+import { clearLoginFlash, readLoginFlash, setLoginFlash } from './flash.ts';
 import { authenticate } from './users.ts';
-import { loginPage, profilePage, type ServedBy } from './views.ts';
+import { loginPage, notFoundPage, profilePage, sessionLabel, type ServedBy } from './views.ts';
 
 declare module 'express-session' {
   interface SessionData {
@@ -18,15 +21,30 @@ export interface AppOptions {
 }
 
 const MAX_FIELD = 256;
+const PUBLIC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'public');
+
+/** The pages load their stylesheet and script from this origin only: an injected tag could not run. */
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /** True when the client is a browser form post, which wants redirects and HTML rather than JSON. */
 const wantsHtml = (req: Request) => req.is('application/x-www-form-urlencoded') !== false && req.accepts(['json', 'html']) === 'html';
 
 export function createApp(options: AppOptions = {}) {
-  const served: ServedBy = { worker: process.pid, instance: options.instance ?? process.env.INSTANCE ?? 'local' };
   const sessions = clusterSession(options.session);
+  const served: ServedBy = {
+    worker: process.pid,
+    instance: options.instance ?? process.env.INSTANCE ?? 'local',
+    sessions: sessionLabel(sessions.config.mode, sessions.config.store.type),
+    ...(process.env.CLUSTER_SESSION_NAME ? { cluster: process.env.CLUSTER_SESSION_NAME } : {}),
+  };
   const app = express();
   app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    res.setHeader('Content-Security-Policy', CSP);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'same-origin');
+    next();
+  });
   // Behind the bundled balancer or nginx on this host: trust loopback proxies for the client address and protocol
   // (so Secure cookies are set when the proxy says the client used HTTPS). Override with TRUST_PROXY.
   app.set('trust proxy', process.env.TRUST_PROXY ?? 'loopback');
@@ -37,29 +55,37 @@ export function createApp(options: AppOptions = {}) {
     res.status(health.ok ? 200 : 503).json({ ...health, ...served });
   });
 
+  // Stylesheet, script and icon need no session: served before it, so they never touch the store.
+  app.use(express.static(PUBLIC, { index: false }));
+  app.get('/favicon.ico', (_req, res) => res.redirect(301, '/favicon.svg'));
+
   app.use(express.json({ limit: '16kb' }));
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(sessions);
 
   app.get('/', (req, res) => {
-    res.type('html');
+    // Pages show who served them: never from a cache.
+    res.type('html').setHeader('Cache-Control', 'no-store');
     const user = req.session.user;
-    res.send(user ? profilePage(served, user, req.session.hits ?? 0) : loginPage(served));
+    if (user) return void res.send(profilePage(served, user, req.session.hits ?? 0));
+    const flash = readLoginFlash(req);
+    if (flash) clearLoginFlash(res);
+    res.send(loginPage(served, flash));
   });
 
+  // A browser's form gets post-redirect-get: success or failure, a 303 to / (a reload never re-posts the form),
+  // and a failure's message travels in a short-lived cookie. API clients get the JSON contract: 200, 401, 400.
   app.post('/login', async (req: Request, res: Response) => {
     const { username, password } = (req.body ?? {}) as Record<string, unknown>;
     const html = wantsHtml(req);
     if (!isField(username) || !isField(password)) {
-      res.status(400);
-      if (html) return void res.type('html').send(loginPage(served, 'Enter a username and a password.'));
-      return void res.json({ error: 'body must be {"username": string, "password": string}' });
+      if (html) return void setLoginFlash(req, res, 'missing', typeof username === 'string' ? username : '').redirect(303, '/');
+      return void res.status(400).json({ error: 'body must be {"username": string, "password": string}' });
     }
     const user = await authenticate(username, password);
     if (!user) {
-      res.status(401);
-      if (html) return void res.type('html').send(loginPage(served, 'Wrong username or password.'));
-      return void res.json({ error: 'wrong username or password' });
+      if (html) return void setLoginFlash(req, res, 'wrong', username).redirect(303, '/');
+      return void res.status(401).json({ error: 'wrong username or password' });
     }
     await login(req, { user, hits: 0 });
     if (html) return void res.redirect(303, '/');
@@ -80,8 +106,10 @@ export function createApp(options: AppOptions = {}) {
     res.json({ ok: true });
   });
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: 'not found' });
+  app.use((req, res) => {
+    res.status(404);
+    if (req.accepts(['json', 'html']) === 'html') return void res.type('html').send(notFoundPage(served));
+    res.json({ error: 'not found' });
   });
 
   // Every error becomes a short JSON answer with a precise status; the stack stays in the log, never on the wire.

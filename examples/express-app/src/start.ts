@@ -6,126 +6,199 @@
  *
  * Both instances share one session store (SESSION_STORE, default the embedded SQLite file) and one secret, so a
  * login made through any worker of any instance is seen by all of them.
+ *
+ * Every way of failing to start ends the same way: what failed and the fix, in two lines, every process this
+ * started stopped, and a non-zero exit (2 for a configuration error, 1 otherwise, 128+n for a signal).
  */
-import { randomBytes } from 'node:crypto';
+import { accessSync, constants, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { availableParallelism } from 'node:os';
 import { createBalancer, type Balancer } from '@cluster-session/balancer';
+import { startInstance, waitHealthy, type Instance } from './instances.ts';
+import { claimStack, type StackLock } from './stack-lock.ts';
+import { readStackConfig, stackName, StackError, type StackConfig } from './stack-config.ts';
 
-const env = process.env;
-const port = Number(env.PORT ?? 3000);
-const workers = env.WORKERS ?? String(availableParallelism());
-const mode = env.SESSION_MODE ?? 'store';
-const store = env.SESSION_STORE ?? 'sqlite';
-const production = env.NODE_ENV === 'production';
-// The fallback for state that cannot be shared (STICKY=1, e.g. with the memory store): the balancer pins each
-// client to an instance with a cookie, and each instance's primary pins it to a worker by the client address the
-// balancer forwards (it trusts X-Forwarded-For from the balancer on loopback only).
-const sticky = env.STICKY === '1';
-const balancerStrategy = (env.BALANCER_STRATEGY ?? (sticky ? 'cookie' : 'round-robin')) as 'round-robin' | 'least-conn' | 'ip-hash' | 'cookie';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cli/package.json'))), 'bin', 'cluster-session.js');
+const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
-// Separate instances are separate primaries: each would invent its own development secret, and a cookie signed by
-// one would be refused by the other. Generate the secrets once here and hand the same ones to both.
-const shared: Record<string, string> = {
-  SQLITE_PATH: path.resolve(env.SQLITE_PATH ?? '.data/sessions.sqlite'),
-};
-if (!production) {
-  shared.SESSION_SECRET = env.SESSION_SECRET ?? randomBytes(32).toString('base64url');
-  if (mode === 'jwt') shared.JWT_SECRET = env.JWT_SECRET ?? randomBytes(32).toString('base64url');
+const prefix = `[${stackName()}]`;
+const log = (line: string) => process.stderr.write(`${prefix} ${line}\n`);
+
+let balancer: Balancer | undefined;
+let lock: StackLock | undefined;
+const instances: Instance[] = [];
+const starting = new AbortController();
+let interruptedBy: NodeJS.Signals | undefined;
+let running = false;
+let stopping: Promise<never> | undefined;
+
+/** Stops the balancer, then the instances (drained, killed if they take too long); every caller gets the same stop. */
+function stop(code: number): Promise<never> {
+  stopping ??= (async () => {
+    await Promise.race([balancer?.close(1_000), new Promise((r) => setTimeout(r, 2_000))]);
+    await Promise.all(instances.map((i) => i.stop(7_000)));
+    lock?.release();
+    process.exit(code);
+  })();
+  return stopping;
 }
 
-const stack = env.STACK_NAME ?? 'example';
-const instancePorts = (env.INSTANCE_PORTS ?? `${port + 1},${port + 2}`).split(',').map(Number);
-const adminPort = Number(env.ADMIN_PORT ?? port + 10);
-const instances = ['a', 'b'].map((name, i) => ({ name, port: instancePorts[i] ?? port + 1 + i }));
-const children: ChildProcess[] = instances.map(({ name, port: instancePort }) =>
-  spawn(process.execPath, [...process.execArgv, cli, 'start', path.join(here, 'server.ts'), '-i', workers, '--name', `${stack}-${name}`, ...(sticky ? ['--sticky', '--trusted-proxy', '127.0.0.1'] : [])], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-    env: { ...env, ...shared, PORT: String(instancePort), INSTANCE: name },
-  }),
-);
-let stopping = false;
-for (const child of children) {
-  child.once('exit', (code, signal) => {
-    if (!stopping) {
-      console.error(`an instance exited (${code ?? signal}); stopping the stack`);
-      void stop(1);
+// Installed before anything starts, so Ctrl-C at any moment stops what has been started so far. Ctrl-C also
+// reaches the instances (one process group): they begin draining on their own; the second Ctrl-C stops them now.
+let signals = 0;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    signals++;
+    if (signals > 1) {
+      for (const i of instances) i.child.kill('SIGINT');
+      return;
     }
+    if (!running) {
+      log(`${signal} during start: stopping everything it started`);
+      interruptedBy = signal;
+      starting.abort();
+      return;
+    }
+    log(`${signal}: stopping the stack (${signal === 'SIGINT' ? 'Ctrl-C again to stop at once' : 'gracefully'})`);
+    void stop(0);
   });
 }
 
-// Wait until every instance answers its health check, so the banner below is printed when the app really serves.
-let balancer: Balancer | undefined;
-try {
-  await Promise.all(instances.map((i) => waitHealthy(`http://127.0.0.1:${i.port}/healthz`)));
-} catch (err) {
-  console.error(`the example stack did not start: ${(err as Error).message}`);
-  await stop(1);
-}
-
-balancer = await createBalancer({
-  listen: { port, host: env.HOST ?? '127.0.0.1' },
-  upstreams: instances.map((i) => ({ id: i.name, url: `http://127.0.0.1:${i.port}` })),
-  strategy: balancerStrategy,
-  health: { path: '/healthz' },
-  // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients would
-  // pin everyone to one worker per instance, and --sticky --trust-proxy keys on a connection's first
-  // X-Forwarded-For, which is only right when a connection carries one client. So one instance connection per
-  // client connection (HAProxy `http-reuse never`).
-  reuse: 'client',
-  admin: { port: adminPort, host: '127.0.0.1' },
-  log: (line) => console.error(`[balancer] ${line}`),
-});
-
-const where = store === 'sqlite' ? ` at ${shared.SQLITE_PATH}` : store === 'redis' ? ` at ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}` : '';
-console.log(
-  [
-    '',
-    `cluster-session example is ready: open http://localhost:${port}`,
-    `  sessions : ${mode === 'jwt' ? 'JWT (stateless, revocation on the embedded store)' : `${store} store${where}`}`,
-    `  instances: ${instances.map((i) => `${i.name} on :${i.port}`).join(', ')}, ${workers} workers each`,
-    `  balancer : ${balancerStrategy}, status page http://localhost:${adminPort}`,
-    '  stop with Ctrl-C',
-    '',
-  ].join('\n'),
-);
-
-async function waitHealthy(url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (stopping) throw new Error('stack is stopping');
-    if (Date.now() > deadline) throw new Error(`${url} was not healthy within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 200));
+/** Fails before binding anything when a port the stack needs is taken, naming the port and what it was for. */
+async function assertFree(c: StackConfig, port: number, host: string | undefined, what: string): Promise<void> {
+  const server = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host, exclusive: true }, resolve);
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StackError(
+      `port ${port} (${what}) cannot be used: ${code === 'EADDRINUSE' ? 'another process listens on it (another npm start?)' : code}`,
+      `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start (the stack uses PORT, PORT+1, PORT+2, PORT+10)`,
+    );
+  } finally {
+    server.close();
   }
 }
-let stopped: Promise<never> | undefined;
-/** Stops the balancer, then drains both instances; every caller waits for the same stop, which ends the process. */
-function stop(code: number): Promise<never> {
-  stopping = true;
-  return (stopped ??= (async () => {
-    await balancer?.close();
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGTERM');
-          }),
-      ),
+
+/** The embedded store's directory must be creatable and writable: otherwise every worker would crash on it. */
+function assertWritable(c: StackConfig): void {
+  const file = c.shared.SQLITE_PATH!;
+  if (c.store !== 'sqlite') return;
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+    accessSync(path.dirname(file), constants.W_OK);
+  } catch (err) {
+    throw new StackError(
+      `SQLITE_PATH ${file} cannot be used: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on ${path.dirname(file)}`,
+      'set SQLITE_PATH to a file in a writable directory, or unset it for .data/sessions.sqlite',
+      2,
     );
-    process.exit(code);
-  })());
+  }
 }
-process.once('SIGINT', () => void stop(0));
-process.once('SIGTERM', () => void stop(0));
+
+/** The fix to print when an instance stays unhealthy: what to do about its store. */
+function storeAdvice(c: StackConfig): string {
+  const at = c.storeAddress ? ` at ${c.storeAddress}` : '';
+  if (c.store === 'redis') return `start Redis${at} (e.g. redis-server --port ${portOf(c.storeAddress, 6379)}), point REDIS_URL at a running one, or unset SESSION_STORE for the embedded store`;
+  if (c.store === 'mongo') return `start MongoDB${at} (e.g. docker compose up -d mongo), point MONGO_URL at a running one, or unset SESSION_STORE for the embedded store`;
+  if (c.store === 'sqlite') return `check that SQLITE_PATH (${c.storeAddress}) is a writable file on a local disk`;
+  return "see the instances' output above";
+}
+
+const portOf = (url: string | undefined, fallback: number) => {
+  try {
+    return Number(new URL(url!).port) || fallback;
+  } catch {
+    return fallback;
+  }
+};
+
+function banner(c: StackConfig): string {
+  const open = c.host === '0.0.0.0' || c.host === '::' ? `http://${hostname()}:${c.port}` : `http://${c.host === '127.0.0.1' ? 'localhost' : c.host}:${c.port}`;
+  const sessions = c.mode === 'jwt' ? `JWT (stateless; revocation on the ${c.store} store)` : `${c.store} store${c.storeAddress ? ` at ${c.storeAddress}` : ''}`;
+  const [a, b] = c.instances as [StackConfig['instances'][0], StackConfig['instances'][0]];
+  return [
+    '',
+    `cluster-session example is ready: open ${open}`,
+    `  sessions : ${sessions}`,
+    `  instances: a on :${a.port}, b on :${b.port}, ${c.workers} workers each (clusters ${a.cluster}, ${b.cluster})`,
+    `  balancer : ${c.strategy}, status page http://localhost:${c.adminPort}`,
+    `  try      : npx cluster-session status --name ${a.cluster}`,
+    `             npx cluster-session reload --name ${b.cluster}   (new workers, no request lost, still signed in)`,
+    '  stop with Ctrl-C',
+    '',
+  ].join('\n');
+}
+
+async function startBalancer(c: StackConfig): Promise<Balancer> {
+  try {
+    return await createBalancer({
+      listen: { port: c.port, host: c.host },
+      upstreams: c.instances.map((i) => ({ id: i.id, url: `http://127.0.0.1:${i.port}` })),
+      strategy: c.strategy,
+      health: { path: '/healthz' },
+      // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients
+      // would pin everyone to one worker per instance, and --sticky --trust-proxy keys on a connection's first
+      // X-Forwarded-For, which is only right when a connection carries one client. So one instance connection per
+      // client connection (HAProxy `http-reuse never`).
+      reuse: 'client',
+      admin: { port: c.adminPort, host: '127.0.0.1' },
+      log: (line) => console.error(`[balancer] ${line}`),
+    });
+  } catch (err) {
+    // Taken since the check above (another process was quicker): the balancer's own message names the port.
+    if ((err as { code?: string }).code === 'CS_ERR_BALANCER_LISTEN') throw new StackError((err as Error).message, `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start`);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const c = readStackConfig();
+  assertWritable(c);
+  lock = await claimStack(c, log);
+  await assertFree(c, c.port, c.host, 'the balancer, PORT');
+  await assertFree(c, c.adminPort, '127.0.0.1', 'the balancer status page, ADMIN_PORT');
+  for (const i of c.instances) await assertFree(c, i.port, undefined, `instance ${i.id}`);
+  if (starting.signal.aborted) throw starting.signal.reason;
+
+  const env = { ...process.env, ...c.shared };
+  for (const spec of c.instances) {
+    instances.push(startInstance(spec, { cli, entry: path.join(here, 'server.ts'), workers: c.workers, sticky: c.sticky, env }));
+  }
+  lock.primaries(instances.map((i) => ({ pid: i.child.pid!, cluster: i.spec.cluster })));
+  const advice = storeAdvice(c);
+  await Promise.all(instances.map((i) => waitHealthy(i, { signal: starting.signal, advice, log })));
+  // Only now: a balancer started earlier would have counted the instances' boot as failed health checks and
+  // sent its first clients a 503 until they passed again. Its port was checked above.
+  balancer = await startBalancer(c);
+
+  running = true;
+  console.log(banner(c));
+  for (const i of instances) {
+    void i.exited.then((how) => {
+      if (stopping) return;
+      log(`instance ${i.spec.id} (cluster ${i.spec.cluster}) stopped (${how}); stopping the stack`);
+      void stop(1);
+    });
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  // Once interrupted, whatever the start was waiting for fails too: the interruption, said above, is the news.
+  if (interruptedBy) await stop(SIGNAL_EXIT[interruptedBy] ?? 1);
+  if (err instanceof StackError) {
+    log(`cannot start: ${err.message}`);
+    log(`fix: ${err.fix}`);
+  } else {
+    log(`cannot start: ${(err as Error)?.stack ?? String(err)}`);
+  }
+  await stop(err instanceof StackError ? err.exitCode : 1);
+}

@@ -35,12 +35,39 @@ describe('example app HTTP contract', { skip }, () => {
 
   const login = (body: object | string, headers: Record<string, string> = {}) => request(`${url}/login`, { method: 'POST', body, headers });
 
-  test('GET / shows the sign-in form with the serving worker', async () => {
+  test('GET / shows the sign-in form with the serving worker and the sessions in use; strict page headers', async () => {
     const res = await request(`${url}/`);
     assert.equal(res.status, 200);
     assert.match(res.headers['content-type']!, /text\/html/);
     assert.match(res.body, /<form method="post" action="\/login">/);
-    assert.match(res.body, new RegExp(`worker <span id="worker">${process.pid}</span>`));
+    assert.match(res.body, new RegExp(`Served by worker <span id="worker">${process.pid}</span> on instance <span id="instance">test</span> · Redis store`));
+    assert.match(res.body, /<label for="username">Username<\/label>\s*<input id="username" name="username" autocomplete="username" required/);
+    assert.match(res.body, /<link rel="icon" href="\/favicon.svg"/);
+    assert.match(res.headers['content-security-policy'] as string, /default-src 'self'; script-src 'self'/);
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers['cache-control'], 'no-store');
+    assert.equal(res.headers['set-cookie'], undefined, 'an anonymous visit creates no session');
+  });
+
+  test('stylesheet, script and icon are served without a session; /favicon.ico points at the SVG', async () => {
+    for (const [route, type] of [['/style.css', /text\/css/], ['/hops.js', /javascript/], ['/favicon.svg', /image\/svg\+xml/]] as const) {
+      const res = await request(`${url}${route}`);
+      assert.equal(res.status, 200, route);
+      assert.match(res.headers['content-type']!, type, route);
+      assert.equal(res.headers['set-cookie'], undefined, `${route}: no cookie`);
+    }
+    const ico = await request(`${url}/favicon.ico`);
+    assert.equal(ico.status, 301);
+    assert.equal(ico.headers.location, '/favicon.svg');
+  });
+
+  test('404: a page for a browser, JSON for an API client', async () => {
+    const page = await request(`${url}/nope`, { headers: { accept: 'text/html' } });
+    assert.equal(page.status, 404);
+    assert.match(page.body, /<h1>Not found<\/h1>/);
+    const api = await request(`${url}/nope`, { headers: { accept: 'application/json' } });
+    assert.equal(api.status, 404);
+    assert.deepEqual(api.json, { error: 'not found' });
   });
 
   test('POST /login (JSON): 200, user, a hardened session cookie', async () => {
@@ -95,16 +122,49 @@ describe('example app HTTP contract', { skip }, () => {
     assert.equal((await request(`${url}/me`, { headers: { cookie: cookieHeader(first.cookies) } })).status, 401, 'the pre-login id is gone');
   });
 
-  test('a browser form post: 303 to / and the profile page; a wrong password re-renders the form with 401', async () => {
+  test('a browser form: post-redirect-get; a wrong password comes back once as the form with the error and the username', async () => {
     const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
     const ok = await login('username=alice&password=wonderland', form);
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, '/');
     const page = await request(`${url}/`, { headers: { cookie: cookieHeader(ok.cookies) } });
     assert.match(page.body, /Signed in as <span id="user">alice<\/span>/);
+    // The serving worker and instance appear once, with the sessions in use and the live view's script.
+    assert.equal(page.body.split(String(process.pid)).length - 1, 1, 'the pid once');
+    assert.match(page.body, /served by worker <span class="pill" id="worker">\d+<\/span> on instance <span class="pill" id="instance">test<\/span>/);
+    assert.match(page.body, /<dd id="sessions">Redis store/);
+    assert.match(page.body, /<script src="\/hops.js" defer><\/script>/);
+
     const bad = await login('username=alice&password=nope', form);
-    assert.equal(bad.status, 401);
-    assert.match(bad.body, /role="alert"/);
+    assert.equal(bad.status, 303, 'no HTML or JSON answer to the POST itself: a reload cannot re-post');
+    assert.equal(bad.headers.location, '/');
+    assert.ok(bad.cookies.login_error, 'the message travels in a short-lived cookie');
+    assert.match(bad.headers['set-cookie']!.join('\n'), /login_error=.*Max-Age=60.*HttpOnly.*SameSite=Lax/);
+    assert.doesNotMatch(bad.cookies.login_error!, /nope/, 'never the password');
+    const again = await request(`${url}/`, { headers: { cookie: `login_error=${bad.cookies.login_error}` } });
+    assert.equal(again.status, 200);
+    assert.match(again.body, /<div class="alert" role="alert" id="error">Wrong username or password.<\/div>/);
+    assert.match(again.body, /value="alice"/);
+    assert.match(again.body, /aria-invalid="true" aria-describedby="error"/);
+    assert.match(again.headers['set-cookie']!.join('\n'), /login_error=;.*Expires=Thu, 01 Jan 1970/, 'read once, then cleared');
+    assert.doesNotMatch((await request(`${url}/`)).body, /role="alert"/);
+
+    const empty = await login('username=&password=', form);
+    assert.equal(empty.status, 303);
+    const prompt = await request(`${url}/`, { headers: { cookie: `login_error=${empty.cookies.login_error}` } });
+    assert.match(prompt.body, /Enter a username and a password./);
+    // The same form from a client that asks for JSON keeps the API contract.
+    assert.equal((await login('username=alice&password=nope', { 'content-type': 'application/x-www-form-urlencoded' })).status, 401);
+  });
+
+  test('a forged login_error cookie shows nothing it should not: unknown codes ignored, the username escaped', async () => {
+    for (const forged of ['toString:x', 'bogus', '%E0%A4%A', encodeURIComponent('wrong:<script>alert(1)</script>')]) {
+      const res = await request(`${url}/`, { headers: { cookie: `login_error=${forged}` } });
+      assert.equal(res.status, 200, forged);
+      assert.doesNotMatch(res.body, /<script>alert/, forged);
+    }
+    const escaped = await request(`${url}/`, { headers: { cookie: `login_error=${encodeURIComponent('wrong:"><b>x')}` } });
+    assert.match(escaped.body, /value="&quot;&gt;&lt;b&gt;x"/);
   });
 
   test('tampered and garbage cookies are a fresh anonymous session, never a 500', async () => {

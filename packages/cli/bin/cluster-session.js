@@ -6,16 +6,22 @@
 import { existsSync } from 'node:fs';
 import module from 'node:module';
 
+// Before anything else: on an older Node the rest fails with errors that never mention the version.
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  process.stderr.write(
+    `cluster-session needs Node.js 22.18 or newer (24 LTS recommended), found ${process.version}. ` +
+      'Get Node 24: `nvm install 24`, or https://nodejs.org/en/download\n',
+  );
+  process.exit(1);
+}
+
 const dist = new URL('../dist/index.js', import.meta.url);
 let cli;
 if (existsSync(dist)) {
   cli = await import(dist.href);
 } else {
   if (!process.execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source'))) {
-    if (typeof module.registerHooks !== 'function') {
-      process.stderr.write(`cluster-session: needs Node >= 22.18 (this is ${process.version})\n`);
-      process.exit(1);
-    }
     module.registerHooks({
       resolve(specifier, context, next) {
         return next(specifier, { ...context, conditions: [...context.conditions, '@cluster-session/source'] });

@@ -35,9 +35,15 @@ function report(command: string | undefined, err: unknown): number {
   const where = command !== undefined && (COMMANDS as readonly string[]).includes(command) ? `cluster-session ${command}` : 'cluster-session';
   // The API's own prefix ("startCluster: ") says nothing more on the command line.
   const message = (err instanceof Error ? err.message : String(err)).replace(/^(startCluster|createBalancer|exportConfig): /, '');
-  const tail = usage ? ` (see '${where} --help')` : isClusterSessionError(err) ? ` [${err.code}]` : '';
+  const tail = usage ? ` (see '${where} --help')` : isClusterSessionError(err) ? ` [${rootCode(err)}]` : '';
   process.stderr.write(`${where}: ${message}${tail}\n`);
   return usage || config ? 2 : 1;
+}
+
+/** The code of the error that started it all: an app's configuration error reported by a worker, say. */
+function rootCode(err: Error & { code: string }): string {
+  const cause = (err.cause as { code?: unknown } | undefined)?.code;
+  return typeof cause === 'string' && cause.startsWith('CS_ERR_') ? cause : err.code;
 }
 
 /** The binary: runs one command and resolves with its exit code (`start` and `balance` only once they stopped). */

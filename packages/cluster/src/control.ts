@@ -39,14 +39,29 @@ export function listControlNames(): string[] {
   }
 }
 
-function probe(socketPath: string): Promise<boolean> {
+/** True when a primary answers on `socketPath` (a socket left by a killed primary refuses the connection). */
+function probe(socketPath: string, timeoutMs = 2_000): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(socketPath);
-    socket.once('connect', () => {
+    const done = (live: boolean) => {
+      clearTimeout(timer);
       socket.destroy();
-      resolve(true);
+      resolve(live);
+    };
+    // A stopped (SIGSTOP) primary still completes the connect; one that never does is not a usable primary either.
+    const timer = setTimeout(() => done(true), timeoutMs);
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function listenOn(server: net.Server, socketPath: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
     });
-    socket.once('error', () => resolve(false));
   });
 }
 
@@ -60,14 +75,6 @@ export async function startControlServer(socketPath: string, handler: ControlHan
   const st = fs.statSync(dir);
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) {
     throw new ClusterConfigError(`control socket directory ${dir} belongs to uid ${st.uid}, not to this user; set CLUSTER_SESSION_RUNTIME_DIR to a directory you own`);
-  }
-  if (fs.existsSync(socketPath)) {
-    if (await probe(socketPath)) {
-      throw new ClusterNameInUseError(
-        `a cluster already runs with control socket ${socketPath}; give this one another name (--name / name option)`,
-      );
-    }
-    fs.rmSync(socketPath, { force: true });
   }
   const server = net.createServer((socket) => {
     socket.setEncoding('utf8');
@@ -95,13 +102,22 @@ export async function startControlServer(socketPath: string, handler: ControlHan
       );
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const inUse = () =>
+    new ClusterNameInUseError(`a cluster already runs with control socket ${socketPath}; give this one another name (--name / name option)`);
+  try {
+    await listenOn(server, socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // The path exists. A live primary answers on it; a socket file left by a killed one (SIGKILL, OOM, power
+    // loss) refuses connections and is replaced. Losing a race for the path to another starter is "in use" too.
+    if (await probe(socketPath)) throw inUse();
+    fs.rmSync(socketPath, { force: true });
+    try {
+      await listenOn(server, socketPath);
+    } catch (again) {
+      throw (again as NodeJS.ErrnoException).code === 'EADDRINUSE' ? inUse() : again;
+    }
+  }
   fs.chmodSync(socketPath, 0o600);
   server.unref();
   return server;

@@ -4,13 +4,13 @@ import type net from 'node:net';
 import { clusterEnv, slotEnv } from '@cluster-session/core';
 import { rank } from '@cluster-session/hash';
 import { startControlServer } from './control.ts';
-import { ClusterStartError, ClusterStoppedError } from './errors.ts';
+import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './errors.ts';
 import { backoffDelay, type ResolvedOptions } from './options.ts';
 import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
 import { RoundRobinListeners } from './round-robin.ts';
 import { createStickyRouter } from './sticky.ts';
-import { WorkerProcess, type WorkerHooks } from './worker-process.ts';
+import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
 
 interface Slot {
   id: number;
@@ -42,6 +42,8 @@ export class ClusterPrimary implements Cluster {
   #control: net.Server | undefined;
   #memTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** Until the first workers are up: the first configuration error a worker reports ends the start. */
+  #onStartFatal: ((report: FatalReport) => void) | undefined;
 
   constructor(o: ResolvedOptions) {
     this.#o = o;
@@ -75,6 +77,7 @@ export class ClusterPrimary implements Cluster {
         void this.#rr.listen(wp, msg).then((reply) => wp.send(reply));
       },
       disconnected: (wp) => this.#handoff.workerGone(wp),
+      fatal: (_wp, report) => this.#onStartFatal?.(report),
     };
   }
 
@@ -96,7 +99,11 @@ export class ClusterPrimary implements Cluster {
     const o = this.#o;
     // The primary stays up while it supervises, even with every slot parked or backing off.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
-    if (o.control) this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+    if (o.control) {
+      this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+      // However the process ends (process.exit in a signal handler included), the socket goes with it.
+      process.once('exit', () => this.#closeControl());
+    }
     if (o.sticky) {
       const { port, host, trustProxy } = o.sticky;
       this.#router = createStickyRouter({ port, host, trustProxy, route: (key, socket, head) => this.#route(key, socket, head) });
@@ -107,8 +114,19 @@ export class ClusterPrimary implements Cluster {
         this.#router!.listen(port, host, () => resolve());
       });
     }
+    // Stopped while the sockets were being set up (a signal right at start): fork nothing.
+    if (this.#stopping) throw new ClusterStoppedError('stopped during start');
     const first = this.#slots.map((slot) => this.#startSlot(slot));
-    const results = await Promise.allSettled(first.map((wp) => wp.ready));
+    // Every worker runs the same code with the same environment: one configuration error means all would fail.
+    const fatal = new Promise<FatalReport>((resolve) => (this.#onStartFatal = resolve));
+    const outcome = await Promise.race([Promise.allSettled(first.map((wp) => wp.ready)), fatal]);
+    this.#onStartFatal = undefined;
+    if (!Array.isArray(outcome)) {
+      // The app's own error (its code says which package refused what) is the cause; the CLI shows its code.
+      const cause = Object.assign(new Error(outcome.message), { code: outcome.code });
+      throw new ClusterConfigError(`the app's configuration is invalid (every worker would fail the same way, so the cluster did not start): ${outcome.message}`, { cause });
+    }
+    const results = outcome;
     const readyCount = results.filter((r) => r.status === 'fulfilled').length;
     if (readyCount === 0) {
       const reasons = [...new Set(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : '')))].join('; ');
@@ -152,6 +170,11 @@ export class ClusterPrimary implements Cluster {
     slot.consecutive++;
     slot.restarts++;
     slot.lastExit = reason;
+    if (wp.fatal) {
+      slot.parked = true;
+      this.log(`slot ${slot.id} (pid ${wp.pid}) ${reason}; PARKED: a configuration error repeats on every restart; fix it and reload`);
+      return;
+    }
     if (slot.consecutive > this.#o.maxRestarts) {
       slot.parked = true;
       this.log(

@@ -17,6 +17,8 @@ export type ToPrimary =
   | { cs: 'stats'; id: number; rss: number; requests: number }
   | { cs: 'conn-ack'; id: number }
   | { cs: 'conn-nack'; id: number }
+  /** The app threw a configuration error at startup (fatal.ts): restarting would fail the same way. */
+  | { cs: 'fatal'; code: string; message: string }
   /** Round-robin mode: the app listens on PORT; the primary binds it (once) and deals connections with acks. */
   | { cs: 'listen'; id: number; port: number; host?: string };
 

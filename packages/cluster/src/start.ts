@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import os from 'node:os';
 import { controlPath } from './control.ts';
 import { ClusterConfigError } from './errors.ts';
 import { resolveOptions, type ClusterOptions } from './options.ts';
@@ -34,12 +35,33 @@ export async function startCluster(options: ClusterOptions): Promise<StartedClus
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   const stop = () => primary.stop().then(resolveStopped);
   void stopped.then(() => (running = false));
+  // A stop signal while the workers boot (Ctrl-C right after start, a launcher giving up): kill them, remove the
+  // control socket and exit 128+n. Without this the default action would end the primary and leave its socket.
+  // SIGHUP (reload) during the start is ignored: there is nothing to reload yet.
+  let interrupted: { signal: NodeJS.Signals; stopped: Promise<void> } | undefined;
+  const early = (signal: NodeJS.Signals) => {
+    if (signal === 'SIGHUP') return primary.log('SIGHUP during start: ignored (nothing to reload yet)');
+    if (interrupted) return;
+    primary.log(`${signal} during start: stopping the workers`);
+    interrupted = { signal, stopped: primary.forceStop() };
+  };
+  const earlySignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  if (signals) for (const signal of earlySignals) process.on(signal, early);
+  let failure: { err: unknown } | undefined;
   try {
     await primary.start();
   } catch (err) {
     running = false;
-    throw err;
+    failure = { err };
+  } finally {
+    for (const signal of earlySignals) process.off(signal, early);
   }
+  // Interrupted, whether the start then failed (its workers were killed) or just made it: one way out.
+  if (interrupted) {
+    await interrupted.stopped;
+    process.exit(128 + (os.constants.signals[interrupted.signal] ?? 0));
+  }
+  if (failure) throw failure.err;
 
   if (signals) {
     let interrupts = 0;

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type net from 'node:net';
+import { CONFIG_EXIT_CODE } from './fatal.ts';
 import { pipeLines } from './output.ts';
 import { isToPrimary, type ToPrimary, type ToWorker } from './protocol.ts';
 
@@ -21,6 +22,13 @@ export interface WorkerHooks {
   listen(wp: WorkerProcess, msg: Extract<ToPrimary, { cs: 'listen' }>): void;
   /** The IPC channel closed: every message the worker sent has been read. */
   disconnected(wp: WorkerProcess): void;
+  /** The app threw a configuration error (fatal.ts); the worker exits with CONFIG_EXIT_CODE right after. */
+  fatal(wp: WorkerProcess, report: FatalReport): void;
+}
+
+export interface FatalReport {
+  code: string;
+  message: string;
 }
 
 interface WorkerStats {
@@ -38,6 +46,8 @@ export class WorkerProcess {
   readyAt: number | undefined;
   /** Set when the primary gave up on the worker (readyTimeout), so the exit reason says why. */
   failReason: string | undefined;
+  /** Set when the app reported a configuration error: restarting this worker would fail the same way. */
+  fatal: FatalReport | undefined;
   /** Resolves when the worker is ready; rejects (with the reason) if it exits or times out first. */
   readonly ready: Promise<void>;
   readonly exited: Promise<ExitInfo>;
@@ -87,6 +97,9 @@ export class WorkerProcess {
         hooks.conn(this, msg.id, msg.cs === 'conn-ack');
       } else if (msg.cs === 'listen') {
         hooks.listen(this, msg);
+      } else if (msg.cs === 'fatal' && !this.fatal) {
+        this.fatal = { code: String(msg.code), message: String(msg.message) };
+        hooks.fatal(this, this.fatal);
       }
     });
     // Sockets sent and not acknowledged are re-dealt once the channel is closed and fully read (so no ack is
@@ -106,12 +119,18 @@ export class WorkerProcess {
     };
     this.worker.once('exit', () => afterExit(0));
 
+    let channelClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (channelClosed = resolve));
+    this.worker.process.once('disconnect', () => channelClosed());
     this.exited = new Promise<ExitInfo>((resolve) => {
-      this.worker.once('exit', (code: number | null, signal: string | null) => {
+      this.worker.once('exit', async (code: number | null, signal: string | null) => {
         clearTimeout(timer);
         this.phase = 'exited';
-        const reason = this.failReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
-        onFail(new Error(reason));
+        // The exit can be seen before the `fatal` message that preceded it is read: wait for the channel's end.
+        if (code === CONFIG_EXIT_CODE && !this.fatal) await Promise.race([closed, new Promise((r) => setTimeout(r, EOF_WAIT_MS))]);
+        const reason =
+          this.failReason ?? (this.fatal ? `refused its configuration: ${this.fatal.message}` : signal ? `killed by ${signal}` : `exited with code ${code}`);
+        onFail(Object.assign(new Error(reason), this.fatal ? { fatal: this.fatal } : {}));
         for (const done of this.#stats.values()) done(undefined);
         resolve({ code, signal, reason });
       });

@@ -4,6 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readWorkerEnv, type WorkerEnv } from '@cluster-session/core';
 import { ClusterWorkerError } from './errors.ts';
+import { reportFatalConfigErrors } from './fatal.ts';
 import { monotonicMs, type ToPrimary, type ToWorker } from './protocol.ts';
 
 /**
@@ -262,6 +263,7 @@ export function installWorker(): void {
   dc.subscribe('http.server.request.start', onRequest);
   if (stickyMode() || roundRobin()) interceptListen();
   process.on('message', onMessage);
+  reportFatalConfigErrors(send);
   // Ctrl-C reaches the whole process group; the primary owns shutdown and drains workers itself.
   process.on('SIGINT', () => {});
 }

@@ -257,13 +257,13 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
   });
 }
 
-/** A URL with its password (and user) replaced: safe to show. */
-function withoutCredentials(url: string): string {
+/** A URL with its password replaced: safe to show. */
+export function withoutCredentials(url: string): string {
   try {
     const u = new URL(url);
-    if (!u.username && !u.password) return url;
-    u.username = u.username ? '***' : '';
-    u.password = u.password ? '***' : '';
+    // A user name is not a secret (and tells which ACL user is meant); the password is.
+    if (!u.password) return url;
+    u.password = '***';
     return u.href;
   } catch {
     return '[unparsable URL]';

@@ -1,5 +1,6 @@
 export { clusterSession } from './cluster-session.ts';
 export type { ClusterSession, SessionHealth } from './types.ts';
+export { checkConfig } from './check.ts';
 export { login, logout, logoutEverywhere, type LoginOptions } from './helpers.ts';
 export {
   resolveConfig,

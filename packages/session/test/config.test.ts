@@ -101,6 +101,15 @@ describe('resolveConfig', () => {
     assert.equal(resolveConfig({ secret: SECRET, cookie: { sameSite: 'none', secure: true } }, {}).cookie.sameSite, 'none');
   });
 
+  it('a wrong env value reads as one line a person can act on: the variable, the allowed values, an example, no schema dump', () => {
+    const e = configError(() => resolveConfig({}, { SESSION_STORE: 'bogus', SESSION_SECRET: SECRET }));
+    assert.match(e.message, /^clusterSession: option store \(env SESSION_STORE\) is "bogus": expected 'redis', 'mongo', 'sqlite', 'memory'.*Example: SESSION_STORE=sqlite\. Fix: /);
+    assert.doesNotMatch(e.message, /\n/);
+    assert.equal(e.cause, undefined, 'no schema error attached: printing the error prints no internals');
+    const two = configError(() => resolveConfig({ ttl: 0, storeTimeout: 1, secret: SECRET }, {}));
+    assert.match(two.message, /^clusterSession: invalid options:\n {2}- option ttl .*\n {2}- option storeTimeout /);
+  });
+
   it('never prints a secret, even a rejected one', () => {
     const e = configError(() => resolveConfig({}, { SESSION_SECRET: 'tooshort-hunter2' .slice(0, 12) }));
     assert.match(e.message, /SESSION_SECRET/);

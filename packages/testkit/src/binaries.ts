@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
@@ -27,4 +28,19 @@ export function needs(...binaries: string[]): string | false {
   if (process.env.CI) return false;
   const missing = binaries.filter((b) => which(b) === undefined);
   return missing.length ? `needs ${missing.join(', ')} (not installed; .ci/run installs it)` : false;
+}
+
+/**
+ * A Node older than the supported 22.18 on this machine (these machines ship Node 20 as /usr/bin/node), for the
+ * tests of what users of an old Node see; undefined where there is none.
+ */
+export function oldNode(): string | undefined {
+  return ['/usr/bin/node', '/usr/local/bin/node'].find((bin) => {
+    try {
+      const [major, minor] = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).split('.').map(Number);
+      return major! < 22 || (major === 22 && minor! < 18);
+    } catch {
+      return false;
+    }
+  });
 }

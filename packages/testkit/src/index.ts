@@ -1,5 +1,6 @@
 export { freePort, waitForPort } from './ports.ts';
 export { startNode, startProcess, type Proc } from './process.ts';
+export { processTag, type ProcessTag } from './leaks.ts';
 export { startRedis, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';
 export { client, cookieHeader, request, type Client, type HttpRequest, type HttpResult } from './http.ts';
@@ -12,5 +13,5 @@ export {
   type RedisClusterOptions,
 } from './redis-cluster.ts';
 export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';
-export { needs, which } from './binaries.ts';
+export { needs, oldNode, which } from './binaries.ts';
 export { chromiumOptions } from './browser.ts';

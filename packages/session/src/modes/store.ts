@@ -103,11 +103,15 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
     store: handle.store,
     errorHandler,
     async health(): Promise<SessionHealth> {
+      // The same words wherever they are read (/healthz, a launcher waiting for it, logs): which store, where, why.
+      const label = `${handle.name} store${handle.address ? ` at ${handle.address}` : ''}`;
       try {
-        await bounded(handle.ping(), config.storeTimeout);
+        await deadline(handle.ping(), config.storeTimeout, () => new StoreUnavailableError(`${label} did not answer within ${config.storeTimeout} ms`));
         return { ok: true, mode: 'store' as const, store: handle.name };
       } catch (err) {
-        return { ok: false, mode: 'store' as const, store: handle.name, error: `${handle.name} store unavailable: ${(err as Error).message}` };
+        const cause = handle.lastError?.() ?? (handle.isUp() ? undefined : 'not connected yet');
+        const error = cause ? `${label} is unreachable: ${cause}` : err instanceof StoreUnavailableError ? err.message : `${label} failed: ${(err as Error).message}`;
+        return { ok: false, mode: 'store' as const, store: handle.name, error };
       }
     },
     close: () => handle.close(),

@@ -3,6 +3,7 @@ import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import type * as MongoStoreModule from './mongo-store.ts';
+import { withoutCredentials } from '../config.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 function mongoClientOptions(storeTimeout: number) {
@@ -47,6 +48,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   return {
     name: 'mongo',
     store,
+    ...(owned ? { address: withoutCredentials(s.url!) } : {}),
     ...alwaysUp,
     async ping() {
       await client.db(s.dbName).command({ ping: 1 });

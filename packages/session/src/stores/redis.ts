@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import { denyKey, rawRedis, type RawRedis } from './redis-client.ts';
 import type * as RedisStoreModule from './redis-store.ts';
+import { withoutCredentials } from '../config.ts';
 import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 /** Fail-fast client options: a down Redis answers "no" at once instead of queueing commands forever (tj/connect-redis#373). */
@@ -41,12 +42,14 @@ function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; 
 /** Wraps the client in a store that emits connect/disconnect, so express-session's readiness works. */
 export function createRedisHandle(config: ResolvedConfig): StoreHandle {
   const { client, raw, owned } = redisClient(config);
+  const s = config.store as Extract<ResolvedConfig['store'], { type: 'redis' }>;
+  const address = owned ? withoutCredentials(s.url) : undefined;
   // Without a listener an 'error' event would crash the process; the request path reports errors instead.
   let lastError = '';
   raw.onError((err: Error) => {
     if (err.message !== lastError) {
       lastError = err.message;
-      config.logger.warn(`cluster-session: redis store: ${err.message}`);
+      config.logger.warn(`cluster-session: redis store${address ? ` at ${address}` : ''}: ${err.message}`);
     }
   });
   const { ClusterRedisStore } = load<typeof RedisStoreModule>('./stores/redis-store.ts');
@@ -64,6 +67,8 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
   return {
     name: 'redis',
     store,
+    ...(address ? { address } : {}),
+    lastError: () => (raw.isReady() ? undefined : lastError || undefined),
     isUp: () => raw.isReady(),
     whenUp: async (ms) => raw.isReady() || (!everReady && raw.waitReady(ms)),
     ping: () => raw.ping(),

@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { Store, type SessionData } from 'express-session';
 import type { Logger, ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { parseSession, userOf, expiresAt } from '../serializer.ts';
+import { nodeSqlite } from './node-sqlite.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -26,7 +27,7 @@ const isBusy = (err: unknown) => {
  */
 function openDatabase(file: string): DatabaseSync {
   mkdirSync(path.dirname(file), { recursive: true });
-  const db = new DatabaseSync(file, { timeout: BUSY_TIMEOUT_MS });
+  const db = new (nodeSqlite().DatabaseSync)(file, { timeout: BUSY_TIMEOUT_MS });
   // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
   for (let attempt = 0; ; attempt++) {
     try {
@@ -208,6 +209,7 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
   return {
     name: 'sqlite',
     store,
+    address: s.path,
     ...alwaysUp,
     // Takes the write lock and lets go at once: readers never block under WAL, so only this tells whether the
     // store can take a login right now.

@@ -5,6 +5,10 @@ import type { StoreName } from '../config.ts';
 export interface StoreHandle {
   readonly name: StoreName;
   readonly store: Store;
+  /** Where the store lives, for messages (a URL without its password, a file path); undefined for a client passed in. */
+  readonly address?: string;
+  /** Why the store is down, when its client knows (e.g. `connect ECONNREFUSED 127.0.0.1:6379`); undefined when up. */
+  lastError?(): string | undefined;
   /** False while the store is known to be unreachable (lets a request fail fast instead of waiting). */
   isUp(): boolean;
   /** Resolves once the store is up again, or after `ms`; true when it is up. */
