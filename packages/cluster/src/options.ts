@@ -95,6 +95,14 @@ const schema = s.strictObject({
   schedulingPolicy: opt(s.enum(['rr', 'os']).default('rr'), { allowed: "'rr' or 'os'", example: "'rr'" }),
   /** Control socket for `cluster-session reload|status|stop`: true (default), false, or a socket path. */
   control: opt(s.union([s.boolean(), s.string().min(1)]).default(true), { allowed: 'true, false or a unix socket path', example: 'true' }),
+  /**
+   * Serve Prometheus metrics (`/metrics`, every worker's figures labelled by `slot`) and the workers' status
+   * (`/status.json`) on this address. Off unless given; binds 127.0.0.1 unless a host is given.
+   */
+  metrics: opt(
+    s.union([port().transform((p) => ({ port: p, host: '127.0.0.1' })), s.strictObject({ port: port(), host: s.string().min(1).default('127.0.0.1') })]).optional(),
+    { allowed: 'a port number or { port, host }', example: '9464' },
+  ),
   /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
   log: opt(s.custom<(line: string) => void>((v) => typeof v === 'function').optional(), { allowed: 'a function (line: string) => void' }),
   /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
@@ -127,6 +135,7 @@ export interface ResolvedOptions {
   readonly maxRestarts: number;
   readonly schedulingPolicy: 'rr' | 'os';
   readonly control: string | false;
+  readonly metrics: { readonly port: number; readonly host: string } | undefined;
   readonly signals: boolean;
   readonly log: ((line: string) => void) | undefined;
 }
@@ -189,6 +198,7 @@ export function resolveOptions(input: ClusterOptions, env: Env, controlPath: (na
     maxRestarts: o.maxRestarts,
     schedulingPolicy: o.schedulingPolicy,
     control: o.control === true ? controlPath(name) : o.control === false ? false : path.resolve(o.control),
+    metrics: o.metrics,
     signals: o.signals,
     log: o.log,
   });

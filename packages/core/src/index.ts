@@ -42,3 +42,4 @@ export {
 } from './schema.ts';
 export { COOKIE_NAME, cookieRules, cookieShape } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';
+export { CHANNELS, storeOperationChannel, storeUnavailableChannel, type StoreOperation, type StoreUnavailableAnswer } from './channels.ts';
