@@ -45,6 +45,7 @@ const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls)
 const mb = (n) => n == null ? '–' : Math.round(n / 1048576) + ' MB';
 const ms = (n) => n == null ? '–' : (n < 10 ? n.toFixed(1) : Math.round(n)) + ' ms';
 const dur = (t) => t < 60000 ? Math.round(t / 1000) + ' s' : t < 3600000 ? Math.round(t / 60000) + ' min' : (t / 3600000).toFixed(1) + ' h';
+const span = (s) => s < 120 ? s + ' s' : Math.round(s / 60) + ' min';
 const fmt = (n) => n == null ? '–' : n >= 100 ? String(Math.round(n)) : String(Math.round(n * 10) / 10);
 
 function chart(id, series, unit) {
@@ -67,7 +68,7 @@ function chart(id, series, unit) {
   const last = main ? main.values[main.values.length - 1] : null;
   card.querySelector('.now').textContent = fmt(last) + (unit && last != null ? ' ' + unit : '');
   const legend = card.querySelector('.legend');
-  legend.replaceChildren(...series.map((s) => { const sp = el('span', '', '— ' + s.name); sp.style.color = s.color; return sp; }), el('span', '', 'max ' + fmt(max / 1.15) + (unit ? ' ' + unit : '') + ' · last ' + Math.round(series[0] ? series[0].values.length * 2 / 60 : 0) + ' min'));
+  legend.replaceChildren(...series.map((s) => { const sp = el('span', '', '— ' + s.name); sp.style.color = s.color; return sp; }), el('span', '', 'max ' + fmt(max / 1.15) + (unit ? ' ' + unit : '') + ' · last ' + span(series[0] ? series[0].values.length * 2 : 0)));
 }
 
 function badge(text, cls) { return el('span', 'badge ' + (cls || text), text); }
