@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, startProcess, type Proc } from '@cluster-session/testkit';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..', '..');
@@ -33,3 +34,14 @@ export function buildJs(dir: string): string {
   return path.join(dir, 'balancer-process.js');
 }
 
+
+/** The two upstream processes the balancer benchmarks proxy to (bench/fixtures/upstream.ts); their ports. */
+export async function startUpstreams(procs: Proc[]): Promise<number[]> {
+  const ports = await Promise.all([freePort(), freePort()]);
+  for (const [i, p] of ports.entries()) {
+    const proc = startProcess(process.execPath, [path.join(root, 'bench', 'fixtures', 'upstream.ts'), String(p), `u${i}`]);
+    procs.push(proc);
+    await proc.waitFor(/listening/);
+  }
+  return ports;
+}

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startProcess, waitForPort, which, type Proc } from '@cluster-session/testkit';
-import { buildJs } from '../lib/balancer-js.ts';
+import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
 import { load, type LoadResult } from '../lib/load.ts';
 import { cpuMicros, rssMiB } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
@@ -94,12 +94,7 @@ const scenario: Scenario = {
     const procs: Proc[] = [];
     const notes: string[] = [];
     try {
-      const ups = await Promise.all([freePort(), freePort()]);
-      for (const [i, p] of ups.entries()) {
-        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', 'upstream.ts'), String(p), `u${i}`]);
-        procs.push(proc);
-        await proc.waitFor(/listening/);
-      }
+      const ups = await startUpstreams(procs);
       const urls = ups.map((p) => `http://127.0.0.1:${p}`);
       const contenders: Record<string, Contender> = {};
 

@@ -10,16 +10,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort, request, startProcess, type Proc } from '@cluster-session/testkit';
-import { buildJs } from '../lib/balancer-js.ts';
+import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
 import { load, type LoadResult } from '../lib/load.ts';
 import { FIXTURES, startOurs } from '../lib/managers.ts';
 import { cpuMicros } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const CONNECTIONS = 64;
 
 /** GET /metrics once a second while `work` runs (what a Prometheus with a 1 s scrape interval does). */
@@ -52,12 +50,7 @@ const scenario: Scenario = {
     const loads: string[] = [load1()];
     try {
       // The balancer, twice: metrics on and off, over the same upstreams.
-      const ups = await Promise.all([freePort(), freePort()]);
-      for (const [i, p] of ups.entries()) {
-        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', 'upstream.ts'), String(p), `u${i}`]);
-        procs.push(proc);
-        await proc.waitFor(/listening/);
-      }
+      const ups = await startUpstreams(procs);
       const js = buildJs(dir);
       const balancers: Record<'with' | 'without', { port: number; pid: number; metrics: string | undefined }> = {} as never;
       for (const kind of ['with', 'without'] as const) {
