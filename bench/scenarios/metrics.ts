@@ -14,7 +14,7 @@ import { freePort, request, startProcess, type Proc } from '@cluster-session/tes
 import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
 import { load, type LoadResult } from '../lib/load.ts';
 import { FIXTURES, startOurs } from '../lib/managers.ts';
-import { cpuMicros } from '../lib/proc.ts';
+import { cpuMicros, treeCpuMicros } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
 
@@ -84,17 +84,20 @@ const scenario: Scenario = {
       rows.push(
         { scenario: 'metrics', metric: `balancer req/s, ${CONNECTIONS} connections, /metrics scraped every 1 s`, unit: 'req/s', ours: rps(lb.with), peer: 'metrics: false', peerValue: rps(lb.without), ratio: lbRatio, target: '>= 0.95x', met: lbRatio >= 0.95, note: `load ${loads.join('/')}${failed([...lb.with, ...lb.without]) ? `, ${failed([...lb.with, ...lb.without])} failed` : ''}` },
         { scenario: 'metrics', metric: 'balancer p99 latency with metrics', unit: 'ms', ours: p99(lb.with), peer: 'metrics: false', peerValue: p99(lb.without), ratio: ratio(p99(lb.with), p99(lb.without)) },
-        { scenario: 'metrics', metric: 'balancer CPU per request with metrics', unit: 'µs', ours: median(cpu.with!), peer: 'metrics: false', peerValue: median(cpu.without!), ratio: ratio(median(cpu.with!), median(cpu.without!)) },
+        { scenario: 'metrics', metric: 'balancer CPU per request with metrics', unit: 'µs', ours: median(cpu.with!), peer: 'metrics: false', peerValue: median(cpu.without!), ratio: ratio(median(cpu.with!), median(cpu.without!)), target: '<= 1.05x', met: ratio(median(cpu.with!), median(cpu.without!)) <= 1.05 },
       );
 
       // The cluster: 2 workers of the plain app, with and without --metrics.
       const clusterLoads: string[] = [load1()];
+      const clusterCpu: Record<string, number[]> = {};
       const measureCluster = (withMetrics: boolean) => async () => {
         const [port, metrics] = await Promise.all([freePort(), freePort()]);
         const cluster = await startOurs(path.join(FIXTURES, 'app.mjs'), 2, port, withMetrics ? ['--metrics', String(metrics)] : []);
         try {
           await load(`http://127.0.0.1:${port}/`, { connections: 16, durationSec: 1 });
+          const before = treeCpuMicros(cluster.pid!);
           const r = await scraped(withMetrics ? `http://127.0.0.1:${metrics}/metrics` : undefined, () => load(`http://127.0.0.1:${port}/`, { connections: 16, durationSec: ctx.durationSec }));
+          (clusterCpu[withMetrics ? 'with' : 'without'] ??= []).push((treeCpuMicros(cluster.pid!) - before) / Math.max(1, r.requests));
           clusterLoads.push(load1());
           ctx.log(`metrics: cluster ${withMetrics ? 'with' : 'without'} --metrics: ${Math.round(r.rps)} req/s (load ${load1()})`);
           return r;
@@ -104,7 +107,10 @@ const scenario: Scenario = {
       };
       const cl = await alternate(ctx.rounds, { with: measureCluster(true), without: measureCluster(false) });
       const clRatio = ratio(rps(cl.with), rps(cl.without));
-      rows.push({ scenario: 'metrics', metric: 'cluster (2 workers) req/s, /metrics scraped every 1 s', unit: 'req/s', ours: rps(cl.with), peer: 'no --metrics', peerValue: rps(cl.without), ratio: clRatio, target: '>= 0.95x', met: clRatio >= 0.95, note: `load ${clusterLoads.join('/')}` });
+      rows.push(
+        { scenario: 'metrics', metric: 'cluster (2 workers) req/s, /metrics scraped every 1 s', unit: 'req/s', ours: rps(cl.with), peer: 'no --metrics', peerValue: rps(cl.without), ratio: clRatio, target: '>= 0.95x', met: clRatio >= 0.95, note: `load ${clusterLoads.join('/')}` },
+        { scenario: 'metrics', metric: 'cluster CPU per request (primary + workers) with --metrics', unit: 'µs', ours: median(clusterCpu.with!), peer: 'no --metrics', peerValue: median(clusterCpu.without!), ratio: ratio(median(clusterCpu.with!), median(clusterCpu.without!)), target: '<= 1.05x', met: ratio(median(clusterCpu.with!), median(clusterCpu.without!)) <= 1.05 },
+      );
       return rows;
     } finally {
       await Promise.all(procs.map((p) => p.stop('SIGTERM', 5_000)));
