@@ -6,7 +6,7 @@
  * straightforward node:http proxy as a reference.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,8 @@ function buildJs(dir: string): string {
     }
   };
   writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+  // The packages' own dependencies (valibot, under core), resolved as an install would.
+  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
   emit(path.join(root, 'packages/hash/src'), path.join(dir, 'hash'), (c) => c);
   emit(path.join(root, 'packages/core/src'), path.join(dir, 'core'), (c) => c);
   emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) =>
