@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,14 +20,12 @@ export function buildJs(dir: string): string {
     }
   };
   writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+  // The packages' own dependencies (valibot under core, prom-client under the balancer), resolved as an install would.
+  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
   emit(path.join(root, 'packages/hash/src'), path.join(dir, 'hash'), (c) => c);
   emit(path.join(root, 'packages/core/src'), path.join(dir, 'core'), (c) => c);
   emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) =>
-    c
-      .replaceAll("'@cluster-session/hash'", "'../hash/index.js'")
-      .replaceAll("'@cluster-session/core'", "'../core/index.js'")
-      // Out of the tree, so bare names do not resolve: prom-client from this repository's node_modules.
-      .replaceAll("'prom-client'", `'${import.meta.resolve('prom-client')}'`),
+    c.replaceAll("'@cluster-session/hash'", "'../hash/index.js'").replaceAll("'@cluster-session/core'", "'../core/index.js'"),
   );
   const fixture = stripTypeScriptTypes(readFileSync(path.join(root, 'bench', 'fixtures', 'balancer-process.ts'), 'utf8'), { mode: 'strip' });
   writeFileSync(path.join(dir, 'balancer-process.js'), fixture.replaceAll("'@cluster-session/balancer'", "'./balancer/index.js'"));

@@ -1,5 +1,6 @@
-import { COOKIE_NAME, fail, opt, parseOptions, s, type OptionContext } from '@cluster-session/core';
+import { COOKIE_NAME, fail, parseOptions, words, type OptionContext } from '@cluster-session/core';
 import { hash32 } from '@cluster-session/hash';
+import * as v from 'valibot';
 import { BalancerConfigError } from './errors.ts';
 
 export const STRATEGIES = ['round-robin', 'least-conn', 'ip-hash', 'cookie'] as const;
@@ -7,48 +8,52 @@ type Reuse = 'shared' | 'client';
 export type Strategy = (typeof STRATEGIES)[number];
 
 const int = (min: number, max: number, fallback: number, example = String(fallback)) =>
-  opt(s.number().int().min(min).max(max).default(fallback), { allowed: `an integer from ${min} to ${max}`, example });
+  v.optional(v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max), words({ allowed: `an integer from ${min} to ${max}`, example })), fallback);
 const ms = (min: number, fallback: number) =>
-  opt(s.number().int().min(min).default(fallback), { allowed: `milliseconds, at least ${min}`, example: String(fallback) });
-const port = s.number().int().min(0).max(65535);
-const address = opt(
-  s.union([port.transform((p) => ({ host: '127.0.0.1', port: p })), s.strictObject({ port, host: s.string().min(1).default('127.0.0.1') })]),
-  { allowed: 'a port number or { port, host }', example: '3000' },
+  v.optional(v.pipe(v.number(), v.integer(), v.minValue(min), words({ allowed: `milliseconds, at least ${min}`, example: String(fallback) })), fallback);
+const port = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535));
+const address = v.pipe(
+  v.union([
+    v.pipe(port, v.transform((p) => ({ host: '127.0.0.1', port: p }))),
+    v.strictObject({ port, host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1') }),
+  ]),
+  words({ allowed: 'a port number or { port, host }', example: '3000' }),
 );
+const bool = (fallback: boolean, example: string) => v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example })), fallback);
 const ID = /^[A-Za-z0-9._~-]{1,64}$/;
 
-/** One instance: `'http://host:port'` or `{ url, weight, id }`. */
-const upstreamSchema = opt(
-  s
-    .union([s.string().transform((url) => ({ url })), s.looseObject({})])
-    .pipe(
-      s.strictObject({
-        /** `http://host:port`; only plain HTTP/1.1 instances (TLS ends at the balancer or before it). */
-        url: opt(s.string(), { allowed: 'an absolute URL like http://127.0.0.1:4001', example: "'http://127.0.0.1:4001'" }),
-        /** Relative share of traffic (round-robin, least-conn, ip-hash); default 1. */
-        weight: int(1, 1000, 1),
-        /** Stable name: the sticky cookie's value and the key for drain/remove. Default: derived from the URL. */
-        id: opt(s.string().regex(ID).optional(), { allowed: '1-64 characters from A-Z a-z 0-9 . _ ~ -', example: "'a'", fix: 'it becomes a cookie value: use a short name' }),
-        /**
-         * The instance's cluster metrics address (`cluster-session start --metrics`): the status page shows its
-         * workers from `<status>/status.json`. Optional.
-         */
-        status: opt(s.string().optional(), { allowed: 'an http:// URL of the instance\'s --metrics address', example: "'http://127.0.0.1:3011'" }),
-      }),
-    ),
-  { allowed: 'a URL string or { url, weight, id, status }', example: "'http://127.0.0.1:4001'" },
+const upstreamObject = v.strictObject({
+  /** `http://host:port`; only plain HTTP/1.1 instances (TLS ends at the balancer or before it). */
+  url: v.pipe(v.string(), words({ allowed: 'an absolute URL like http://127.0.0.1:4001', example: "'http://127.0.0.1:4001'" })),
+  /** Relative share of traffic (round-robin, least-conn, ip-hash); default 1. */
+  weight: int(1, 1000, 1),
+  /** Stable name: the sticky cookie's value and the key for drain/remove. Default: derived from the URL. */
+  id: v.optional(
+    v.pipe(v.string(), v.regex(ID), words({ allowed: '1-64 characters from A-Z a-z 0-9 . _ ~ -', example: "'a'", fix: 'it becomes a cookie value: use a short name' })),
+  ),
+  /**
+   * The instance's cluster metrics address (`cluster-session start --metrics`): the status page shows its workers
+   * from `<status>/status.json`. Optional.
+   */
+  status: v.optional(v.pipe(v.string(), words({ allowed: "an http:// URL of the instance's --metrics address", example: "'http://127.0.0.1:3011'" }))),
+});
+
+/** One instance: `'http://host:port'` or `{ url, weight, id, status }`. */
+const upstreamSchema = v.pipe(
+  v.union([v.pipe(v.string(), v.transform((url) => ({ url })), upstreamObject), upstreamObject]),
+  words({ allowed: 'a URL string or { url, weight, id, status }', example: "'http://127.0.0.1:4001'" }),
 );
 
-const passiveSchema = s.strictObject({
+const passiveSchema = v.strictObject({
   failures: int(1, 1000, 3),
   window: ms(10, 10_000),
   cooldown: ms(10, 10_000),
 });
 
-const healthSchema = s.strictObject({
+const healthSchema = v.strictObject({
   /** Active checks on/off (default on); passive checks are configured separately below. */
-  active: opt(s.boolean().default(true), { allowed: 'true or false', example: 'false' }),
-  path: opt(s.string().startsWith('/').default('/healthz'), { allowed: 'a path starting with /', example: "'/healthz'" }),
+  active: bool(true, 'false'),
+  path: v.optional(v.pipe(v.string(), v.startsWith('/'), words({ allowed: 'a path starting with /', example: "'/healthz'" })), '/healthz'),
   /** Milliseconds between active checks of one instance. */
   interval: ms(50, 2000),
   /** Consecutive failed checks that mark an instance down. */
@@ -58,22 +63,24 @@ const healthSchema = s.strictObject({
   /** Milliseconds a check may take. */
   timeout: ms(10, 1000),
   /** Passive checks on live traffic (like nginx max_fails/fail_timeout); false turns them off. */
-  passive: opt(s.union([s.literal(false), passiveSchema]).optional(), { allowed: 'false or { failures, window, cooldown }', example: 'false' }),
+  passive: v.optional(v.pipe(v.union([v.literal(false), passiveSchema]), words({ allowed: 'false or { failures, window, cooldown }', example: 'false' }))),
 });
 
 /** Every option of createBalancer(), described once: the types, defaults and error words derive from here. */
-const schema = s.strictObject({
+const schema = v.strictObject({
   listen: address,
-  upstreams: opt(s.array(upstreamSchema).min(1), { allowed: 'a non-empty array of URLs', example: "['http://127.0.0.1:4001']" }),
-  strategy: opt(s.enum(STRATEGIES).default('round-robin'), { allowed: STRATEGIES.join(' | '), example: "'cookie'" }),
+  upstreams: v.pipe(v.array(upstreamSchema), v.minLength(1), words({ allowed: 'a non-empty array of URLs', example: "['http://127.0.0.1:4001']" })),
+  strategy: v.optional(v.pipe(v.picklist(STRATEGIES), words({ allowed: STRATEGIES.join(' | '), example: "'cookie'" })), 'round-robin'),
   /** Active health checks; false turns them off (passive checks still run unless health.passive is false). */
-  health: opt(s.union([s.literal(false), healthSchema]).optional(), { allowed: 'false or { path, interval, fall, rise, timeout, passive }', example: "{ path: '/healthz' }" }),
-  /** Status page (HTML at /, JSON at /status.json, Prometheus metrics at /metrics). Off unless given. */
-  admin: opt(address.optional(), { allowed: 'a port number or { port, host }', example: '3010' }),
+  health: v.optional(
+    v.pipe(v.union([v.literal(false), healthSchema]), words({ allowed: 'false or { path, interval, fall, rise, timeout, passive }', example: "{ path: '/healthz' }" })),
+  ),
+  /** Status page (HTML at /, JSON at /status.json and /stack.json, Prometheus metrics at /metrics). Off unless given. */
+  admin: v.optional(v.pipe(address, words({ allowed: 'a port number or { port, host }', example: '3010' }))),
   /** Prometheus metrics on the admin port; false records nothing per request and serves no /metrics. */
-  metrics: opt(s.boolean().default(true), { allowed: 'true or false', example: 'false' }),
-  timeouts: s
-    .strictObject({
+  metrics: bool(true, 'false'),
+  timeouts: v.optional(
+    v.strictObject({
       clientHeaders: ms(10, 10_000),
       keepAlive: ms(10, 5_000),
       connect: ms(10, 2_000),
@@ -81,10 +88,11 @@ const schema = s.strictObject({
       // Below Node's 5 s server keepAliveTimeout, so the instance never closes a socket we are about to reuse.
       upstreamIdle: ms(10, 4_000),
       tunnel: ms(10, 3_600_000),
-    })
-    .prefault({}),
-  limits: s
-    .strictObject({
+    }),
+    {},
+  ),
+  limits: v.optional(
+    v.strictObject({
       headerSize: int(1024, 1 << 20, 16_384),
       bodySize: int(0, Number.MAX_SAFE_INTEGER, 0, '1048576'),
       idlePerUpstream: int(0, 100_000, 256),
@@ -93,42 +101,48 @@ const schema = s.strictObject({
       /** Header fields a request may have (then 431). */
       headerCount: int(1, 10_000, 100),
       /** Open connections from one client address (then 429); 0 = no cap. Default: see defaultPerClient(). */
-      perClient: opt(s.number().int().min(0).max(1_000_000).optional(), { allowed: 'an integer from 0 to 1000000', example: '64' }),
-    })
-    .prefault({}),
+      perClient: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000), words({ allowed: 'an integer from 0 to 1000000', example: '64' }))),
+    }),
+    {},
+  ),
   /** Extra attempts on other instances when a try fails in a way that is safe to repeat. */
   retries: int(0, 10, 2),
   /** Statuses of an instance's own answer that send a replayable request to another instance ([] off). */
-  retryOn: opt(s.array(s.number().int().min(500).max(599)).default([502, 503, 504]), {
-    allowed: 'an array of 5xx statuses',
-    example: '[502, 503, 504]',
-    fix: 'use 5xx statuses, or [] to pass every answer through',
-  }),
+  retryOn: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.number(), v.integer(), v.minValue(500), v.maxValue(599))),
+      words({ allowed: 'an array of 5xx statuses', example: '[502, 503, 504]', fix: 'use 5xx statuses, or [] to pass every answer through' }),
+    ),
+    [502, 503, 504],
+  ),
   /**
    * How instance connections are shared (HAProxy `http-reuse`): 'shared' (default) pools them across clients;
    * 'client' gives each client connection its own, closed with it (for clusters that deal connections to workers).
    */
-  reuse: opt(s.enum(['shared', 'client']).default('shared'), {
-    allowed: "'shared' or 'client'",
-    example: "'client'",
-    fix: "use 'client' in front of a cluster that deals connections to workers",
-  }),
+  reuse: v.optional(
+    v.pipe(
+      v.picklist(['shared', 'client']),
+      words({ allowed: "'shared' or 'client'", example: "'client'", fix: "use 'client' in front of a cluster that deals connections to workers" }),
+    ),
+    'shared',
+  ),
   /** Trust X-Forwarded-* from the client (only behind another proxy you control). */
-  trustProxy: opt(s.boolean().default(false), { allowed: 'true or false', example: 'true' }),
+  trustProxy: bool(false, 'true'),
   /** The sticky cookie of the `cookie` strategy. */
-  cookie: s
-    .strictObject({
-      name: opt(s.string().regex(COOKIE_NAME).max(64).default('CSLB'), { allowed: 'a cookie name (token characters, at most 64)', example: "'CSLB'" }),
-      secure: opt(s.boolean().default(false), { allowed: 'true or false', example: 'true' }),
-    })
-    .prefault({}),
+  cookie: v.optional(
+    v.strictObject({
+      name: v.optional(v.pipe(v.string(), v.regex(COOKIE_NAME), v.maxLength(64), words({ allowed: 'a cookie name (token characters, at most 64)', example: "'CSLB'" })), 'CSLB'),
+      secure: bool(false, 'true'),
+    }),
+    {},
+  ),
   /** Receives state changes (instance down/up/ejected, retries). Default: silent. Never gets secrets. */
-  log: opt(s.custom<(message: string) => void>((v) => typeof v === 'function').optional(), { allowed: 'a function (message: string) => void' }),
+  log: v.optional(v.pipe(v.custom<(message: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (message: string) => void' }))),
 });
 
-export type BalancerOptions = s.input<typeof schema>;
-export type HealthOptions = s.input<typeof healthSchema>;
-export type UpstreamInput = Exclude<s.input<typeof upstreamSchema>, string>;
+export type BalancerOptions = v.InferInput<typeof schema>;
+export type HealthOptions = v.InferInput<typeof healthSchema>;
+export type UpstreamInput = Exclude<v.InferInput<typeof upstreamSchema>, string>;
 
 export interface UpstreamConfig {
   readonly id: string;
@@ -214,7 +228,7 @@ function defaultPerClient(connections: number, trustProxy: boolean): number {
 /** Validates one upstream entry given to lb.add(). */
 export function upstreamConfig(input: unknown, where = 'add()'): UpstreamConfig {
   const ctx = { where, error: BalancerConfigError };
-  const { upstream } = parseOptions(s.strictObject({ upstream: upstreamSchema }), { upstream: input }, ctx);
+  const { upstream } = parseOptions(v.strictObject({ upstream: upstreamSchema }), { upstream: input }, ctx);
   return toUpstream(ctx, 'upstream', upstream);
 }
 

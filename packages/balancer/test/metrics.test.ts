@@ -128,6 +128,14 @@ describe('balancer metrics on the admin port', () => {
     assert.equal(out.trim(), '');
   });
 
+  test("an instance's status URL is checked where it enters", async () => {
+    await assert.rejects(balancer({ upstreams: [{ url: a.url, status: 'ftp://x' }], admin: 0 }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CS_ERR_BALANCER_CONFIG');
+      assert.match(err.message, /upstreams\[0\]\.status .*ftp:\/\/x.*an http:\/\/ URL of the instance's --metrics address/);
+      return true;
+    });
+  });
+
   test('metrics: false serves no /metrics', async () => {
     const quiet = await balancer({ upstreams: [a.url], health: false, admin: 0, metrics: false });
     try {

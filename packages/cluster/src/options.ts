@@ -1,7 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import { fail, opt, parseOptions, s } from '@cluster-session/core';
+import { fail, parseOptions, words } from '@cluster-session/core';
+import * as v from 'valibot';
 import { ClusterConfigError } from './errors.ts';
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
@@ -17,102 +18,113 @@ function parseBytes(value: number | string): number | undefined {
 }
 
 const MS = (min: number) => `an integer number of milliseconds >= ${min}`;
-const ms = (min: number, fallback: number, example: string) => opt(s.number().int().min(min).default(fallback), { allowed: MS(min), example });
-/** A number, or its digits as text (flags and env variables are text). */
-const digits = (n: ReturnType<typeof s.number>) => s.union([n, s.string().regex(/^\d+$/).transform(Number).pipe(n)]);
-const port = () => digits(s.number().int().min(0).max(65535));
+const ms = (min: number, fallback: number, example: string) =>
+  v.optional(v.pipe(v.number(), v.integer(), v.minValue(min), words({ allowed: MS(min), example })), fallback);
+const bool = (fallback: boolean, example: string) => v.optional(v.pipe(v.boolean(), words({ allowed: 'a boolean', example })), fallback);
+const strings = (example: string) => v.optional(v.pipe(v.array(v.string()), words({ allowed: 'an array of strings', example })), []);
+/** An integer in [min, max], or its digits as text (flags and env variables are text). */
+const digits = (min: number, max: number) => {
+  const n = v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max));
+  return v.union([n, v.pipe(v.string(), v.regex(/^\d+$/), v.transform(Number), n)]);
+};
+const port = () => v.optional(v.pipe(digits(0, 65535), words({ allowed: 'a port number 0-65535', example: '3000' })));
 
-const stickySchema = s.strictObject({
+const stickySchema = v.strictObject({
   /** Port the primary accepts connections on (default: `port`, then the PORT environment variable). */
-  port: opt(port().optional(), { allowed: 'a port number 0-65535', example: '3000' }),
+  port: port(),
   /** Address to bind (default: all interfaces, like `app.listen(port)`). */
-  host: opt(s.string().min(1).optional(), { allowed: 'a host address', example: "'127.0.0.1'" }),
+  host: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a host address', example: "'127.0.0.1'" }))),
   /**
    * Route by the client address in `X-Forwarded-For` of a connection's first request. `true` trusts the direct
    * peer as the proxy; a list trusts only those proxy addresses (anything else is keyed by its own address).
    */
-  trustProxy: opt(s.union([s.boolean(), s.array(s.string())]).default(false), {
-    allowed: 'a boolean or a list of proxy addresses',
-    example: "['127.0.0.1']",
-  }),
+  trustProxy: v.optional(
+    v.pipe(v.union([v.boolean(), v.array(v.string())]), words({ allowed: 'a boolean or a list of proxy addresses', example: "['127.0.0.1']" })),
+    false,
+  ),
 });
 
 /** Every option of startCluster(), described once: the types, defaults and error words derive from here. */
-const schema = s.strictObject({
+const schema = v.strictObject({
   /** The app's entry file (ESM, CommonJS or TypeScript). */
-  entry: opt(s.string().min(1), { allowed: 'the path of the app entry file', example: "'./server.js'" }),
+  entry: v.pipe(v.string(), v.minLength(1), words({ allowed: 'the path of the app entry file', example: "'./server.js'" })),
   /** Worker count: a number or 'max' (CPU count). Default: WORKERS env, else CPU count. */
-  workers: opt(s.union([s.literal('max'), digits(s.number().int().min(1).max(1024))]).optional(), {
-    env: 'WORKERS',
-    allowed: "a positive integer (at most 1024) or 'max'",
-    example: "'max'",
-  }),
+  workers: v.optional(
+    v.pipe(v.union([v.literal('max'), digits(1, 1024)]), words({ env: 'WORKERS', allowed: "a positive integer (at most 1024) or 'max'", example: "'max'" })),
+  ),
   /** Sets PORT for the workers (and is the sticky port unless `sticky.port` is given). */
-  port: opt(port().optional(), { allowed: 'a port number 0-65535', example: '3000' }),
+  port: port(),
   /** Route connections by client address through the primary (fallback for state that is not shared). */
-  sticky: opt(s.union([s.boolean(), stickySchema]).optional(), { allowed: 'true, false or { port, host, trustProxy }', example: 'true' }),
+  sticky: v.optional(v.pipe(v.union([v.boolean(), stickySchema]), words({ allowed: 'true, false or { port, host, trustProxy }', example: 'true' }))),
   /** Cluster name: prefixes logs, names the control socket. Default: the entry's base name. */
-  name: opt(s.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/).optional(), {
-    allowed: '1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
-    example: "'app'",
-  }),
+  name: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+      words({ allowed: '1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit', example: "'app'" }),
+    ),
+  ),
   /** Wait for the app's explicit `ready()` instead of the first `listening` (PM2's wait_ready). */
-  waitReady: opt(s.boolean().default(false), { allowed: 'a boolean', example: 'true' }),
+  waitReady: bool(false, 'true'),
   /** A worker not ready within this many ms has FAILED. */
   readyTimeout: ms(1, 10_000, '10000'),
   /** A retiring worker still alive this many ms after retirement began is killed. */
   killTimeout: ms(1, 5_000, '5000'),
   /** Replace (through the reload path) a worker whose RSS exceeds this: bytes, or '512M', '1G'. */
-  maxMemory: opt(
-    s
-      .union([s.number(), s.string()])
-      .transform((v) => parseBytes(v))
-      .pipe(s.number().optional().refine((n) => n !== undefined))
-      .optional(),
-    { allowed: "bytes or a size like '512M' or '1G'", example: "'512M'" },
+  maxMemory: v.optional(
+    v.pipe(v.union([v.number(), v.string()]), v.transform(parseBytes), v.number(), words({ allowed: "bytes or a size like '512M' or '1G'", example: "'512M'" })),
   ),
   /** How often to sample worker memory when `maxMemory` is set, in ms. */
   memoryCheckInterval: ms(50, 10_000, '10000'),
   /** Extra environment for the workers (merged over process.env). */
-  env: opt(s.record(s.string().optional()).default({}), { allowed: 'an object of strings', example: "{ NODE_ENV: 'production' }" }),
+  env: v.optional(v.pipe(v.record(v.string(), v.optional(v.string())), words({ allowed: 'an object of strings', example: "{ NODE_ENV: 'production' }" })), {}),
   /** Arguments passed to the entry (process.argv.slice(2) in the worker). */
-  args: opt(s.array(s.string()).default([]), { allowed: 'an array of strings', example: "['--verbose']" }),
+  args: strings("['--verbose']"),
   /** Extra Node flags for the workers. */
-  execArgv: opt(s.array(s.string()).default([]), { allowed: 'an array of strings', example: "['--max-old-space-size=512']" }),
-  backoff: s
-    .strictObject({
+  execArgv: strings("['--max-old-space-size=512']"),
+  backoff: v.optional(
+    v.strictObject({
       /** First restart delay in ms. Doubles on each consecutive crash. */
       initial: ms(1, 100, '100'),
       /** Ceiling of the restart delay in ms. */
       max: ms(1, 15_000, '15000'),
       /** Uptime in ms after which a worker counts as stable and the delay resets. */
       stableAfter: ms(1, 30_000, '30000'),
-    })
-    .prefault({}),
+    }),
+    {},
+  ),
   /** Consecutive unstable crashes after which a slot is parked. A reload revives parked slots. */
-  maxRestarts: opt(s.number().int().min(0).default(10), { allowed: 'an integer >= 0', example: '10' }),
+  maxRestarts: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), words({ allowed: 'an integer >= 0', example: '10' })), 10),
   /** 'rr': the primary deals connections round robin; 'os': workers accept on a shared socket. */
-  schedulingPolicy: opt(s.enum(['rr', 'os']).default('rr'), { allowed: "'rr' or 'os'", example: "'rr'" }),
+  schedulingPolicy: v.optional(v.pipe(v.picklist(['rr', 'os']), words({ allowed: "'rr' or 'os'", example: "'rr'" })), 'rr'),
   /** Control socket for `cluster-session reload|status|stop`: true (default), false, or a socket path. */
-  control: opt(s.union([s.boolean(), s.string().min(1)]).default(true), { allowed: 'true, false or a unix socket path', example: 'true' }),
+  control: v.optional(
+    v.pipe(v.union([v.boolean(), v.pipe(v.string(), v.minLength(1))]), words({ allowed: 'true, false or a unix socket path', example: 'true' })),
+    true,
+  ),
   /**
    * Serve Prometheus metrics (`/metrics`, every worker's figures labelled by `slot`) and the workers' status
    * (`/status.json`) on this address. Off unless given; binds 127.0.0.1 unless a host is given.
    */
-  metrics: opt(
-    s.union([port().transform((p) => ({ port: p, host: '127.0.0.1' })), s.strictObject({ port: port(), host: s.string().min(1).default('127.0.0.1') })]).optional(),
-    { allowed: 'a port number or { port, host }', example: '9464' },
+  metrics: v.optional(
+    v.pipe(
+      v.union([
+        v.pipe(digits(0, 65535), v.transform((p) => ({ port: p, host: '127.0.0.1' }))),
+        v.strictObject({ port: digits(0, 65535), host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1') }),
+      ]),
+      words({ allowed: 'a port number or { port, host }', example: '9464' }),
+    ),
   ),
   /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
-  log: opt(s.custom<(line: string) => void>((v) => typeof v === 'function').optional(), { allowed: 'a function (line: string) => void' }),
+  log: v.optional(v.pipe(v.custom<(line: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (line: string) => void' }))),
   /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
-  signals: opt(s.boolean().default(true), { allowed: 'a boolean', example: 'false' }),
+  signals: bool(true, 'false'),
 });
 
 /** What startCluster() accepts. */
-export type ClusterOptions = s.input<typeof schema>;
-export type StickyOptions = s.input<typeof stickySchema>;
-export type BackoffOptions = NonNullable<s.input<typeof schema>['backoff']>;
+export type ClusterOptions = v.InferInput<typeof schema>;
+export type StickyOptions = v.InferInput<typeof stickySchema>;
+export type BackoffOptions = NonNullable<ClusterOptions['backoff']>;
 
 export interface ResolvedOptions {
   readonly entry: string;

@@ -1,18 +1,13 @@
-import { isRecord, type AnySchema, type Issue, type Output, type Segment } from './schema.ts';
+import * as v from 'valibot';
 import { suggest } from './suggest.ts';
-import type { OptionMeta, RuleWords } from './words.ts';
+import { arraysForObjects, keysAt, wordsAt, type Key } from './walk.ts';
+import { wordsOfRule, type OptionMeta } from './words.ts';
 
 /**
- * The option kit: each package describes its options once, as one schema (schema.ts) whose fields carry their
- * words. The input and output types, the environment variables and the words of every startup error all derive
- * from that one schema.
+ * The option kit: each package describes its options once, as one valibot schema whose options carry their words
+ * (`words()` in their pipe, words.ts). The input and output types (`v.InferInput`, `v.InferOutput`), the
+ * environment variables and the words of every startup error all derive from that one schema.
  */
-
-/** Describes one option: `opt(s.number().int().min(1).default(2), { allowed: 'an integer >= 1', example: '2' })`. */
-export function opt<T extends AnySchema>(schema: T, meta: OptionMeta): T {
-  schema.meta = meta;
-  return schema;
-}
 
 /** Where options enter and which error class reports a wrong one. */
 export interface OptionContext {
@@ -53,56 +48,9 @@ export function show(value: unknown): string {
   }
 }
 
-const pathText = (path: readonly Segment[]) => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+const pathText = (path: readonly Key[]) => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 
-/** The schema and every wrapper inside it (optional, default, refine, the input side of a pipe), outermost first. */
-function layers(schema: AnySchema): AnySchema[] {
-  const out: AnySchema[] = [];
-  for (let s: AnySchema | undefined = schema; s; s = s.parts.inner) out.push(s);
-  return out;
-}
-
-/** Every schema a value at this level may be checked by: the layers, a union's alternatives, a pipe's output. */
-function forms(schema: AnySchema): AnySchema[] {
-  const out: AnySchema[] = [];
-  const visit = (s: AnySchema) => {
-    for (const layer of layers(s)) {
-      out.push(layer);
-      layer.parts.options?.forEach(visit);
-      if (layer.parts.next) visit(layer.parts.next);
-    }
-  };
-  visit(schema);
-  return out;
-}
-
-/** The schemas a path can lead to (a union may offer several). */
-function schemasAt(root: AnySchema, path: readonly Segment[]): AnySchema[] {
-  let current = [root];
-  for (const seg of path) {
-    const next: AnySchema[] = [];
-    for (const f of current.flatMap(forms)) {
-      const shape = f.parts.shape;
-      if (typeof seg === 'string' && shape && Object.hasOwn(shape, seg)) next.push(shape[seg]!);
-      else if (f.parts.element && !shape) next.push(f.parts.element);
-    }
-    current = next;
-  }
-  return current;
-}
-
-function metaAt(root: AnySchema, path: readonly Segment[]): OptionMeta | undefined {
-  for (const s of schemasAt(root, path)) for (const layer of layers(s)) if (layer.meta) return layer.meta;
-  return undefined;
-}
-
-function keysAt(root: AnySchema, path: readonly Segment[]): string[] {
-  const keys = new Set<string>();
-  for (const f of schemasAt(root, path).flatMap(forms)) for (const k of Object.keys(f.parts.shape ?? {})) keys.add(k);
-  return [...keys];
-}
-
-function valueAt(input: unknown, path: readonly Segment[]): unknown {
+function valueAt(input: unknown, path: readonly Key[]): unknown {
   let v = input;
   for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
   return v;
@@ -115,6 +63,8 @@ export interface Problem {
   value: unknown;
   allowed: string;
   example?: string;
+  /** The option the example is written for, when its words are an enclosing option's (default: `option`). */
+  exampleOf?: string;
   /** The env variable of the option; `fromEnv` when the value came from it. */
   env?: string;
   fromEnv?: boolean;
@@ -128,7 +78,7 @@ const unquote = (example: string) => example.replace(/^'(.*)'$/, '$1');
 export function describeProblem(p: Problem): string {
   const env = p.env ? (p.fromEnv ? ` (env ${p.env})` : ` (or env ${p.env})`) : '';
   const value = p.secret && p.value !== undefined ? '[redacted]' : show(p.value);
-  const example = p.example ? (p.fromEnv && p.env ? ` Example: ${p.env}=${unquote(p.example)}.` : ` Example: ${p.option}: ${p.example}.`) : '';
+  const example = p.example ? (p.fromEnv && p.env ? ` Example: ${p.env}=${unquote(p.example)}.` : ` Example: ${p.exampleOf ?? p.option}: ${p.example}.`) : '';
   const fix =
     p.fix ??
     (p.fromEnv && p.env
@@ -144,11 +94,11 @@ export function fail(ctx: OptionContext, problem: Problem): never {
   throw new ctx.error(`${ctx.where}: ${describeProblem(problem)}`);
 }
 
-function fromEnvironment(root: AnySchema, input: Record<string, unknown>, env: ParseOptions['env']): Set<string> {
+function fromEnvironment(root: v.GenericSchema, input: Record<string, unknown>, env: ParseOptions['env']): Set<string> {
   const filled = new Set<string>();
   if (!env) return filled;
   for (const key of keysAt(root, [])) {
-    const meta = metaAt(root, [key]);
+    const meta = wordsAt(root, [key]);
     const raw = meta?.env ? env[meta.env] : undefined;
     if (input[key] !== undefined || raw === undefined || raw.trim() === '') continue;
     const text = raw.trim();
@@ -163,20 +113,90 @@ function fromEnvironment(root: AnySchema, input: Record<string, unknown>, env: P
   return filled;
 }
 
-/** Issues worth reporting: inside a failed union, the alternative that went deepest says what is wrong. */
-function flatten(issues: readonly Issue[]): Issue[] {
-  const out: Issue[] = [];
+type Issue = v.BaseIssue<unknown>;
+interface Found {
+  /** From the root of the options (valibot gives a union's inner issues their paths from the union). */
+  path: Key[];
+  /** None for an array where an object belongs (which valibot's objects take). */
+  issue?: Issue;
+}
+
+/** Issues worth reporting: inside a failed union, the alternatives that went deeper say what is wrong. */
+function flatten(issues: readonly Issue[], prefix: readonly Key[] = []): Found[] {
+  const out: Found[] = [];
   for (const issue of issues) {
-    if (issue.code === 'union' && issue.branches) {
-      const deeper = issue.branches.flat().filter((i) => i.path.length > issue.path.length);
-      if (deeper.length > 0) {
-        out.push(...flatten(deeper));
-        continue;
-      }
-    }
-    out.push(issue);
+    const path = [...prefix, ...(issue.path ?? []).map((p) => p.key as Key)];
+    // A variant whose key matches none speaks of the whole object, as one of the forms the option takes.
+    if (issue.type === 'variant') path.pop();
+    const deeper = issue.type === 'union' ? (issue.issues ?? []).filter((i) => (i.path?.length ?? 0) > 0) : [];
+    out.push(...(deeper.length > 0 ? flatten(deeper, path) : [{ issue, path }]));
   }
   return out;
+}
+
+/** valibot's words for a type, in ours (used where an option has none of its own). */
+const TYPES: Record<string, string> = { Object: 'an object', Array: 'an array', number: 'a number', string: 'a string', boolean: 'true or false' };
+
+/** Deep-freezes what the parse built; what the input handed in as it is (a client, a logger) stays the app's. */
+function freeze<T>(out: T, input: unknown): T {
+  if (out === input || typeof out !== 'object' || out === null || Object.isFrozen(out)) return out;
+  const given = typeof input === 'object' && input !== null ? (input as Record<string, unknown>) : {};
+  for (const key of Object.keys(out)) freeze((out as Record<string, unknown>)[key], given[key]);
+  return Object.freeze(out);
+}
+
+/** What one parse knows to word its errors: the schema, the input after env and aliases, the names as written. */
+interface Explaining {
+  schema: v.GenericSchema;
+  merged: Record<string, unknown>;
+  filled: Set<string>;
+  aliases: Readonly<Record<string, string>>;
+  named: (path: readonly Key[]) => string;
+}
+
+/** valibot names the first unknown key of an object; every one is named here, with a did-you-mean. */
+function unknownKeys(e: Explaining, at: readonly Key[], object: Readonly<Record<string, unknown>>, first: string): string[] {
+  const known = keysAt(e.schema, at, object);
+  const aliases = at.length === 0 ? e.aliases : {};
+  return Object.keys(object)
+    .filter((k) => k === first || !known.includes(k))
+    .map((key) => {
+      const near = suggest(key, [...known, ...Object.keys(aliases)]);
+      // Near an old name: point at the new one.
+      const guess = near !== undefined && Object.hasOwn(aliases, near) ? aliases[near] : near;
+      const name = e.named([...at, key]);
+      return guess
+        ? `unknown option ${name}: did you mean ${e.named([...at, guess])}? Fix: rename it to ${guess}.`
+        : `unknown option ${name}. Fix: remove it; the options here are ${known.join(', ')}.`;
+    });
+}
+
+/** The line of one wrong option: the nearest described option on its path speaks for it. */
+function wrongValue(e: Explaining, { path, issue }: Found): string {
+  const described = path
+    .map((_, i) => path.slice(0, path.length - i))
+    .flatMap((at) => {
+      const meta = wordsAt(e.schema, at);
+      return meta ? [{ at, meta }] : [];
+    });
+  const meta = described[0]?.meta;
+  const ruled = issue && wordsOfRule(issue);
+  const top = typeof path[0] === 'string' ? path[0] : undefined;
+  const topMeta = top === undefined ? undefined : wordsAt(e.schema, [top]);
+  const fix = ruled?.fix ?? meta?.fix;
+  const expected = issue ? (issue.expected ?? issue.message) : 'Object';
+  return describeProblem({
+    option: path.length ? e.named(path) : 'options',
+    value: valueAt(e.merged, path),
+    // A rule between options brings its own words.
+    allowed: ruled?.allowed ?? meta?.allowed ?? TYPES[expected] ?? expected,
+    // An example of the option the words belong to.
+    ...(meta?.example && !ruled ? { example: meta.example, exampleOf: e.named(described[0]!.at) } : {}),
+    ...(topMeta?.env ? { env: topMeta.env, fromEnv: e.filled.has(top!) } : {}),
+    // A secret anywhere above keeps the value hidden.
+    ...(described.some((d) => d.meta.secret) ? { secret: true } : {}),
+    ...(fix ? { fix } : {}),
+  });
 }
 
 /**
@@ -185,9 +205,9 @@ function flatten(issues: readonly Issue[]): Issue[] {
  * with one line per wrong option (named, with its env variable, its value unless secret, what is allowed, an
  * example and the fix).
  */
-export function parseOptions<S extends AnySchema>(schema: S, input: unknown, ctx: OptionContext, options: ParseOptions = {}): Frozen<Output<S>> {
+export function parseOptions<S extends v.GenericSchema>(schema: S, input: unknown, ctx: OptionContext, options: ParseOptions = {}): Frozen<v.InferOutput<S>> {
   if (input === undefined) input = {};
-  if (!isRecord(input)) {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw new ctx.error(`${ctx.where}: options must be an object, got ${show(input)}. Fix: pass an object of options.`);
   }
   const merged: Record<string, unknown> = { ...input };
@@ -202,47 +222,27 @@ export function parseOptions<S extends AnySchema>(schema: S, input: unknown, ctx
     delete merged[old];
     written.set(now, old);
   }
-  const named = (path: readonly Segment[]) => pathText(path.map((p, i) => (i === 0 && typeof p === 'string' ? (written.get(p) ?? p) : p)));
+  const named = (path: readonly Key[]) => pathText(path.map((p, i) => (i === 0 && typeof p === 'string' ? (written.get(p) ?? p) : p)));
   const filled = fromEnvironment(schema, merged, options.env);
-  const parsed = schema.safeParse(merged);
-  if (parsed.success) return parsed.data as Frozen<Output<S>>;
+  const misplaced = arraysForObjects(schema, merged);
+  const parsed = v.safeParse(schema, merged);
+  if (parsed.success && misplaced.length === 0) return freeze(parsed.output, merged) as Frozen<v.InferOutput<S>>;
 
-  const lines: string[] = [];
-  for (const issue of flatten(parsed.issues)) {
-    if (issue.code === 'unknown_keys') {
-      const known = keysAt(schema, issue.path);
-      const aliases = issue.path.length === 0 ? (options.aliases ?? {}) : {};
-      for (const key of issue.keys ?? []) {
-        const name = named([...issue.path, key]);
-        const near = suggest(key, [...known, ...Object.keys(aliases)]);
-        // Near an old name: point at the new one.
-        const guess = near !== undefined && Object.hasOwn(aliases, near) ? aliases[near] : near;
-        lines.push(
-          guess
-            ? `unknown option ${name}: did you mean ${named([...issue.path, guess])}? Fix: rename it to ${guess}.`
-            : `unknown option ${name}. Fix: remove it; the options here are ${known.join(', ')}.`,
-        );
-      }
-      continue;
+  const e: Explaining = { schema, merged, filled, aliases: options.aliases ?? {}, named };
+  const inside = (path: readonly Key[]) => misplaced.some((m) => m.every((k, i) => path[i] === k));
+  const found: Found[] = [...misplaced.map((path) => ({ path })), ...flatten(parsed.issues ?? []).filter((f) => !inside(f.path))];
+  const lines = new Set<string>();
+  const seen = new Set<string>();
+  for (const f of found) {
+    const last = f.issue?.path?.at(-1);
+    if (f.issue?.type === 'strict_object' && f.issue.expected === 'never' && last) {
+      for (const line of unknownKeys(e, f.path.slice(0, -1), last.input as Record<string, unknown>, String(last.key))) lines.add(line);
+    } else if (!seen.has(named(f.path))) {
+      // One line an option: the first thing wrong with it (a pipe goes on checking after a failed check).
+      seen.add(named(f.path));
+      lines.add(wrongValue(e, f));
     }
-    // The nearest described option on the path speaks for it; a secret anywhere above keeps the value hidden.
-    const described = issue.path.map((_, i) => metaAt(schema, issue.path.slice(0, issue.path.length - i))).filter((m) => m !== undefined);
-    const meta = described[0];
-    const custom: RuleWords | undefined = issue.words;
-    const top = typeof issue.path[0] === 'string' ? issue.path[0] : undefined;
-    const topMeta = top === undefined ? undefined : metaAt(schema, [top]);
-    lines.push(
-      describeProblem({
-        option: issue.path.length ? named(issue.path) : 'options',
-        value: valueAt(merged, issue.path),
-        // A rule between options (a refinement) brings its own words in params.
-        allowed: custom?.allowed ?? meta?.allowed ?? issue.message,
-        ...(meta?.example && !custom ? { example: meta.example } : {}),
-        ...(topMeta?.env ? { env: topMeta.env, fromEnv: filled.has(top!) } : {}),
-        ...(described.some((m) => m.secret) ? { secret: true } : {}),
-        ...((custom?.fix ?? meta?.fix) ? { fix: custom?.fix ?? meta?.fix } : {}),
-      }),
-    );
   }
-  throw new ctx.error(lines.length === 1 ? `${ctx.where}: ${lines[0]}` : `${ctx.where}: invalid options:\n  - ${lines.join('\n  - ')}`);
+  const all = [...lines];
+  throw new ctx.error(all.length === 1 ? `${ctx.where}: ${all[0]}` : `${ctx.where}: invalid options:\n  - ${all.join('\n  - ')}`);
 }

@@ -5,20 +5,19 @@ import { describe, test } from 'node:test';
 import {
   ClusterSessionError,
   clusterEnv,
-  cookieRules,
-  cookieShape,
+  cookieSchema,
   deadline,
   isAnswerable,
   isClusterSessionError,
-  opt,
   parseOptions,
   rawAnswer,
   readWorkerEnv,
   sendAnswer,
   slotEnv,
-  s,
   suggest,
+  words,
 } from '@cluster-session/core';
+import * as v from 'valibot';
 
 class DemoError<C extends string = string> extends ClusterSessionError<C> {
   static override readonly family = 'CS_ERR_DEMO_';
@@ -133,13 +132,13 @@ class ToyConfigError extends DemoError {
   static override readonly code = 'CS_ERR_DEMO_TOY';
 }
 const ctx = { where: 'createToy', error: ToyConfigError };
-const toy = s.strictObject({
-  strategy: opt(s.enum(['a', 'b']).default('a'), { allowed: "'a' or 'b'", example: "'b'" }),
-  ttlSeconds: opt(s.number().int().min(1).default(60), { allowed: 'whole seconds >= 1', example: '60', env: 'TOY_TTL', envType: 'int' }),
-  secret: opt(s.array(s.string().min(8)).optional(), { allowed: 'strings of 8+ characters', env: 'TOY_SECRET', envType: 'list', secret: true }),
-  nested: s.strictObject({ size: opt(s.number().max(5).default(1), { allowed: 'at most 5', example: '2' }) }).prefault({}),
-  cookie: s.strictObject(cookieShape('toy')).superRefine(cookieRules).prefault({}),
-  logger: opt(s.custom<{ lines: string[] }>((v) => typeof v === 'object').optional(), { allowed: 'a logger' }),
+const toy = v.strictObject({
+  strategy: v.optional(v.pipe(v.picklist(['a', 'b']), words({ allowed: "'a' or 'b'", example: "'b'" })), 'a'),
+  ttlSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), words({ allowed: 'whole seconds >= 1', example: '60', env: 'TOY_TTL', envType: 'int' })), 60),
+  secret: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(8))), words({ allowed: 'strings of 8+ characters', env: 'TOY_SECRET', envType: 'list', secret: true }))),
+  nested: v.optional(v.strictObject({ size: v.optional(v.pipe(v.number(), v.maxValue(5), words({ allowed: 'at most 5', example: '2' })), 1) }), {}),
+  cookie: cookieSchema('toy'),
+  logger: v.optional(v.pipe(v.custom<{ lines: string[] }>((x) => typeof x === 'object'), words({ allowed: 'a logger' }))),
 });
 const toyError = (input: unknown, env: Record<string, string> = {}, aliases?: Record<string, string>) => {
   try {
@@ -202,7 +201,7 @@ describe('parseOptions', () => {
   });
 
   test('a record may be any object, process.env included (it is not a plain object)', () => {
-    const env = s.strictObject({ env: s.record(s.string().optional()).default({}) });
+    const env = v.strictObject({ env: v.optional(v.record(v.string(), v.optional(v.string())), {}) });
     assert.equal(parseOptions(env, { env: process.env }, ctx).env.PATH, process.env.PATH);
   });
 

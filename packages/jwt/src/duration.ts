@@ -1,4 +1,4 @@
-import { s } from '@cluster-session/core';
+import * as v from 'valibot';
 import { JwtConfigError } from './errors.ts';
 
 /** Seconds, or a string with its unit: "90s", "15m", "12h", "7d". */
@@ -15,10 +15,12 @@ const toSeconds = (value: Duration): number => {
 
 /** A duration option in whole seconds, for the options schema. */
 export function durationSchema({ allowZero = false, max = Number.MAX_SAFE_INTEGER } = {}) {
-  return s
-    .union([s.number().finite().min(0), s.string().regex(TEXT)])
-    .transform((v) => Math.floor(toSeconds(v)))
-    .pipe(s.number().min(allowZero ? 0 : 1).max(max));
+  return v.pipe(
+    v.union([v.pipe(v.number(), v.finite(), v.minValue(0)), v.pipe(v.string(), v.regex(TEXT))]),
+    v.transform((d) => Math.floor(toSeconds(d))),
+    v.minValue(allowZero ? 0 : 1),
+    v.maxValue(max),
+  );
 }
 
 /** Parses a duration argument of the ring's sign/verify calls into whole seconds; `option` names it in the error. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { cookieRules, cookieShape, fail, opt, parseOptions, s, type Frozen } from '@cluster-session/core';
+import { cookieSchema, fail, parseOptions, words, type Frozen, type OptionMeta } from '@cluster-session/core';
+import * as v from 'valibot';
 import { createCodec, type EncryptOption, type TokenCodec } from './codec.ts';
 import type { ResolvedCookie } from './cookie.ts';
 import type { DenyList } from './deny-list.ts';
@@ -14,78 +15,74 @@ const isDenyList = (v: unknown): v is DenyList =>
   typeof v === 'object' && v !== null && typeof (v as DenyList).add === 'function' && typeof (v as DenyList).has === 'function';
 const DURATION = 'seconds, or a duration with its unit like "15m", "12h", "7d"';
 
-/** The cookie of cookie transport; its rules are the session package's too (core's cookieShape). */
-const cookieSchema = s.strictObject(cookieShape('session')).superRefine(cookieRules).prefault({});
+/** The cookie of cookie transport; its rules are the session package's too (core's cookieSchema). */
+const cookieOptions = cookieSchema('session');
+/** An object the app hands in, checked by `ok` and passed through as it is. */
+const given = <T>(ok: (x: unknown) => boolean, said: OptionMeta) => v.optional(v.pipe(v.custom<T>(ok), words(said)));
 
 /** Every option of jwtSession(), described once: the types, defaults and error words derive from here. */
-const schema = s.strictObject({
+const schema = v.strictObject({
   /** A key ring from createKeyRing()/keyRingFromEnv(). Or give `keys` or `secret` instead. */
-  ring: opt(s.custom<KeyRing>(isRing).optional(), { allowed: 'a key ring from createKeyRing() or keyRingFromEnv()', secret: true }),
+  ring: given<KeyRing>(isRing, { allowed: 'a key ring from createKeyRing() or keyRingFromEnv()', secret: true }),
   /** Keys by kid (see createKeyRing); a KeyRing is accepted here too. */
-  keys: opt(s.custom<KeyRingOptions['keys'] | KeyRing>((v) => typeof v === 'object' && v !== null).optional(), {
+  keys: given<KeyRingOptions['keys'] | KeyRing>((x) => typeof x === 'object' && x !== null, {
     allowed: 'keys by kid: [{ kid, alg, secret | privateKey | publicKey }, ...] (see createKeyRing)',
     secret: true,
   }),
   /** HMAC secret(s), >= 32 bytes each; the first signs. */
-  secret: opt(s.custom<NonNullable<KeyRingOptions['secret']>>((v) => v !== undefined).optional(), {
-    allowed: 'an HMAC secret of at least 32 bytes, or a list of them',
-    secret: true,
-  }),
+  secret: given<NonNullable<KeyRingOptions['secret']>>((x) => x !== undefined, { allowed: 'an HMAC secret of at least 32 bytes, or a list of them', secret: true }),
   /** Token lifetime, renewed (sliding) once half of it has passed. Default 30 minutes. Old name: `ttl`. */
-  ttlSeconds: opt(durationSchema().default(1800), { allowed: DURATION, example: "'30m'" }),
+  ttlSeconds: v.optional(v.pipe(durationSchema(), words({ allowed: DURATION, example: "'30m'" })), 1800),
   /** Absolute session lifetime from login (regenerate), whatever the renewals. Default 24 hours. Old name: `maxAge`. */
-  maxAgeSeconds: opt(durationSchema().default(86_400), { allowed: DURATION, example: "'24h'" }),
-  cookie: cookieSchema,
+  maxAgeSeconds: v.optional(v.pipe(durationSchema(), words({ allowed: DURATION, example: "'24h'" })), 86_400),
+  cookie: cookieOptions,
   /** Set as `iss` on issue and required on verify. */
-  issuer: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'https://app.example.com'" }),
+  issuer: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a non-empty string', example: "'https://app.example.com'" }))),
   /** Set as `aud` on issue and required on verify. */
-  audience: opt(s.string().min(1).optional(), { allowed: 'a non-empty string', example: "'app'" }),
+  audience: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a non-empty string', example: "'app'" }))),
   /** Encrypt tokens (JWE dir + A256GCM) so the client cannot read the session data (validated with the ring). */
-  encrypt: opt(s.custom<EncryptOption>((v) => typeof v === 'boolean' || (typeof v === 'object' && v !== null)).optional(), {
-    allowed: 'true, false or { secret: string | string[] }',
-    secret: true,
-  }),
+  encrypt: given<EncryptOption>((x) => typeof x === 'boolean' || (typeof x === 'object' && x !== null), { allowed: 'true, false or { secret: string | string[] }', secret: true }),
   /** Revocation of logged-out tokens: checked on every request that carries a token. */
-  denyList: opt(s.custom<DenyList>(isDenyList).optional(), {
-    allowed: 'an object with add(jti, expiresAtMs) and has(jti), both returning promises',
-    example: 'createMemoryDenyList()',
-  }),
+  denyList: given<DenyList>(isDenyList, { allowed: 'an object with add(jti, expiresAtMs) and has(jti), both returning promises', example: 'createMemoryDenyList()' }),
   /** How long a deny-list call may take before the request gets a 503, in ms. */
-  denyListTimeout: opt(s.number().int().min(1).max(60_000).default(1000), { allowed: 'milliseconds from 1 to 60000', example: '1000' }),
+  denyListTimeout: v.optional(
+    v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(60_000), words({ allowed: 'milliseconds from 1 to 60000', example: '1000' })),
+    1000,
+  ),
   /** Trust X-Forwarded-Proto for cookie.secure 'auto'. Default: Express's req.secure when present, else TLS only. */
-  trustProxy: opt(s.boolean().optional(), { allowed: 'true or false', example: 'true' }),
+  trustProxy: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'true' }))),
   /** Leeway for exp/nbf between clocks; default 5 s, at most 300 s. Old name: `clockTolerance`. */
-  clockToleranceSeconds: opt(durationSchema({ allowZero: true, max: 300 }).default(5), { allowed: `${DURATION}, at most 300 s`, example: '5' }),
+  clockToleranceSeconds: v.optional(v.pipe(durationSchema({ allowZero: true, max: 300 }), words({ allowed: `${DURATION}, at most 300 s`, example: '5' })), 5),
   /** Accept `Authorization: Bearer <token>` (answered with the token header). Default true. */
-  bearer: opt(s.boolean().default(true), { allowed: 'true or false', example: 'false' }),
+  bearer: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'false' })), true),
   /** Response header that carries new tokens to bearer clients (and the request header that opts in). */
-  tokenHeader: opt(
-    s
-      .string()
-      .toLowerCase()
-      .regex(/^[a-z0-9-]+$/)
-      .refine((h) => !['authorization', 'cookie', 'set-cookie'].includes(h))
-      .default('x-session-token'),
-    { allowed: 'a header name of letters, digits and "-", other than authorization, cookie and set-cookie', example: "'x-session-token'" },
+  tokenHeader: v.optional(
+    v.pipe(
+      v.string(),
+      v.toLowerCase(),
+      v.regex(/^[a-z0-9-]+$/),
+      v.check((h) => !['authorization', 'cookie', 'set-cookie'].includes(h)),
+      words({ allowed: 'a header name of letters, digits and "-", other than authorization, cookie and set-cookie', example: "'x-session-token'" }),
+    ),
+    'x-session-token',
   ),
   /** Bearer token size limit, characters. */
-  maxTokenLength: opt(s.number().int().min(64).default(8192), { allowed: 'an integer >= 64', example: '8192' }),
+  maxTokenLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(64), words({ allowed: 'an integer >= 64', example: '8192' })), 8192),
   /** Errors the app cannot catch itself (a failed implicit save, a failed deny-list write). Default: one line on stderr. */
-  onError: opt(s.custom<(err: Error, req: IncomingMessage) => void>((v) => typeof v === 'function').optional(), {
-    allowed: 'a function (err, req) => void',
-  }),
+  onError: given<(err: Error, req: IncomingMessage) => void>((f) => typeof f === 'function', { allowed: 'a function (err, req) => void' }),
 });
 
+type Input = v.InferInput<typeof schema>;
 /** What jwtSession() accepts. */
-export type JwtSessionOptions = s.input<typeof schema> & {
+export type JwtSessionOptions = Input & {
   /** @deprecated the old name of ttlSeconds. */
-  ttl?: s.input<typeof schema>['ttlSeconds'];
+  ttl?: Input['ttlSeconds'];
   /** @deprecated the old name of maxAgeSeconds. */
-  maxAge?: s.input<typeof schema>['maxAgeSeconds'];
+  maxAge?: Input['maxAgeSeconds'];
   /** @deprecated the old name of clockToleranceSeconds. */
-  clockTolerance?: s.input<typeof schema>['clockToleranceSeconds'];
+  clockTolerance?: Input['clockToleranceSeconds'];
 };
-export type CookieOptions = s.input<typeof cookieSchema>;
+export type CookieOptions = v.InferInput<typeof cookieOptions>;
 
 /** Old option names, kept as documented aliases. */
 const ALIASES = { ttl: 'ttlSeconds', maxAge: 'maxAgeSeconds', clockTolerance: 'clockToleranceSeconds' };

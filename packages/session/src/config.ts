@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cookieRules, cookieShape, opt, parseOptions, s, WORKER_ENV, type Frozen } from '@cluster-session/core';
+import { cookieSchema, parseOptions, words, WORKER_ENV, type Frozen, type OptionMeta } from '@cluster-session/core';
+import * as v from 'valibot';
 import { ConfigError } from './errors.ts';
 
 /** Where log lines go. Secrets are never passed to it. */
@@ -21,88 +22,100 @@ const isUrl = (protocols: readonly string[]) => (s: string) => {
 };
 const REDIS_PROTOCOLS = ['redis:', 'rediss:'];
 const MONGO_PROTOCOLS = ['mongodb:', 'mongodb+srv:'];
-const secretText = s.string().min(16);
+const secretText = v.pipe(v.string(), v.minLength(16));
+const url = (protocols: readonly string[], said: OptionMeta) => v.optional(v.pipe(v.string(), v.check(isUrl(protocols)), words(said)));
+const int = (min: number, max: number, said: OptionMeta) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max), words(said));
+const bool = (example: string) => v.pipe(v.boolean(), words({ allowed: 'true or false', example }));
 
-const storeSchema = opt(
-  s.union([
-    s.enum(['redis', 'mongo', 'sqlite', 'memory']),
-    s.discriminatedUnion('type', [
-      s.strictObject({
-        type: s.literal('redis'),
-        url: opt(s.string().refine(isUrl(REDIS_PROTOCOLS)).optional(), { allowed: 'a redis:// or rediss:// URL', example: "'redis://127.0.0.1:6379'" }),
-        options: opt(s.record(s.unknown()).optional(), { allowed: 'ioredis options', example: '{ db: 1 }' }),
-        client: s.unknown().optional(),
-      }),
-      s.strictObject({
-        type: s.literal('mongo'),
-        url: opt(s.string().refine(isUrl(MONGO_PROTOCOLS)).optional(), { allowed: 'a mongodb:// or mongodb+srv:// URL', example: "'mongodb://127.0.0.1:27017/app'" }),
-        client: s.unknown().optional(),
-        dbName: opt(s.string().min(1).optional(), { allowed: 'a database name', example: "'app'" }),
-      }),
-      s.strictObject({ type: s.literal('sqlite'), path: opt(s.string().min(1).optional(), { allowed: 'a file path', example: "'.data/sessions.sqlite'" }) }),
-      s.strictObject({ type: s.literal('memory') }),
+const storeSchema = v.optional(
+  v.pipe(
+    v.union([
+      v.picklist(['redis', 'mongo', 'sqlite', 'memory']),
+      v.variant('type', [
+        v.strictObject({
+          type: v.literal('redis'),
+          url: url(REDIS_PROTOCOLS, { allowed: 'a redis:// or rediss:// URL', example: "'redis://127.0.0.1:6379'" }),
+          options: v.optional(v.pipe(v.record(v.string(), v.unknown()), words({ allowed: 'ioredis options', example: '{ db: 1 }' }))),
+          client: v.optional(v.unknown()),
+        }),
+        v.strictObject({
+          type: v.literal('mongo'),
+          url: url(MONGO_PROTOCOLS, { allowed: 'a mongodb:// or mongodb+srv:// URL', example: "'mongodb://127.0.0.1:27017/app'" }),
+          client: v.optional(v.unknown()),
+          dbName: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a database name', example: "'app'" }))),
+        }),
+        v.strictObject({
+          type: v.literal('sqlite'),
+          path: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a file path', example: "'.data/sessions.sqlite'" }))),
+        }),
+        v.strictObject({ type: v.literal('memory') }),
+      ]),
     ]),
-  ]).default('sqlite'),
-  {
-    env: 'SESSION_STORE',
-    allowed: "'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path }",
-    example: "'sqlite'",
-  },
+    words({ env: 'SESSION_STORE', allowed: "'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path }", example: "'sqlite'" }),
+  ),
+  'sqlite',
 );
 
-const cookieSchema = s
-  .strictObject({
-    ...cookieShape('sid'),
-    httpOnly: opt(s.boolean().default(true), { allowed: 'true or false', example: 'true' }),
-  })
-  .superRefine(cookieRules)
-  .prefault({});
+const cookieOptions = cookieSchema('sid', { httpOnly: v.optional(bool('true'), true) });
 
 /** Every option of clusterSession(), described once: types, defaults, env variables and error words derive from it. */
-const schema = s.strictObject({
-  mode: opt(s.enum(['store', 'jwt']).default('store'), { env: 'SESSION_MODE', allowed: "'store' or 'jwt'", example: "'jwt'" }),
+const schema = v.strictObject({
+  mode: v.optional(v.pipe(v.picklist(['store', 'jwt']), words({ env: 'SESSION_MODE', allowed: "'store' or 'jwt'", example: "'jwt'" })), 'store'),
   store: storeSchema,
   /** One secret, or a list (the first signs, all verify) to rotate without logging anyone out. */
-  secret: opt(s.union([secretText, s.array(secretText).min(1)]).optional(), {
-    env: 'SESSION_SECRET',
-    envType: 'list',
-    allowed: 'a string of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
-    secret: true,
-    fix: 'set SESSION_SECRET to a random string of at least 32 characters (`openssl rand -base64 48`)',
-  }),
+  secret: v.optional(
+    v.pipe(
+      v.union([secretText, v.pipe(v.array(secretText), v.minLength(1))]),
+      words({
+        env: 'SESSION_SECRET',
+        envType: 'list',
+        allowed: 'a string of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
+        secret: true,
+        fix: 'set SESSION_SECRET to a random string of at least 32 characters (`openssl rand -base64 48`)',
+      }),
+    ),
+  ),
   /** Session lifetime in seconds (cookie Max-Age and store expiry agree). Old name: `ttl`. */
-  ttlSeconds: opt(s.number().int().min(1).default(86_400), { env: 'SESSION_TTL', envType: 'int', allowed: 'a whole number of seconds, at least 1', example: '86400' }),
-  cookie: cookieSchema,
+  ttlSeconds: v.optional(
+    int(1, Number.MAX_SAFE_INTEGER, { env: 'SESSION_TTL', envType: 'int', allowed: 'a whole number of seconds, at least 1', example: '86400' }),
+    86_400,
+  ),
+  cookie: cookieOptions,
   /** Trust X-Forwarded-Proto for `secure: 'auto'`; unset = follow Express's `trust proxy` setting. */
-  trustProxy: opt(s.boolean().optional(), { allowed: 'true or false', example: 'true' }),
+  trustProxy: v.optional(bool('true')),
   /** Re-send the cookie and extend the store expiry on every response. */
-  rolling: opt(s.boolean().default(false), { allowed: 'true or false', example: 'true' }),
+  rolling: v.optional(bool('true'), false),
   /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
-  touchAfterSeconds: opt(s.number().int().min(0).optional(), { allowed: 'a whole number of seconds, 0 or more', example: '60' }),
-  maxSessionBytes: opt(s.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024), {
-    allowed: 'a whole number of bytes between 256 and 16 MiB',
-    example: '65536',
-  }),
+  touchAfterSeconds: v.optional(int(0, Number.MAX_SAFE_INTEGER, { allowed: 'a whole number of seconds, 0 or more', example: '60' })),
+  maxSessionBytes: v.optional(int(256, 16 * 1024 * 1024, { allowed: 'a whole number of bytes between 256 and 16 MiB', example: '65536' }), 64 * 1024),
   /** Milliseconds a request's store calls may take in all before it gets 503. */
-  storeTimeout: opt(s.number().int().min(50).max(60_000).default(1000), { allowed: 'milliseconds between 50 and 60000', example: '1000' }),
+  storeTimeout: v.optional(int(50, 60_000, { allowed: 'milliseconds between 50 and 60000', example: '1000' }), 1000),
   /** Session key holding the user id, indexed for logoutEverywhere(). */
-  userKey: opt(s.string().min(1).default('user'), { allowed: 'a non-empty string', example: "'user'" }),
+  userKey: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a non-empty string', example: "'user'" })), 'user'),
   /** Redis key prefix. */
-  prefix: opt(s.string().regex(/^\S*$/).default('sess:'), { allowed: 'a string without spaces', example: "'sess:'" }),
+  prefix: v.optional(v.pipe(v.string(), v.regex(/^\S*$/), words({ allowed: 'a string without spaces', example: "'sess:'" })), 'sess:'),
   /** MongoDB collection / SQLite table name. */
-  collection: opt(s.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('sessions'), {
-    allowed: 'letters, digits and _ (starting with a letter or _)',
-    example: "'sessions'",
-  }),
+  collection: v.optional(
+    v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/), words({ allowed: 'letters, digits and _ (starting with a letter or _)', example: "'sessions'" })),
+    'sessions',
+  ),
   /** Worker count of the cluster (its primary sets the env variable). */
-  workers: opt(s.number().int().min(1).default(1), { env: WORKER_ENV.workers, envType: 'int', allowed: 'a whole number, at least 1', example: '1' }),
+  workers: v.optional(
+    int(1, Number.MAX_SAFE_INTEGER, { env: WORKER_ENV.workers, envType: 'int', allowed: 'a whole number, at least 1', example: '1' }),
+    1,
+  ),
   /** Sticky routing of the cluster (its primary sets the env variable). */
-  sticky: opt(s.boolean().default(false), { env: WORKER_ENV.sticky, envType: 'bool', allowed: "true or false ('1' or '0' in the env)", example: 'true' }),
+  sticky: v.optional(
+    v.pipe(v.boolean(), words({ env: WORKER_ENV.sticky, envType: 'bool', allowed: "true or false ('1' or '0' in the env)", example: 'true' })),
+    false,
+  ),
   /** Options of JWT mode, passed to @cluster-session/jwt which validates them. */
-  jwt: opt(s.record(s.unknown()).default({}), { allowed: 'an options object for @cluster-session/jwt', secret: true }),
-  logger: opt(
-    s.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as Logger).warn === 'function' && typeof (v as Logger).error === 'function').optional(),
-    { allowed: 'an object with warn() and error()', example: 'console' },
+  jwt: v.optional(v.pipe(v.record(v.string(), v.unknown()), words({ allowed: 'an options object for @cluster-session/jwt', secret: true })), {}),
+  logger: v.optional(
+    v.pipe(
+      v.custom<Logger>((l) => typeof l === 'object' && l !== null && typeof (l as Logger).warn === 'function' && typeof (l as Logger).error === 'function'),
+      words({ allowed: 'an object with warn() and error()', example: 'console' }),
+    ),
   ),
 });
 
@@ -110,7 +123,7 @@ const schema = s.strictObject({
 const ALIASES = { ttl: 'ttlSeconds', touchAfter: 'touchAfterSeconds' };
 
 /** What `clusterSession()` accepts. Every field is optional; environment variables fill the gaps. */
-export type SessionConfigInput = s.input<typeof schema> & {
+export type SessionConfigInput = v.InferInput<typeof schema> & {
   /** @deprecated the old name of ttlSeconds. */
   ttl?: number;
   /** @deprecated the old name of touchAfterSeconds. */
@@ -118,8 +131,8 @@ export type SessionConfigInput = s.input<typeof schema> & {
 };
 /** The name the example app and other packages import. */
 export type ClusterSessionConfig = SessionConfigInput;
-export type StoreInput = s.input<typeof storeSchema>;
-export type CookieInput = s.input<typeof cookieSchema>;
+export type StoreInput = v.InferInput<typeof storeSchema>;
+export type CookieInput = v.InferInput<typeof cookieOptions>;
 
 export type ResolvedStore =
   | { readonly type: 'redis'; readonly url: string; readonly options: Readonly<Record<string, unknown>>; readonly client?: unknown }
@@ -135,7 +148,7 @@ export interface ResolvedConfig {
   /** True when no secret was configured and a random one was made for this process. */
   readonly secretGenerated: boolean;
   readonly ttlSeconds: number;
-  readonly cookie: Frozen<s.output<typeof cookieSchema>>;
+  readonly cookie: Frozen<v.InferOutput<typeof cookieOptions>>;
   readonly trustProxy: boolean | undefined;
   readonly rolling: boolean;
   readonly touchAfterSeconds: number;
@@ -159,7 +172,7 @@ export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger
 
 const ctx = { where: 'clusterSession', error: ConfigError };
 
-function resolveStore(store: s.output<typeof storeSchema>, env: Env, cwd: string): ResolvedStore {
+function resolveStore(store: v.InferOutput<typeof storeSchema>, env: Env, cwd: string): ResolvedStore {
   const s = typeof store === 'string' ? { type: store } : store;
   switch (s.type) {
     case 'redis': {
