@@ -19,6 +19,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   'cluster-scaling': () => import('./scenarios/cluster-scaling.ts'),
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),
+  metrics: () => import('./scenarios/metrics.ts'),
 };
 
 const { values, positionals } = parseArgs({

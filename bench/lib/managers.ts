@@ -30,6 +30,8 @@ export async function waitServing(url: string, distinct = 1, timeoutMs = 30_000)
 }
 
 export interface Managed {
+  /** The manager's own process (our primary), when the bench started it. */
+  readonly pid?: number;
   reload(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -44,6 +46,7 @@ export async function startOurs(entry: string, workers: number, port: number, ex
   await proc.waitFor(new RegExp(`${workers}/${workers} workers ready`), 30_000);
   await waitServing(`http://127.0.0.1:${port}/`);
   return {
+    pid: proc.pid,
     async reload() {
       await run(process.execPath, [...process.execArgv, CLI, 'reload', '--name', name]);
     },

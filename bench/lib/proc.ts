@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** CPU time (user + system) a process has used so far, in microseconds (Linux /proc, USER_HZ 100). */
@@ -10,4 +11,21 @@ export function cpuMicros(pid: number): number {
 export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
+}
+
+/** CPU time of a process and its children (a primary and its workers), in microseconds. */
+export function treeCpuMicros(pid: number): number {
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    // no children
+  }
+  return [pid, ...children].reduce((n, p) => {
+    try {
+      return n + cpuMicros(p);
+    } catch {
+      return n;
+    }
+  }, 0);
 }

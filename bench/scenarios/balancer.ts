@@ -6,46 +6,20 @@
  * straightforward node:http proxy as a reference.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { stripTypeScriptTypes } from 'node:module';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startProcess, waitForPort, which, type Proc } from '@cluster-session/testkit';
+import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
 import { load, type LoadResult } from '../lib/load.ts';
 import { cpuMicros, rssMiB } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.join(here, '..', '..');
 const CONNECTIONS = 64;
-
-/**
- * The balancer as plain JavaScript (types stripped once, here), so its process runs as a published build would:
- * running the .ts sources loads Node's TypeScript stripper, ~50 MiB that would blur the memory figure.
- */
-function buildJs(dir: string): string {
-  const emit = (from: string, to: string, rewrite: (code: string) => string) => {
-    mkdirSync(to, { recursive: true });
-    for (const f of readdirSync(from).filter((n) => n.endsWith('.ts'))) {
-      const code = stripTypeScriptTypes(readFileSync(path.join(from, f), 'utf8'), { mode: 'strip' });
-      writeFileSync(path.join(to, f.replace(/\.ts$/, '.js')), rewrite(code.replace(/(from\s+'\.{1,2}\/[^']+)\.ts'/g, "$1.js'")));
-    }
-  };
-  writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
-  // The packages' own dependencies (valibot, under core), resolved as an install would.
-  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-  emit(path.join(root, 'packages/hash/src'), path.join(dir, 'hash'), (c) => c);
-  emit(path.join(root, 'packages/core/src'), path.join(dir, 'core'), (c) => c);
-  emit(path.join(root, 'packages/balancer/src'), path.join(dir, 'balancer'), (c) =>
-    c.replaceAll("'@cluster-session/hash'", "'../hash/index.js'").replaceAll("'@cluster-session/core'", "'../core/index.js'"),
-  );
-  const fixture = stripTypeScriptTypes(readFileSync(path.join(here, '..', 'fixtures', 'balancer-process.ts'), 'utf8'), { mode: 'strip' });
-  writeFileSync(path.join(dir, 'balancer-process.js'), fixture.replaceAll("'@cluster-session/balancer'", "'./balancer/index.js'"));
-  return path.join(dir, 'balancer-process.js');
-}
 
 const nginxConf = (dir: string, port: number, ups: number[]) => `worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -120,12 +94,7 @@ const scenario: Scenario = {
     const procs: Proc[] = [];
     const notes: string[] = [];
     try {
-      const ups = await Promise.all([freePort(), freePort()]);
-      for (const [i, p] of ups.entries()) {
-        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', 'upstream.ts'), String(p), `u${i}`]);
-        procs.push(proc);
-        await proc.waitFor(/listening/);
-      }
+      const ups = await startUpstreams(procs);
       const urls = ups.map((p) => `http://127.0.0.1:${p}`);
       const contenders: Record<string, Contender> = {};
 

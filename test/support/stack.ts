@@ -16,6 +16,10 @@ export interface Stack {
   readonly name: string;
   readonly proc: Proc;
   readonly instancePorts: number[];
+  /** The balancer's admin port (status page, /metrics). */
+  readonly adminPort: number;
+  /** Each instance's `--metrics` port (/metrics, /status.json). */
+  readonly metricsPorts: number[];
   /** `cluster-session <command> --name <stack>-<instance>` against one instance's primary. */
   cli(command: 'reload' | 'status' | 'stop', instance: 'a' | 'b', ...args: string[]): Promise<string>;
   /** Every slot of both instances, from `cluster-session status --json`. */
@@ -27,7 +31,7 @@ let counter = 0;
 
 /** The example stack exactly as `npm start` runs it (balancer + 2 instances × `workers`), on free ports. */
 export async function startStack(env: Record<string, string> = {}, workers = 2): Promise<Stack> {
-  const [port, a, b, admin] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [port, a, b, admin, ma, mb] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   const dir = mkdtempSync(path.join(tmpdir(), 'cs-e2e-'));
   const name = `e2e-${process.pid}-${++counter}`;
   const proc = startNode([START], {
@@ -37,6 +41,7 @@ export async function startStack(env: Record<string, string> = {}, workers = 2):
       PORT: String(port),
       INSTANCE_PORTS: `${a},${b}`,
       ADMIN_PORT: String(admin),
+      METRICS_PORTS: `${ma},${mb}`,
       WORKERS: String(workers),
       STACK_NAME: name,
       SQLITE_PATH: path.join(dir, 'sessions.sqlite'),
@@ -49,6 +54,8 @@ export async function startStack(env: Record<string, string> = {}, workers = 2):
     name,
     proc,
     instancePorts: [a!, b!],
+    adminPort: admin!,
+    metricsPorts: [ma!, mb!],
     async cli(command, instance, ...args) {
       const { stdout } = await run(process.execPath, [...process.execArgv.filter((x) => !x.startsWith('--test')), CLI, command, '--name', `${name}-${instance}`, ...args]);
       return stdout;

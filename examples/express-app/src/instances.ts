@@ -32,7 +32,7 @@ export interface InstanceOptions {
 }
 
 export function startInstance(spec: InstanceSpec, o: InstanceOptions): Instance {
-  const args = [o.cli, 'start', o.entry, '-i', o.workers, '--name', spec.cluster];
+  const args = [o.cli, 'start', o.entry, '-i', o.workers, '--name', spec.cluster, '--metrics', `127.0.0.1:${spec.metricsPort}`];
   // Sticky: the primary pins clients to workers by the address the balancer forwards, trusting only the balancer.
   if (o.sticky) args.push('--sticky', '--trusted-proxy', '127.0.0.1');
   const child = spawn(process.execPath, [...process.execArgv, ...args], {

@@ -27,6 +27,8 @@ export interface InstanceSpec {
   /** The cluster's name: its log prefix and control socket (`cluster-session status --name <cluster>`). */
   cluster: string;
   port: number;
+  /** The instance's Prometheus /metrics and workers' /status.json (METRICS_PORTS; PORT+11 for a, PORT+12 for b). */
+  metricsPort: number;
 }
 
 export interface StackConfig {
@@ -68,14 +70,20 @@ export function stackName(env: NodeJS.ProcessEnv = process.env): string {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
+/** Two ports, comma-separated (one per instance), or `first,first+1` when unset. */
+function portPair(env: NodeJS.ProcessEnv, name: string, first: number): [number, number] {
+  const listed = (env[name] ?? '').split(',').filter(Boolean);
+  if (listed.length !== 0 && listed.length !== 2) {
+    throw bad(`${name} is ${JSON.stringify(env[name])}: expected two ports, comma-separated`, `set ${name}=${first},${first + 1}, or unset it`);
+  }
+  return [0, 1].map((i) => (listed[i] === undefined ? first + i : portFrom({ [name]: listed[i] }, name, first + i))) as [number, number];
+}
+
 export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): StackConfig {
   const port = portFrom(env, 'PORT', 3000, 12);
   const adminPort = portFrom(env, 'ADMIN_PORT', port + 10);
-  const listed = (env.INSTANCE_PORTS ?? '').split(',').filter(Boolean);
-  if (listed.length !== 0 && listed.length !== 2) {
-    throw bad(`INSTANCE_PORTS is ${JSON.stringify(env.INSTANCE_PORTS)}: expected two ports, comma-separated`, `set INSTANCE_PORTS=${port + 1},${port + 2}, or unset it`);
-  }
-  const instancePorts = listed.map((p, i) => portFrom({ INSTANCE_PORTS: p }, 'INSTANCE_PORTS', port + 1 + i));
+  const instancePorts = portPair(env, 'INSTANCE_PORTS', port + 1);
+  const metricsPorts = portPair(env, 'METRICS_PORTS', port + 11);
 
   const name = env.STACK_NAME || `example-${port}`;
   if (!NAME.test(name)) {
@@ -127,7 +135,7 @@ export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = proc
     host: env.HOST || '127.0.0.1',
     port,
     adminPort,
-    instances: (['a', 'b'] as const).map((id, i) => ({ id, cluster: `${name}-${id}`, port: instancePorts[i] ?? port + 1 + i })),
+    instances: (['a', 'b'] as const).map((id, i) => ({ id, cluster: `${name}-${id}`, port: instancePorts[i]!, metricsPort: metricsPorts[i]! })),
     workers,
     mode: session.mode,
     store: s.type,

@@ -79,7 +79,7 @@ async function assertFree(c: StackConfig, port: number, host: string | undefined
     const code = (err as NodeJS.ErrnoException).code;
     throw new StackError(
       `port ${port} (${what}) cannot be used: ${code === 'EADDRINUSE' ? 'another process listens on it (another npm start?)' : code}`,
-      `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start (the stack uses PORT, PORT+1, PORT+2, PORT+10)`,
+      `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start (the stack uses PORT, PORT+1, PORT+2, PORT+10, PORT+11, PORT+12)`,
     );
   } finally {
     server.close();
@@ -129,6 +129,7 @@ function banner(c: StackConfig): string {
     `  sessions : ${sessions}`,
     `  instances: a on :${a.port}, b on :${b.port}, ${c.workers} workers each (clusters ${a.cluster}, ${b.cluster})`,
     `  balancer : ${c.strategy}, status page http://localhost:${c.adminPort}`,
+    `  metrics  : balancer http://localhost:${c.adminPort}/metrics, a http://localhost:${a.metricsPort}/metrics, b http://localhost:${b.metricsPort}/metrics`,
     `  try      : npx cluster-session status --name ${a.cluster}`,
     `             npx cluster-session reload --name ${b.cluster}   (new workers, no request lost, still signed in)`,
     '  stop with Ctrl-C',
@@ -140,7 +141,7 @@ async function startBalancer(c: StackConfig): Promise<Balancer> {
   try {
     return await createBalancer({
       listen: { port: c.port, host: c.host },
-      upstreams: c.instances.map((i) => ({ id: i.id, url: `http://127.0.0.1:${i.port}` })),
+      upstreams: c.instances.map((i) => ({ id: i.id, url: `http://127.0.0.1:${i.port}`, status: `http://127.0.0.1:${i.metricsPort}` })),
       strategy: c.strategy,
       health: { path: '/healthz' },
       // Each instance is a cluster whose primary deals *connections* to workers: a pool shared by all clients
@@ -165,6 +166,7 @@ async function main(): Promise<void> {
   await assertFree(c, c.port, c.host, 'the balancer, PORT');
   await assertFree(c, c.adminPort, '127.0.0.1', 'the balancer status page, ADMIN_PORT');
   for (const i of c.instances) await assertFree(c, i.port, undefined, `instance ${i.id}`);
+  for (const i of c.instances) await assertFree(c, i.metricsPort, '127.0.0.1', `instance ${i.id}'s metrics, METRICS_PORTS`);
   if (starting.signal.aborted) throw starting.signal.reason;
 
   const env = { ...process.env, ...c.shared };

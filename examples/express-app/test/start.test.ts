@@ -23,10 +23,10 @@ const dir = mkdtempSync(path.join(tmpdir(), 'cs-start-'));
 const runtime = path.join(dir, 'run');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Free ports for one stack: the balancer, its status page and both instances (passed as the stack's env). */
-async function ports(): Promise<{ env: Record<string, string>; port: number; a: number; b: number; admin: number }> {
-  const [port, a, b, admin] = (await Promise.all([freePort(), freePort(), freePort(), freePort()])) as [number, number, number, number];
-  return { port, a, b, admin, env: { PORT: String(port), ADMIN_PORT: String(admin), INSTANCE_PORTS: `${a},${b}` } };
+/** Free ports for one stack: the balancer, its status page, both instances and their metrics (passed as the stack's env). */
+async function ports(): Promise<{ env: Record<string, string>; port: number; a: number; b: number; admin: number; ma: number; mb: number }> {
+  const [port, a, b, admin, ma, mb] = (await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()])) as [number, number, number, number, number, number];
+  return { port, a, b, admin, ma, mb, env: { PORT: String(port), ADMIN_PORT: String(admin), INSTANCE_PORTS: `${a},${b}`, METRICS_PORTS: `${ma},${mb}` } };
 }
 
 interface Launch {
@@ -116,7 +116,7 @@ describe('npm start: ports and names', () => {
     const name = `example-${p.port}`;
     assert.deepEqual(own(out, name), [
       `[${name}] cannot start: port ${p.port} (the balancer, PORT) cannot be used: another process listens on it (another npm start?)`,
-      `[${name}] fix: stop that process, or start the stack elsewhere: PORT=${p.port + 100} npm start (the stack uses PORT, PORT+1, PORT+2, PORT+10)`,
+      `[${name}] fix: stop that process, or start the stack elsewhere: PORT=${p.port + 100} npm start (the stack uses PORT, PORT+1, PORT+2, PORT+10, PORT+11, PORT+12)`,
     ]);
     assert.ok(ms < 15_000, `${ms} ms`);
     assertClean(tag, name);

@@ -1,13 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { sendAnswer } from '@cluster-session/core';
+import type { Registry } from 'prom-client';
 import { BadRequestError } from './errors.ts';
+import { statusPage } from './status-page.ts';
+
+/** What the admin server serves beyond the balancer's status: Prometheus metrics and the stack view. */
+interface AdminViews {
+  /** The balancer's registry (metrics.ts); undefined when `metrics: false`. */
+  metrics: Registry | undefined;
+  /** `/stack.json`: the balancer status, the charts' history and each instance's workers (stack.ts). */
+  stack(): Promise<unknown>;
+}
 
 /**
- * The status page: `/` is HTML that renders `/status.json` and refreshes it every second; `/status.json` is the
- * same data for scripts; `/healthz` is 200 while at least one instance is up, else 503. Bound to 127.0.0.1 unless told otherwise: it shows internal addresses.
+ * The admin server: `/` is the live status page (status-page.ts) over `/stack.json`; `/status.json` is the
+ * balancer's own state for scripts; `/metrics` is Prometheus' text format; `/healthz` is 200 while at least one
+ * instance is up, else 503. Bound to 127.0.0.1 unless told otherwise: it shows internal addresses.
  */
-export function createAdminServer(status: () => { upstreams: Array<{ state: string }> }): http.Server {
+export function createAdminServer(status: () => { upstreams: Array<{ state: string }> }, views: AdminViews): http.Server {
   return http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -27,6 +38,24 @@ export function createAdminServer(status: () => { upstreams: Array<{ state: stri
       res.end(JSON.stringify(status(), null, 2));
       return;
     }
+    if (path === '/stack.json') {
+      void views.stack().then((body) => {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(JSON.stringify(body));
+      });
+      return;
+    }
+    if (path === '/metrics' && views.metrics) {
+      const registry = views.metrics;
+      void registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+          res.end(text);
+        },
+        (err: Error) => sendAnswer(res, { status: 500, code: BadRequestError.code, error: `metrics failed: ${err.message}` }),
+      );
+      return;
+    }
     if (path === '/' || path === '/index.html') {
       const nonce = randomBytes(16).toString('base64');
       res.writeHead(200, {
@@ -35,59 +64,9 @@ export function createAdminServer(status: () => { upstreams: Array<{ state: stri
         'content-security-policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'`,
         'x-content-type-options': 'nosniff',
       });
-      res.end(page(nonce));
+      res.end(statusPage(nonce));
       return;
     }
     sendAnswer(res, { status: 404, code: BadRequestError.code, error: 'not found' });
   });
-}
-
-function page(nonce: string): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cluster-session balancer</title>
-<style nonce="${nonce}">
-body{font:14px system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin-top:1rem}th,td{padding:.35rem .8rem;border-bottom:1px solid #ddd;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.up{color:#0a7d32;font-weight:600}.down{color:#c0262d;font-weight:600}.draining{color:#b26b00;font-weight:600}
-#error{color:#c0262d}
-</style></head>
-<body>
-<h1>cluster-session balancer</h1>
-<p id="summary">loading…</p>
-<p id="error" role="alert"></p>
-<table id="upstreams"><thead><tr>
-<th>instance</th><th>url</th><th>state</th><th>weight</th><th>active</th><th>requests</th><th>errors</th><th>retries</th><th>last check</th><th>last error</th>
-</tr></thead><tbody></tbody></table>
-<script nonce="${nonce}">
-const tbody = document.querySelector('#upstreams tbody');
-function cell(row, text, cls) { const td = row.insertCell(); td.textContent = String(text); if (cls) td.className = cls; return td; }
-async function refresh() {
-  try {
-    const res = await fetch('status.json', { cache: 'no-store' });
-    const s = await res.json();
-    document.getElementById('summary').textContent =
-      'listening on ' + s.url + ' · strategy ' + s.strategy + ' · ' + s.totals.openConnections + ' open connections (' + s.totals.connections + ' since start) · ' +
-      s.totals.requests + ' requests · ' + s.upstreams.filter((u) => u.state === 'up').length + '/' + s.upstreams.length + ' up';
-    tbody.replaceChildren();
-    for (const u of s.upstreams) {
-      const row = tbody.insertRow();
-      row.dataset.id = u.id;
-      cell(row, u.id); cell(row, u.url);
-      cell(row, u.state + (u.ejectedForMs > 0 ? ' (ejected ' + Math.ceil(u.ejectedForMs / 1000) + ' s)' : ''), u.state);
-      cell(row, u.weight, 'num'); cell(row, u.active, 'num'); cell(row, u.requests, 'num');
-      cell(row, u.errors, 'num'); cell(row, u.retries, 'num');
-      cell(row, u.lastCheck ? (u.lastCheck.ok ? 'ok' : 'failed') + ' (' + u.lastCheck.detail + ')' : '—');
-      cell(row, u.lastError || '—');
-    }
-    document.getElementById('error').textContent = '';
-  } catch (err) {
-    document.getElementById('error').textContent = 'status unavailable: ' + err.message;
-  }
-}
-refresh();
-setInterval(refresh, 1000);
-</script>
-</body></html>
-`;
 }

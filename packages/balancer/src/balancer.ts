@@ -6,7 +6,9 @@ import { ClientConn } from './client.ts';
 import type { ProxyContext, Timed } from './context.ts';
 import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors.ts';
 import { HealthChecker } from './health.ts';
+import { balancerRegistry, Tally } from './metrics.ts';
 import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
+import { History, InstanceCache } from './stack.ts';
 import { Selector } from './strategy.ts';
 import { Upstream, type UpstreamStatus } from './upstream.ts';
 
@@ -53,6 +55,8 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     origins,
     totals: { connections: 0, requests: 0, rejected: 0 },
     perClient: new Map(),
+    metrics: config.metrics,
+    own: new Tally(),
     log,
     retryAfter() {
       // The soonest moment something may change: an ejection ending or the next health check.
@@ -110,8 +114,26 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     upstreams: upstreams.map((u) => u.snapshot(ctx.now)), // the clock routing uses, so status and routing agree
   });
 
+  let history: History | undefined;
   if (config.admin) {
-    admin = createAdminServer(status);
+    // The metrics and the status page read what the I/O path counts; nothing here runs per request.
+    const source = {
+      upstreams: () => upstreams.map((u) => ({ id: u.id, up: u.state(ctx.now) === 'up', retries: u.retries, tally: u.tally })),
+      own: ctx.own,
+      connections: () => clients.size,
+    };
+    history = new History(() => [...upstreams.map((u) => ({ id: u.id, tally: u.tally })), { id: '', tally: ctx.own }]);
+    const instances = new InstanceCache();
+    const h = history;
+    admin = createAdminServer(status, {
+      metrics: config.metrics ? balancerRegistry(source) : undefined,
+      stack: async () => ({
+        balancer: status(),
+        metrics: config.metrics,
+        history: h.points,
+        instances: await instances.get(upstreams.map((u) => ({ id: u.id, status: u.status }))),
+      }),
+    });
     try {
       await listen(admin, config.admin.port, config.admin.host, 'admin');
     } catch (err) {
@@ -121,6 +143,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       throw err;
     }
     adminUrl = hostPort(admin);
+    if (config.metrics) history.start();
   }
 
   return {
@@ -159,6 +182,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       if (ctx.closing) return;
       ctx.closing = true;
       checker?.stop();
+      history?.stop();
       const closed = once(server, 'close');
       server.close();
       admin?.close();

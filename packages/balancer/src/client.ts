@@ -69,6 +69,9 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
   private started = false;
   private closeAfter = false;
+  /** Metrics (metrics.ts): when the current request's head was parsed, and the last instance it was sent to. */
+  private t0 = 0;
+  private last: Upstream | null = null;
 
   constructor(ctx: ProxyContext, socket: net.Socket) {
     this.ctx = ctx;
@@ -152,6 +155,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   private start(req: RequestHead, buf: Buffer, offset: number): void {
     const { config } = this.ctx;
     this.ctx.totals.requests++;
+    if (this.ctx.metrics) this.t0 = performance.now();
+    this.last = null;
     this.req = req;
     this.started = false;
     this.sent = false;
@@ -235,6 +240,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
       return this.reject(answer.status, answer.code, answer.reason);
     }
     this.upstream = u;
+    this.last = u;
     u.begin(retry);
     this.insertCookie = ctx.config.strategy === 'cookie' && this.sticky !== u.id;
     this.sent = false;
@@ -347,6 +353,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
       else origin.destroy();
     }
     u.countStatus(status);
+    if (this.ctx.metrics) u.tally.record(status, (performance.now() - this.t0) / 1000);
     // An application 500 on one route must not eject every instance; a good answer brings one back at once.
     const verdict = answerVerdict(status);
     if (verdict === ANSWER_FAILURE) this.noteFailure(u, `answered ${status}`);
@@ -370,6 +377,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     this.deadline = this.ctx.now + config.timeouts.tunnel;
     this.started = true;
     u.countStatus(101);
+    if (this.ctx.metrics) u.tally.record(101, (performance.now() - this.t0) / 1000);
     if (this.buf !== null) {
       this.origin!.write([this.buf]);
       this.buf = null;
@@ -468,6 +476,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   /** An answer of our own. Keeps the connection when the request was read completely, closes it otherwise. */
   private reject(status: number, code: string, reason: string, retryAfter = 0): void {
     const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
+    // A head that did not parse took no time at the balancer worth measuring: 0 s.
+    if (this.ctx.metrics) (this.last?.tally ?? this.ctx.own).record(status, this.req === null ? 0 : (performance.now() - this.t0) / 1000);
     this.socket.write(errorResponse(status, code, reason, close, retryAfter, this.req?.method === 'HEAD'));
     if (close) return this.finish(); // a client that never reads or never stops sending must not keep the socket
     this.next();

@@ -1,3 +1,4 @@
+import type { Tally } from './metrics.ts';
 import type { BalancerConfig } from './options.ts';
 import type { Selector } from './strategy.ts';
 
@@ -23,6 +24,10 @@ export interface ProxyContext {
   readonly totals: { connections: number; requests: number; rejected: number };
   /** Open client connections by client address (limits.perClient). */
   readonly perClient: Map<string, number>;
+  /** Record answers for /metrics (the admin server is on). */
+  readonly metrics: boolean;
+  /** The balancer's own answers to requests no instance was tried for. */
+  readonly own: Tally;
   log(message: string): void;
   /** Seconds a client should wait before trying again when no instance is available. */
   retryAfter(): number;

@@ -31,12 +31,17 @@ const upstreamObject = v.strictObject({
   id: v.optional(
     v.pipe(v.string(), v.regex(ID), words({ allowed: '1-64 characters from A-Z a-z 0-9 . _ ~ -', example: "'a'", fix: 'it becomes a cookie value: use a short name' })),
   ),
+  /**
+   * The instance's cluster metrics address (`cluster-session start --metrics`): the status page shows its workers
+   * from `<status>/status.json`. Optional.
+   */
+  status: v.optional(v.pipe(v.string(), words({ allowed: "an http:// URL of the instance's --metrics address", example: "'http://127.0.0.1:3011'" }))),
 });
 
-/** One instance: `'http://host:port'` or `{ url, weight, id }`. */
+/** One instance: `'http://host:port'` or `{ url, weight, id, status }`. */
 const upstreamSchema = v.pipe(
   v.union([v.pipe(v.string(), v.transform((url) => ({ url })), upstreamObject), upstreamObject]),
-  words({ allowed: 'a URL string or { url, weight, id }', example: "'http://127.0.0.1:4001'" }),
+  words({ allowed: 'a URL string or { url, weight, id, status }', example: "'http://127.0.0.1:4001'" }),
 );
 
 const passiveSchema = v.strictObject({
@@ -70,8 +75,10 @@ const schema = v.strictObject({
   health: v.optional(
     v.pipe(v.union([v.literal(false), healthSchema]), words({ allowed: 'false or { path, interval, fall, rise, timeout, passive }', example: "{ path: '/healthz' }" })),
   ),
-  /** Status page (HTML at /, JSON at /status.json). Off unless given. */
+  /** Status page (HTML at /, JSON at /status.json and /stack.json, Prometheus metrics at /metrics). Off unless given. */
   admin: v.optional(v.pipe(address, words({ allowed: 'a port number or { port, host }', example: '3010' }))),
+  /** Prometheus metrics on the admin port; false records nothing per request and serves no /metrics. */
+  metrics: bool(true, 'false'),
   timeouts: v.optional(
     v.strictObject({
       clientHeaders: ms(10, 10_000),
@@ -143,6 +150,8 @@ export interface UpstreamConfig {
   readonly host: string;
   readonly port: number;
   readonly weight: number;
+  /** The instance's cluster status base URL, for the status page. */
+  readonly status: string | undefined;
 }
 
 export interface BalancerConfig {
@@ -153,6 +162,8 @@ export interface BalancerConfig {
   readonly health: false | { readonly path: string; readonly interval: number; readonly fall: number; readonly rise: number; readonly timeout: number };
   readonly passive: false | { readonly failures: number; readonly window: number; readonly cooldown: number };
   readonly admin: false | { readonly host: string; readonly port: number };
+  /** Record and serve /metrics (only with an admin address). */
+  readonly metrics: boolean;
   readonly timeouts: {
     readonly clientHeaders: number;
     readonly keepAlive: number;
@@ -179,7 +190,7 @@ export interface BalancerConfig {
 }
 
 /** The address part of an upstream URL, checked: what the I/O path connects to. */
-function toUpstream(ctx: OptionContext, option: string, input: { url: string; weight: number; id?: string | undefined }): UpstreamConfig {
+function toUpstream(ctx: OptionContext, option: string, input: { url: string; weight: number; id?: string | undefined; status?: string | undefined }): UpstreamConfig {
   let url: URL;
   try {
     url = new URL(input.url);
@@ -194,7 +205,15 @@ function toUpstream(ctx: OptionContext, option: string, input: { url: string; we
   }
   const base = `http://${url.host}`;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  return Object.freeze({ id: input.id ?? `i-${hash32(base).toString(36)}`, url: base, host, port: url.port ? Number(url.port) : 80, weight: input.weight });
+  let status: string | undefined;
+  if (input.status !== undefined) {
+    const u = URL.canParse(input.status) ? new URL(input.status) : undefined;
+    if (u?.protocol !== 'http:' || u.search || u.hash || u.username) {
+      fail(ctx, { option: `${option}.status`, value: input.status, allowed: "an http:// URL of the instance's --metrics address", fix: 'pass e.g. http://127.0.0.1:3011' });
+    }
+    status = `http://${u.host}${u.pathname.replace(/\/$/, '')}`;
+  }
+  return Object.freeze({ id: input.id ?? `i-${hash32(base).toString(36)}`, url: base, host, port: url.port ? Number(url.port) : 80, weight: input.weight, status });
 }
 
 /**
@@ -233,6 +252,7 @@ export function balancerConfig(options: BalancerOptions, where = 'createBalancer
     // Passive checks stay on (with their defaults) when active checks are off, unless turned off themselves.
     passive: h !== false && h?.passive === false ? false : (h !== false && h?.passive) || Object.freeze({ failures: 3, window: 10_000, cooldown: 10_000 }),
     admin: o.admin ?? false,
+    metrics: o.metrics && o.admin !== undefined,
     timeouts: o.timeouts,
     limits: Object.freeze({ ...o.limits, perClient: o.limits.perClient ?? defaultPerClient(o.limits.connections, o.trustProxy) }),
     retries: o.retries,

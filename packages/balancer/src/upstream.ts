@@ -1,3 +1,4 @@
+import { Tally } from './metrics.ts';
 import type { UpstreamConfig } from './options.ts';
 
 /** An idle keep-alive connection as the pool sees it. */
@@ -12,6 +13,8 @@ export class Upstream {
   readonly host: string;
   readonly port: number;
   readonly weight: number;
+  /** The instance's cluster status base URL (`--metrics`), when given: the status page shows its workers. */
+  readonly status: string | undefined;
   /** Active health check verdict (true until checks say otherwise, as in nginx and HAProxy). */
   healthy = true;
   checksPassed = 0;
@@ -32,6 +35,8 @@ export class Upstream {
   retries = 0;
   readonly responses = { '1xx': 0, '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 };
   lastError = '';
+  /** Answers by status code and their durations, for /metrics (recorded only while metrics are served). */
+  readonly tally = new Tally();
   /** Idle keep-alive sockets, most recently used last (LIFO keeps a few sockets hot instead of all lukewarm). */
   private readonly idle: IdleConn[] = [];
   private waiters: Array<() => void> = [];
@@ -42,6 +47,7 @@ export class Upstream {
     this.host = config.host;
     this.port = config.port;
     this.weight = config.weight;
+    this.status = config.status;
   }
 
   /**
@@ -194,6 +200,8 @@ export class Upstream {
       id: this.id,
       url: this.url,
       weight: this.weight,
+      /** The instance's cluster status base URL, when configured. */
+      statusUrl: this.status,
       state: this.state(now),
       healthy: this.healthy,
       ejectedForMs: Math.max(0, this.downUntil - now),

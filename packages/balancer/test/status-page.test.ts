@@ -53,20 +53,23 @@ describe('status page', () => {
     page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
     try {
       await page.goto(lb.adminUrl!);
-      await page.waitForSelector('tr[data-id="beta"] td.up', { timeout: 15_000 });
-      const rows = await page.$$eval('#upstreams tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
-      assert.equal(rows.length, 2);
-      assert.equal(rows[0]![0], 'alpha');
-      assert.equal(rows[0]![1], a.url);
-      assert.equal(rows[0]![2], 'up');
-      assert.match((await page.textContent('#summary'))!, /strategy round-robin .* 2\/2 up/);
+      await page.waitForSelector('.instance[data-id="beta"] .badge.up', { timeout: 15_000 });
+      const cards = await page.$$eval('.instance', (els) => els.map((e) => (e as unknown as { dataset: { id: string } }).dataset.id));
+      assert.deepEqual(cards, ['alpha', 'beta']);
+      const alpha = page.locator('.instance[data-id="alpha"]');
+      assert.equal(await alpha.locator('h2').textContent(), 'instance alpha');
+      assert.match((await alpha.textContent())!, new RegExp(`${a.url.replace(/[.]/g, '\\.')} · \\d+ requests`));
+      assert.match((await alpha.textContent())!, /workers: not reported \(start the instance with --metrics/);
+      assert.equal(await page.textContent('#headline'), 'all well: 2/2 instances up');
+      assert.match((await page.textContent('#meta'))!, /round-robin/);
 
       await request(`${b.url}/control/unhealthy`, { method: 'POST' });
-      await page.waitForSelector('tr[data-id="beta"] td.down', { timeout: 15_000 });
-      assert.match((await page.textContent('tr[data-id="beta"]'))!, /failed \(HTTP 503\)/);
-      assert.match((await page.textContent('#summary'))!, /1\/2 up/);
-      const color = await page.$eval('tr[data-id="beta"] td.down', (td) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(td).color);
-      assert.equal(color, 'rgb(192, 38, 45)', 'the inline style loaded under the CSP nonce');
+      await page.waitForSelector('.instance[data-id="beta"] .badge.down', { timeout: 15_000 });
+      assert.match((await page.textContent('.instance[data-id="beta"]'))!, /health check failed: HTTP 503/);
+      await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string } } }).document.querySelector('#headline').textContent === '1 of 2 instances down');
+      assert.equal(await page.getAttribute('#headline', 'class'), 'bad');
+      const color = await page.$eval('.instance[data-id="beta"] .badge.down', (el) => (globalThis as unknown as { getComputedStyle(e: unknown): { backgroundColor: string } }).getComputedStyle(el).backgroundColor);
+      assert.equal(color, 'rgb(192, 38, 45)', 'the stylesheet loaded under the CSP nonce');
       assert.deepEqual(errors, [], 'no script errors and no CSP violations');
     } finally {
       await request(`${b.url}/control/healthy`, { method: 'POST' });

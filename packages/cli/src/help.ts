@@ -15,7 +15,7 @@ Runs an app on every core (a cluster), balances several instances, and exports t
 Commands:
   start <entry>             run <entry> on N workers in the foreground (SIGHUP reloads, SIGTERM/SIGINT drain and stop)
   reload                    zero-downtime rolling reload of a running cluster
-  status                    each worker of a running cluster: pid, state, uptime, restarts, memory, requests
+  status                    each worker of a running cluster: pid, state, uptime, restarts, memory, CPU, requests
   stop                      graceful stop of a running cluster
   balance                   run the HTTP/WebSocket load balancer in the foreground
   export nginx|haproxy      print nginx or HAProxy configuration for the same upstreams
@@ -48,6 +48,8 @@ Options:
       --max-restart-delay MS  cap of that delay (default 15000)
       --stable-after MS     uptime after which a crash starts again at --restart-delay (default 30000)
       --policy rr|os        connection scheduling (default rr)
+      --metrics [HOST:]PORT serve Prometheus /metrics (every worker, labelled by slot) and /status.json
+                            (host defaults to 127.0.0.1)
   -h, --help                this help`,
 
   reload: () => `Usage: cluster-session reload [--name NAME]
@@ -60,10 +62,11 @@ Options:
 
   status: () => `Usage: cluster-session status [--json] [--name NAME]
 
-Each worker of a running cluster: slot, pid, state, uptime, restarts, memory, requests.
+Each worker of a running cluster: slot, pid, state, uptime, restarts, memory (RSS and heap), CPU, requests (total
+and per second), request latency p99 and event-loop delay p99 over the last 15-30 s.
 
 Options:
-      --json                the same as JSON
+      --json                the same as JSON, with the session store's figures
       --name NAME           the cluster (default: the only one running)
   -h, --help                this help`,
 
@@ -83,7 +86,11 @@ Options:
       --listen PORT|HOST:PORT   address to listen on (host defaults to 127.0.0.1)
       --upstream URL        an instance, e.g. http://127.0.0.1:4001 (repeat; URL#WEIGHT sets a weight)
       --strategy NAME       ${strategies} (default round-robin)
-      --admin PORT|HOST:PORT    serve the status page (HTML at /, JSON at /status.json)
+      --admin PORT|HOST:PORT    serve the status page (HTML at /, JSON at /status.json, /stack.json)
+                            and Prometheus metrics at /metrics
+      --upstream-status URL an instance's cluster --metrics address (repeat, in --upstream order): the
+                            status page shows its workers
+      --no-metrics          no /metrics and no per-request figures (the status page keeps its tables)
       --health-path PATH    active health check path (default /healthz)
       --no-health           no active health checks (passive checks stay on)
       --retries N           extra attempts on other instances when safe (default 2)

@@ -10,7 +10,8 @@ export type ClusterErrorCode =
   | 'CS_ERR_CLUSTER_CONTROL'
   | 'CS_ERR_CLUSTER_CONTROL_TIMEOUT'
   | 'CS_ERR_CLUSTER_WORKER'
-  | 'CS_ERR_CLUSTER_NO_WORKER';
+  | 'CS_ERR_CLUSTER_NO_WORKER'
+  | 'CS_ERR_CLUSTER_METRICS';
 
 /** The family of every error this package throws: a stable `code` callers can branch on. */
 export class ClusterError extends ClusterSessionError<ClusterErrorCode> {
@@ -74,4 +75,9 @@ const BY_CODE = new Map<string, new (message: string) => ClusterError>(
 export function errorFromControl(code: string | undefined, message: string): ClusterError {
   const Class = (code !== undefined && BY_CODE.get(code)) || ClusterControlError;
   return new Class(message);
+}
+
+/** The metrics server's own answers: a path or method it does not serve (404/405), a scrape that failed (500). */
+export class ClusterMetricsError extends ClusterError {
+  static override readonly code = 'CS_ERR_CLUSTER_METRICS';
 }

@@ -1,6 +1,7 @@
 export { startCluster } from './start.ts';
 export type { Cluster, StartedCluster, ReloadReport, SlotStatus, SlotState } from './types.ts';
 export { ready, listen } from './worker.ts';
+export type { WorkerFigures, StoreFigures } from './worker-stats.ts';
 export { controlPath, controlRequest, listControlNames, runtimeDir, type ControlCommand } from './control.ts';
 export type { ClusterOptions, StickyOptions, BackoffOptions } from './options.ts';
 export {
@@ -14,5 +15,6 @@ export {
   ClusterControlTimeoutError,
   ClusterWorkerError,
   ClusterNoWorkerError,
+  ClusterMetricsError,
   type ClusterErrorCode,
 } from './errors.ts';

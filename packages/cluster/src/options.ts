@@ -102,6 +102,19 @@ const schema = v.strictObject({
     v.pipe(v.union([v.boolean(), v.pipe(v.string(), v.minLength(1))]), words({ allowed: 'true, false or a unix socket path', example: 'true' })),
     true,
   ),
+  /**
+   * Serve Prometheus metrics (`/metrics`, every worker's figures labelled by `slot`) and the workers' status
+   * (`/status.json`) on this address. Off unless given; binds 127.0.0.1 unless a host is given.
+   */
+  metrics: v.optional(
+    v.pipe(
+      v.union([
+        v.pipe(digits(0, 65535), v.transform((p) => ({ port: p, host: '127.0.0.1' }))),
+        v.strictObject({ port: digits(0, 65535), host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1') }),
+      ]),
+      words({ allowed: 'a port number or { port, host }', example: '9464' }),
+    ),
+  ),
   /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
   log: v.optional(v.pipe(v.custom<(line: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (line: string) => void' }))),
   /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
@@ -134,6 +147,7 @@ export interface ResolvedOptions {
   readonly maxRestarts: number;
   readonly schedulingPolicy: 'rr' | 'os';
   readonly control: string | false;
+  readonly metrics: { readonly port: number; readonly host: string } | undefined;
   readonly signals: boolean;
   readonly log: ((line: string) => void) | undefined;
 }
@@ -196,6 +210,7 @@ export function resolveOptions(input: ClusterOptions, env: Env, controlPath: (na
     maxRestarts: o.maxRestarts,
     schedulingPolicy: o.schedulingPolicy,
     control: o.control === true ? controlPath(name) : o.control === false ? false : path.resolve(o.control),
+    metrics: o.metrics,
     signals: o.signals,
     log: o.log,
   });

@@ -8,6 +8,7 @@ import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './er
 import { backoffDelay, type ResolvedOptions } from './options.ts';
 import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
+import { startMetricsServer, type MetricsServer } from './metrics.ts';
 import { RoundRobinListeners } from './round-robin.ts';
 import { createStickyRouter } from './sticky.ts';
 import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
@@ -39,7 +40,10 @@ export class ClusterPrimary implements Cluster {
   readonly #handoff = new Handoff();
   readonly #rr: RoundRobinListeners | undefined;
   readonly #hooks: WorkerHooks;
+  /** Rolling reloads run since start, by outcome (`cluster_session_reloads_total`). */
+  readonly reloads = { ok: 0, aborted: 0 };
   #control: net.Server | undefined;
+  #metrics: MetricsServer | undefined;
   #memTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
   /** Until the first workers are up: the first configuration error a worker reports ends the start. */
@@ -58,6 +62,7 @@ export class ClusterPrimary implements Cluster {
       ...clusterEnv({
         workers: o.workers,
         sticky: o.sticky !== undefined,
+        metrics: o.metrics !== undefined,
         name: o.name,
         waitReady: o.waitReady,
         // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
@@ -113,6 +118,10 @@ export class ClusterPrimary implements Cluster {
         );
         this.#router!.listen(port, host, () => resolve());
       });
+    }
+    if (o.metrics) {
+      this.#metrics = await startMetricsServer(this, o.metrics);
+      this.log(`metrics on ${this.#metrics.url}/metrics, workers' status on ${this.#metrics.url}/status.json`);
     }
     // Stopped while the sockets were being set up (a signal right at start): fork nothing.
     if (this.#stopping) throw new ClusterStoppedError('stopped during start');
@@ -256,12 +265,14 @@ export class ClusterPrimary implements Cluster {
     for (const slot of this.#slots) {
       const result = this.#stopping ? { ok: false as const, reason: 'the cluster is stopping' } : await this.#replace(slot);
       if (!result.ok) {
+        this.reloads.aborted++;
         this.log(`reload ABORTED at slot ${slot.id}: new worker ${result.reason}; the remaining old workers keep serving`);
         return { ok: false, replaced, failed: { slot: slot.id, reason: result.reason }, durationMs: Date.now() - started };
       }
       replaced.push(slot.id);
     }
     const report = { ok: true, replaced, durationMs: Date.now() - started };
+    this.reloads.ok++;
     this.log(`reload complete: ${replaced.length} workers replaced in ${report.durationMs} ms`);
     return report;
   }
@@ -292,27 +303,36 @@ export class ClusterPrimary implements Cluster {
     return true;
   }
 
+  /** Each slot's state, without asking any worker (the metrics' `cluster_session_workers{state}`). */
+  slotStates(): Array<{ slot: number; state: SlotState; restarts: number; worker: WorkerProcess | undefined }> {
+    return this.#slots.map((slot) => {
+      const wp = slot.worker;
+      let state: SlotState;
+      if (this.#stopping) state = wp ? 'stopping' : 'stopped';
+      else if (slot.parked) state = 'parked';
+      else if (slot.timer) state = 'backoff';
+      else state = wp?.phase === 'ready' ? 'ready' : wp ? 'starting' : 'stopped';
+      return { slot: slot.id, state, restarts: slot.restarts, worker: wp };
+    });
+  }
+
   async status(): Promise<SlotStatus[]> {
     const now = Date.now();
     return Promise.all(
-      this.#slots.map(async (slot): Promise<SlotStatus> => {
-        const wp = slot.worker;
+      this.slotStates().map(async ({ slot: id, state, restarts, worker: wp }): Promise<SlotStatus> => {
+        const slot = this.#slots[id]!;
         const stats = wp ? await wp.stats() : undefined;
-        let state: SlotState;
-        if (this.#stopping) state = wp ? 'stopping' : 'stopped';
-        else if (slot.parked) state = 'parked';
-        else if (slot.timer) state = 'backoff';
-        else state = wp?.phase === 'ready' ? 'ready' : wp ? 'starting' : 'stopped';
         return {
-          slot: slot.id,
+          slot: id,
           pid: wp?.pid ?? null,
           state,
           uptime: wp ? now - wp.startedAt : 0,
-          restarts: slot.restarts,
+          restarts,
           memory: stats?.rss ?? null,
           requests: stats?.requests ?? null,
           ...(slot.nextStartAt !== undefined ? { nextRestartIn: Math.max(0, slot.nextStartAt - now) } : {}),
           ...(slot.lastExit !== undefined ? { lastExit: slot.lastExit } : {}),
+          ...stats?.figures,
         };
       }),
     );
@@ -365,6 +385,7 @@ export class ClusterPrimary implements Cluster {
   }
 
   #clearTimers(): void {
+    this.#metrics?.close();
     clearInterval(this.#memTimer);
     clearInterval(this.#keepAlive);
     for (const slot of this.#slots) clearTimeout(slot.timer);

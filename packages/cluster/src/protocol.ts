@@ -1,7 +1,11 @@
+import type { WorkerFigures } from './worker-stats.ts';
+
 /** IPC messages between primary and workers. Tagged with `cs` so apps using process.send are not confused. */
 export type ToWorker =
   | { cs: 'retire' }
   | { cs: 'stats'; id: number }
+  /** The primary's /metrics scrape: answer with this worker's prom-client JSON. */
+  | { cs: 'metrics'; id: number }
   /**
    * A connection handed over (the socket travels with the message) with the bytes the primary already read
    * (base64), if any. The worker takes it only until `by` (monotonicMs()) and answers conn-ack or conn-nack.
@@ -14,7 +18,8 @@ export type ToWorker =
 export type ToPrimary =
   | { cs: 'ready' }
   | { cs: 'drained' }
-  | { cs: 'stats'; id: number; rss: number; requests: number }
+  | { cs: 'stats'; id: number; rss: number; requests: number; figures: WorkerFigures }
+  | { cs: 'metrics'; id: number; metrics: unknown[] }
   | { cs: 'conn-ack'; id: number }
   | { cs: 'conn-nack'; id: number }
   /** The app threw a configuration error at startup (fatal.ts): restarting would fail the same way. */

@@ -1,6 +1,9 @@
+import type { WorkerFigures } from './worker-stats.ts';
+
 export type SlotState = 'starting' | 'ready' | 'backoff' | 'parked' | 'stopping' | 'stopped';
 
-export interface SlotStatus {
+/** A slot as `status()` reports it; the figures (CPU, heap, event-loop delay, latency, store) when its worker answered. */
+export interface SlotStatus extends Partial<WorkerFigures> {
   slot: number;
   pid: number | null;
   state: SlotState;

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { CONFIG_EXIT_CODE } from './fatal.ts';
 import { pipeLines } from './output.ts';
 import { isToPrimary, type ToPrimary, type ToWorker } from './protocol.ts';
+import type { WorkerFigures } from './worker-stats.ts';
 
 type WorkerPhase = 'starting' | 'ready' | 'retiring' | 'exited';
 
@@ -34,6 +35,7 @@ export interface FatalReport {
 interface WorkerStats {
   rss: number;
   requests: number;
+  figures: WorkerFigures;
 }
 
 /** One worker process as the primary sees it: readiness, retirement, on-demand stats. */
@@ -51,7 +53,8 @@ export class WorkerProcess {
   /** Resolves when the worker is ready; rejects (with the reason) if it exits or times out first. */
   readonly ready: Promise<void>;
   readonly exited: Promise<ExitInfo>;
-  #stats = new Map<number, (s: WorkerStats | undefined) => void>();
+  /** Questions asked (stats, metrics) awaiting the worker's answer, by id. */
+  #asked = new Map<number, (answer: unknown) => void>();
   #nextId = 1;
   #drained = false;
 
@@ -92,7 +95,9 @@ export class WorkerProcess {
         this.#drained = true;
         this.kill('SIGTERM');
       } else if (msg.cs === 'stats') {
-        this.#stats.get(msg.id)?.({ rss: msg.rss, requests: msg.requests });
+        this.#asked.get(msg.id)?.({ rss: msg.rss, requests: msg.requests, figures: msg.figures });
+      } else if (msg.cs === 'metrics') {
+        this.#asked.get(msg.id)?.(msg.metrics);
       } else if (msg.cs === 'conn-ack' || msg.cs === 'conn-nack') {
         hooks.conn(this, msg.id, msg.cs === 'conn-ack');
       } else if (msg.cs === 'listen') {
@@ -131,7 +136,7 @@ export class WorkerProcess {
         const reason =
           this.failReason ?? (this.fatal ? `refused its configuration: ${this.fatal.message}` : signal ? `killed by ${signal}` : `exited with code ${code}`);
         onFail(Object.assign(new Error(reason), this.fatal ? { fatal: this.fatal } : {}));
-        for (const done of this.#stats.values()) done(undefined);
+        for (const done of this.#asked.values()) done(undefined);
         resolve({ code, signal, reason });
       });
     });
@@ -179,19 +184,28 @@ export class WorkerProcess {
     return this.exited;
   }
 
-  /** Memory and request count, asked on demand (no periodic chatter). Undefined if the worker does not answer. */
+  /** Memory, request count and figures, asked on demand (no periodic chatter). Undefined if the worker does not answer. */
   stats(timeoutMs = 1000): Promise<WorkerStats | undefined> {
+    return this.#ask((id) => ({ cs: 'stats', id }), timeoutMs) as Promise<WorkerStats | undefined>;
+  }
+
+  /** The worker's prom-client metrics as JSON (empty unless metrics are on); undefined if it does not answer. */
+  metrics(timeoutMs = 1000): Promise<unknown[] | undefined> {
+    return this.#ask((id) => ({ cs: 'metrics', id }), timeoutMs) as Promise<unknown[] | undefined>;
+  }
+
+  #ask(question: (id: number) => ToWorker, timeoutMs: number): Promise<unknown> {
     if (this.phase === 'exited') return Promise.resolve(undefined);
     const id = this.#nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(undefined), timeoutMs);
-      const done = (s: WorkerStats | undefined) => {
+      const done = (answer: unknown) => {
         clearTimeout(timer);
-        this.#stats.delete(id);
-        resolve(s);
+        this.#asked.delete(id);
+        resolve(answer);
       };
-      this.#stats.set(id, done);
-      this.send({ cs: 'stats', id }, () => done(undefined));
+      this.#asked.set(id, done);
+      this.send(question(id), () => done(undefined));
     });
   }
 }

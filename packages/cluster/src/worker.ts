@@ -6,6 +6,7 @@ import { readWorkerEnv, type WorkerEnv } from '@cluster-session/core';
 import { ClusterWorkerError } from './errors.ts';
 import { reportFatalConfigErrors } from './fatal.ts';
 import { monotonicMs, type ToPrimary, type ToWorker } from './protocol.ts';
+import { collectMetrics, figures, requestDone, startStats } from './worker-stats.ts';
 
 /**
  * The worker side: readiness, graceful retirement and request counting for apps that never heard of us.
@@ -113,12 +114,14 @@ function onRequest(message: unknown): void {
   const conn = track(socket);
   conn.inFlight++;
   st.inflight.add(response);
+  const t0 = performance.now();
   // Keep-alive clients learn the worker is leaving from this header and reconnect (to a live worker).
   if (st.retiring && !response.headersSent) response.setHeader('connection', 'close');
   response.once('close', () => {
     conn.inFlight--;
     conn.idleSince = Date.now();
     st.inflight.delete(response);
+    requestDone(response.writableFinished ? response.statusCode : 499, performance.now() - t0);
   });
 }
 
@@ -182,7 +185,12 @@ function onMessage(msg: unknown, handle: unknown): void {
   } else if (m.cs === 'retire') {
     retire();
   } else if (m.cs === 'stats') {
-    send({ cs: 'stats', id: m.id, rss: process.memoryUsage.rss(), requests: st.requests });
+    send({ cs: 'stats', id: m.id, rss: process.memoryUsage.rss(), requests: st.requests, figures: figures() });
+  } else if (m.cs === 'metrics') {
+    void collectMetrics().then(
+      (metrics) => send({ cs: 'metrics', id: m.id, metrics }),
+      () => send({ cs: 'metrics', id: m.id, metrics: [] }),
+    );
   }
 }
 
@@ -261,6 +269,7 @@ export function installWorker(): void {
     error() {},
   });
   dc.subscribe('http.server.request.start', onRequest);
+  startStats();
   if (stickyMode() || roundRobin()) interceptListen();
   process.on('message', onMessage);
   reportFatalConfigErrors(send);

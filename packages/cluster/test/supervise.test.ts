@@ -136,7 +136,7 @@ describe('workers', () => {
       assert.equal(typeof r.requests, 'number');
     }
     const table = await runCli(['status', '--name', 'tsapp'], s.env);
-    assert.match(table.out, /slot\s+pid\s+state\s+uptime\s+restarts\s+memory\s+requests/);
+    assert.match(table.out, /slot\s+pid\s+state\s+uptime\s+restarts\s+memory\s+heap\s+cpu\s+requests\s+req\/s\s+p99\s+loop p99/);
 
     // A restarted worker gets the same secret.
     process.kill(rows[0]!.pid!, 'SIGKILL');

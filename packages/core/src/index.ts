@@ -6,3 +6,4 @@ export { describeProblem, fail, parseOptions, show, type Frozen, type OptionCont
 export { rule, words, type OptionMeta, type RuleWords } from './words.ts';
 export { COOKIE_NAME, cookieSchema } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';
+export { CHANNELS, storeOperationChannel, storeUnavailableChannel, type StoreOperation, type StoreUnavailableAnswer } from './channels.ts';

@@ -12,6 +12,7 @@
  * | CLUSTER_SESSION_WAIT_READY | primary | cluster worker | '1': ready on the app's ready(), not on listening |
  * | CLUSTER_SESSION_POLICY | primary | cluster worker | 'rr' (primary deals connections) or 'os' |
  * | CLUSTER_SESSION_HOST | primary (sticky host) | cluster worker | address reported to the app in sticky mode |
+ * | CLUSTER_SESSION_METRICS | primary (`metrics` on) | cluster worker | '1': keep Prometheus figures for the primary's /metrics |
  * | PORT | primary (port / sticky port) | the app, cluster worker | the port the app listens on |
  * | SESSION_SECRET | primary (development only) | session | one random secret shared by every worker |
  */
@@ -23,6 +24,7 @@ export const WORKER_ENV = {
   waitReady: 'CLUSTER_SESSION_WAIT_READY',
   policy: 'CLUSTER_SESSION_POLICY',
   host: 'CLUSTER_SESSION_HOST',
+  metrics: 'CLUSTER_SESSION_METRICS',
   port: 'PORT',
   secret: 'SESSION_SECRET',
 } as const;
@@ -34,6 +36,8 @@ export interface ClusterEnv {
   name: string;
   waitReady: boolean;
   policy: 'rr' | 'os';
+  /** The primary serves /metrics: each worker keeps prom-client figures and answers the primary's scrape. */
+  metrics?: boolean | undefined;
   /** The sticky router's bind address, when one was given. */
   host?: string | undefined;
   port?: number | undefined;
@@ -58,6 +62,7 @@ export function clusterEnv(c: ClusterEnv): Record<string, string> {
     [WORKER_ENV.policy]: c.policy,
   };
   if (c.host) env[WORKER_ENV.host] = c.host;
+  if (c.metrics) env[WORKER_ENV.metrics] = '1';
   if (c.port !== undefined) env[WORKER_ENV.port] = String(c.port);
   if (c.secret !== undefined) env[WORKER_ENV.secret] = c.secret;
   return env;
@@ -81,6 +86,7 @@ export function readWorkerEnv(env: Env): WorkerEnv | undefined {
     waitReady: env[WORKER_ENV.waitReady] === '1',
     policy: env[WORKER_ENV.policy] === 'os' ? 'os' : 'rr',
     host: env[WORKER_ENV.host] || undefined,
+    metrics: env[WORKER_ENV.metrics] === '1',
     port: int(env[WORKER_ENV.port]),
     secret: env[WORKER_ENV.secret] || undefined,
   };

@@ -222,7 +222,7 @@ describe('parseOptions', () => {
 describe('worker environment contract', () => {
   test('what the primary writes, the worker reads back', () => {
     const env = { ...clusterEnv({ workers: 4, sticky: true, name: 'app', waitReady: false, policy: 'rr', host: '::1', port: 3000 }), ...slotEnv(2) };
-    assert.deepEqual(readWorkerEnv(env), { slot: 2, workers: 4, sticky: true, name: 'app', waitReady: false, policy: 'rr', host: '::1', port: 3000, secret: undefined });
+    assert.deepEqual(readWorkerEnv(env), { slot: 2, workers: 4, sticky: true, name: 'app', waitReady: false, policy: 'rr', host: '::1', port: 3000, metrics: false, secret: undefined });
     assert.equal(readWorkerEnv({ CLUSTER_SESSION_WORKERS: '4' }), undefined, 'no slot: not under a primary');
   });
 });

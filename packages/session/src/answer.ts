@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { answerFrom, isAnswerable, sendAnswer, type SendOptions } from '@cluster-session/core';
+import { answerFrom, isAnswerable, sendAnswer, storeUnavailableChannel, type SendOptions } from '@cluster-session/core';
 import { SessionSaveError } from './errors.ts';
 
 /**
@@ -8,7 +8,9 @@ import { SessionSaveError } from './errors.ts';
  * says only that the session could not be saved.
  */
 export function sendSessionError(res: Response, err: unknown, options?: SendOptions): void {
-  sendAnswer(res, answerFrom(isAnswerable(err) ? err : new SessionSaveError('the session could not be saved', { cause: err })), options);
+  const answer = answerFrom(isAnswerable(err) ? err : new SessionSaveError('the session could not be saved', { cause: err }));
+  if (answer.status === 503 && storeUnavailableChannel.hasSubscribers) storeUnavailableChannel.publish({ code: answer.code, reason: answer.error });
+  sendAnswer(res, answer, options);
 }
 
 /** Express error middleware for the errors login()/logout()/save() reject with in a route; others pass on. */

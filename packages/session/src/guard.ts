@@ -1,3 +1,4 @@
+import { storeOperationChannel } from '@cluster-session/core';
 import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
@@ -65,6 +66,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
     const budget = budgetOf(sess);
     const limit = budget ? budget.remaining() : timeout;
     const started = Date.now();
+    const t0 = performance.now();
     let done = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err?: unknown, value?: unknown) => {
@@ -73,6 +75,11 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       clearTimeout(timer);
       budget?.charge(Date.now() - started);
       if (err && op === 'touch' && /unable to find the session to touch/i.test(String((err as Error).message))) err = undefined;
+      // For whoever measures the store (the cluster's worker side): core's channels.ts.
+      if (storeOperationChannel.hasSubscribers) {
+        const error = err ? (err instanceof Error ? err.message : String(err)) : undefined;
+        storeOperationChannel.publish({ store: handle.name, operation: op, seconds: (performance.now() - t0) / 1000, ok: !err, error });
+      }
       cb?.(err ? classify(err, handle.name, op) : null, value);
     };
     if (limit <= 0) {

@@ -15,3 +15,4 @@ export {
 export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type SentinelProcess } from './redis-sentinel.ts';
 export { needs, oldNode, which } from './binaries.ts';
 export { chromiumOptions } from './browser.ts';
+export { startPrometheus, type PrometheusOptions, type PrometheusServer, type PromAlert, type PromSample } from './prometheus.ts';

@@ -30,13 +30,21 @@ export async function balance(argv: string[]): Promise<number> {
     retries: { type: 'string' },
     reuse: { type: 'string' },
     'trust-proxy': { type: 'boolean' },
+    'upstream-status': { type: 'string', multiple: true },
+    'no-metrics': { type: 'boolean' },
   });
   if (v.help) return help('balance');
   if (!v.listen) throw new CliUsageError('--listen PORT is required');
   const retries = intFlag('retries', v.retries, 0);
+  const { upstreams: ups, ...rest } = shared(v);
+  // --upstream-status URL, in --upstream order: the instance's `start --metrics` address for the status page.
+  const statuses = (v['upstream-status'] as string[] | undefined) ?? [];
+  if (statuses.length > ups.length) throw new CliUsageError(`${statuses.length} --upstream-status for ${ups.length} --upstream: give at most one per instance, in the same order`);
   const lb = await createBalancer({
     listen: addressFlag('listen', v.listen as string),
-    ...shared(v),
+    upstreams: ups.map((u, i) => (statuses[i] ? { ...u, status: statuses[i] } : u)),
+    ...rest,
+    ...(v['no-metrics'] ? { metrics: false } : {}),
     health: v['no-health'] ? false : { path: (v['health-path'] as string | undefined) ?? '/healthz' },
     ...(v.admin ? { admin: addressFlag('admin', v.admin as string) } : {}),
     ...(retries !== undefined ? { retries } : {}),

@@ -14,17 +14,26 @@ function socketOf(name: string | undefined): string {
 
 function formatStatus(rows: SlotStatus[]): string {
   const dur = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 3_600_000).toFixed(1)}h`);
-  const table = [['slot', 'pid', 'state', 'uptime', 'restarts', 'memory', 'requests']];
+  const mb = (n: number | null | undefined) => (n == null ? '-' : `${Math.round(n / 1048576)} MB`);
+  const num = (n: number | undefined, unit = '') => (n === undefined ? '-' : `${n}${unit}`);
+  const ms = (n: number | undefined) => (n === undefined ? '-' : `${n.toFixed(1)} ms`);
+  const table = [['slot', 'pid', 'state', 'uptime', 'restarts', 'memory', 'heap', 'cpu', 'requests', 'req/s', 'p99', 'loop p99']];
   for (const r of rows) {
     table.push([
       String(r.slot), r.pid === null ? '-' : String(r.pid), r.state + (r.nextRestartIn !== undefined ? ` (${r.nextRestartIn} ms)` : ''),
-      r.pid === null ? '-' : dur(r.uptime), String(r.restarts), r.memory === null ? '-' : `${Math.round(r.memory / 1048576)} MB`,
-      r.requests === null ? '-' : String(r.requests),
+      r.pid === null ? '-' : dur(r.uptime), String(r.restarts), mb(r.memory), mb(r.heapUsed), num(r.cpuPercent, '%'),
+      r.requests === null ? '-' : String(r.requests), num(r.requestsPerSecond), ms(r.latencyMs?.p99), ms(r.eventLoopDelayMs?.p99),
     ]);
   }
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   const lines = table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
   for (const r of rows) if (r.lastExit && r.state !== 'ready') lines.push(`slot ${r.slot}: last exit: ${r.lastExit}`);
+  const store = rows.find((r) => r.store)?.store;
+  if (store) {
+    const errors = rows.reduce((n, r) => n + (r.store?.errors ?? 0), 0);
+    const healthy = rows.every((r) => r.store?.healthy !== false);
+    lines.push(`store ${store.name}: ${healthy ? 'healthy' : 'FAILING'}, ${errors} errors, p99 ${Math.max(...rows.map((r) => r.store?.latencyMs.p99 ?? 0))} ms`);
+  }
   return lines.join('\n');
 }
 

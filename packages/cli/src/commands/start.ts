@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { startCluster, type ClusterOptions } from '@cluster-session/cluster';
 import { CliUsageError } from '../errors.ts';
-import { choiceFlag, intFlag, parseFlags } from '../flags.ts';
+import { addressFlag, choiceFlag, intFlag, parseFlags } from '../flags.ts';
 import { help } from '../help.ts';
 
 /** `cluster-session start <entry> [options] [-- app args]`: resolves with the exit code once the cluster stopped. */
@@ -26,6 +26,7 @@ export async function start(argv: string[]): Promise<number> {
       'max-restart-delay': { type: 'string' },
       'stable-after': { type: 'string' },
       policy: { type: 'string' },
+      metrics: { type: 'string' },
     },
     true,
   );
@@ -62,6 +63,7 @@ export async function start(argv: string[]): Promise<number> {
       ? { backoff: Object.fromEntries(Object.entries(backoff).filter(([, x]) => x !== undefined)) }
       : {}),
     ...(flag('policy') !== undefined ? { schedulingPolicy: choiceFlag('policy', flag('policy'), ['rr', 'os'] as const)! } : {}),
+    ...(flag('metrics') !== undefined ? { metrics: addressFlag('metrics', flag('metrics')!) } : {}),
   };
   const cluster = await startCluster(options);
   await cluster.stopped;
