@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { checkConfig, ConfigError } from '@cluster-session/session';
+import { checkConfig, ConfigError, redactUrl } from '@cluster-session/session';
 
 /** A failure `npm start` explains in two lines: what failed, and what to do about it. */
 export class StackError extends Error {
@@ -129,7 +129,7 @@ export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = proc
   }
 
   const s = session.store;
-  const storeAddress = s.type === 'sqlite' ? s.path : s.type === 'redis' ? redact(s.url) : s.type === 'mongo' && s.url ? redact(s.url) : undefined;
+  const storeAddress = s.type === 'sqlite' ? s.path : s.type === 'redis' ? redactUrl(s.url) : s.type === 'mongo' && s.url ? redactUrl(s.url) : undefined;
   return {
     name,
     host: env.HOST || '127.0.0.1',
@@ -152,14 +152,4 @@ function splitFix(message: string): [string, string | undefined] {
   const at = message.search(/ Fix(, one of)?: /);
   if (at === -1) return [message, undefined];
   return [message.slice(0, at), message.slice(at).replace(/^ Fix(, one of)?: /, '')];
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
 }

@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { cookieSchema, parseOptions, words, WORKER_ENV, type Frozen, type OptionMeta } from '@cluster-session/core';
 import * as v from 'valibot';
 import { ConfigError } from './errors.ts';
+import { checkMongoUrl } from './stores/mongo-url.ts';
+import { resolveRedisTarget, type RedisTarget } from './stores/redis-url.ts';
+import { redactUrl } from './stores/url.ts';
 
 /** Where log lines go. Secrets are never passed to it. */
 export interface Logger {
@@ -13,17 +16,7 @@ export interface Logger {
 export type StoreName = 'redis' | 'mongo' | 'sqlite' | 'memory';
 export type Env = Readonly<Record<string, string | undefined>>;
 
-const isUrl = (protocols: readonly string[]) => (s: string) => {
-  try {
-    return protocols.includes(new URL(s).protocol);
-  } catch {
-    return false;
-  }
-};
-const REDIS_PROTOCOLS = ['redis:', 'rediss:'];
-const MONGO_PROTOCOLS = ['mongodb:', 'mongodb+srv:'];
 const secretText = v.pipe(v.string(), v.minLength(16));
-const url = (protocols: readonly string[], said: OptionMeta) => v.optional(v.pipe(v.string(), v.check(isUrl(protocols)), words(said)));
 const int = (min: number, max: number, said: OptionMeta) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max), words(said));
 const bool = (example: string) => v.pipe(v.boolean(), words({ allowed: 'true or false', example }));
 
@@ -34,13 +27,20 @@ const storeSchema = v.optional(
       v.variant('type', [
         v.strictObject({
           type: v.literal('redis'),
-          url: url(REDIS_PROTOCOLS, { allowed: 'a redis:// or rediss:// URL', example: "'redis://127.0.0.1:6379'" }),
+          // Checked part by part in resolveStore (stores/redis-url.ts), so that an error names the wrong part.
+          url: v.optional(
+            v.pipe(v.string(), words({ allowed: 'a redis://, rediss://, redis+sentinel:// or redis+cluster:// URL', example: "'redis+sentinel://10.0.0.1,10.0.0.2,10.0.0.3/mymaster'" })),
+          ),
+          clusterNodes: v.optional(
+            v.pipe(v.union([v.string(), v.array(v.string())]), words({ allowed: "Redis Cluster seeds, 'host:port,host:port' or a list", example: "['10.0.0.1:6379', '10.0.0.2:6379']" })),
+          ),
           options: v.optional(v.pipe(v.record(v.string(), v.unknown()), words({ allowed: 'ioredis options', example: '{ db: 1 }' }))),
           client: v.optional(v.unknown()),
         }),
         v.strictObject({
           type: v.literal('mongo'),
-          url: url(MONGO_PROTOCOLS, { allowed: 'a mongodb:// or mongodb+srv:// URL', example: "'mongodb://127.0.0.1:27017/app'" }),
+          // Checked part by part in resolveStore (stores/mongo-url.ts), so that an error names the wrong part.
+          url: v.optional(v.pipe(v.string(), words({ allowed: 'a mongodb:// or mongodb+srv:// URL', example: "'mongodb://127.0.0.1:27017/app'" }))),
           client: v.optional(v.unknown()),
           dbName: v.optional(v.pipe(v.string(), v.minLength(1), words({ allowed: 'a database name', example: "'app'" }))),
         }),
@@ -135,7 +135,7 @@ export type StoreInput = v.InferInput<typeof storeSchema>;
 export type CookieInput = v.InferInput<typeof cookieOptions>;
 
 export type ResolvedStore =
-  | { readonly type: 'redis'; readonly url: string; readonly options: Readonly<Record<string, unknown>>; readonly client?: unknown }
+  | { readonly type: 'redis'; readonly url: string; readonly target: RedisTarget; readonly options: Readonly<Record<string, unknown>>; readonly client?: unknown }
   | { readonly type: 'mongo'; readonly url: string | undefined; readonly client?: unknown; readonly dbName?: string }
   | { readonly type: 'sqlite'; readonly path: string }
   | { readonly type: 'memory' };
@@ -172,16 +172,12 @@ export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger
 
 const ctx = { where: 'clusterSession', error: ConfigError };
 
-function resolveStore(store: v.InferOutput<typeof storeSchema>, env: Env, cwd: string): ResolvedStore {
+function resolveStore(store: Frozen<v.InferOutput<typeof storeSchema>>, env: Env, cwd: string): ResolvedStore {
   const s = typeof store === 'string' ? { type: store } : store;
   switch (s.type) {
     case 'redis': {
-      const r = s as { url?: string; options?: Record<string, unknown>; client?: unknown };
-      const url = r.url ?? env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-      if (!isUrl(REDIS_PROTOCOLS)(url)) {
-        throw new ConfigError('clusterSession: REDIS_URL is not a redis:// or rediss:// URL. Example: REDIS_URL=redis://127.0.0.1:6379. Fix: set REDIS_URL to the address of your Redis.');
-      }
-      return { type: 'redis', url, options: r.options ?? {}, ...(r.client ? { client: r.client } : {}) };
+      const r = s as { url?: string; clusterNodes?: string | readonly string[]; options?: Record<string, unknown>; client?: unknown };
+      return { type: 'redis', ...resolveRedisTarget(r, env), options: r.options ?? {}, ...(r.client ? { client: r.client } : {}) };
     }
     case 'mongo': {
       const m = s as { url?: string; client?: unknown; dbName?: string };
@@ -191,9 +187,7 @@ function resolveStore(store: v.InferOutput<typeof storeSchema>, env: Env, cwd: s
           "clusterSession: store 'mongo' needs a server. Example: MONGO_URL=mongodb://127.0.0.1:27017/app. Fix: set MONGO_URL, or pass { type: 'mongo', url } or { type: 'mongo', client }.",
         );
       }
-      if (url && !isUrl(MONGO_PROTOCOLS)(url)) {
-        throw new ConfigError('clusterSession: MONGO_URL is not a mongodb:// or mongodb+srv:// URL. Example: MONGO_URL=mongodb://127.0.0.1:27017/app. Fix: set MONGO_URL to the address of your MongoDB.');
-      }
+      if (url) checkMongoUrl(url, m.url ? 'store.url' : 'MONGO_URL');
       return { type: 'mongo', url, ...(m.client ? { client: m.client } : {}), ...(m.dbName ? { dbName: m.dbName } : {}) };
     }
     case 'sqlite': {
@@ -270,18 +264,6 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
   });
 }
 
-/** A URL with its password replaced: safe to show. */
-export function withoutCredentials(url: string): string {
-  try {
-    const u = new URL(url);
-    // A user name is not a secret (and tells which ACL user is meant); the password is.
-    if (!u.password) return url;
-    u.password = '***';
-    return u.href;
-  } catch {
-    return '[unparsable URL]';
-  }
-}
 
 /** The part of the configuration an app can read back through `sessions.config`. */
 export function publicView(config: ResolvedConfig): SessionConfigView {
@@ -291,7 +273,8 @@ export function publicView(config: ResolvedConfig): SessionConfigView {
     ...rest,
     store: Object.freeze({
       type: s.type,
-      ...(s.url !== undefined ? { url: withoutCredentials(s.url) } : {}),
+      // Without its password: Sentinel and Cluster URLs list several hosts, which new URL() cannot parse.
+      ...(s.url !== undefined ? { url: redactUrl(s.url) } : {}),
       ...(s.path !== undefined ? { path: s.path } : {}),
       ...(s.dbName !== undefined ? { dbName: s.dbName } : {}),
     }),

@@ -15,6 +15,7 @@ export {
   type Logger,
 } from './config.ts';
 export { createDenyList } from './stores/index.ts';
+export { redactUrl } from './stores/url.ts';
 export type { DenyList } from './stores/types.ts';
 export {
   ClusterSessionError,

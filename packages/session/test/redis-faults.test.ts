@@ -2,6 +2,7 @@
 // client and an ACL that refuses scripts.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, type RedisClientType } from 'redis';
 import { cookieHeader, freePort, request, sleep, startRedis, startRedisCluster, until, type RedisCluster, type RedisServer } from '@cluster-session/testkit';
@@ -13,6 +14,36 @@ const quiet = { warn: () => {}, error: () => {} };
 const post = (url: string, body: object, jar: Record<string, string> = {}) =>
   request(url, { method: 'POST', body, headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
 const get = (url: string, jar: Record<string, string> = {}) => request(url, { headers: { cookie: cookieHeader(jar) }, timeoutMs: 5000 });
+
+/** A TCP proxy to a local port that can swallow what clients send (it never arrives) and cut every connection. */
+async function blackHoleProxy(port: number) {
+  const sockets = new Set<net.Socket>();
+  let swallowing = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk) => void (swallowing || upstream.write(chunk)));
+    upstream.pipe(client);
+    for (const s of [client, upstream]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(s);
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    swallow: (on: boolean) => void (swallowing = on),
+    cut: () => sockets.forEach((s) => s.destroy()),
+    close: () => {
+      sockets.forEach((s) => s.destroy());
+      server.close();
+    },
+  };
+}
 
 describe('redis faults', () => {
   let redis: RedisServer;
@@ -41,6 +72,34 @@ describe('redis faults', () => {
       redis.proc.child.kill('SIGCONT');
     }
     await until('the session is readable again', async () => (await get(`${app.url}/me`, jar)).json?.data?.user === 'hung', 10_000);
+  });
+
+  it('a save answered 503 is not replayed after the reconnect (a command is sent once)', async () => {
+    // What a partition does to a connection: what the app sends never arrives, then the connection dies. ioredis
+    // by default resends the commands still pending on it after reconnecting, long after the request got its 503.
+    const proxy = await blackHoleProxy(redis.port);
+    const holed = await serve({ store: { type: 'redis', url: `redis://127.0.0.1:${proxy.port}` }, storeTimeout: 300, logger: quiet });
+    try {
+      await until('the client is connected', async () => (await get(`${holed.url}/healthz`)).status === 200, 5_000);
+      proxy.swallow(true);
+      const r = await post(`${holed.url}/set`, { marker: 'answered-503' });
+      assert.equal(r.status, 503, r.body);
+      proxy.swallow(false);
+      proxy.cut();
+      await until('the client reconnected', async () => (await get(`${holed.url}/healthz`)).status === 200, 5_000);
+      await sleep(300);
+      const admin = new Redis(redis.url, { lazyConnect: false });
+      try {
+        const keys = await admin.keys('sess:*');
+        const values = keys.length ? await admin.mget(keys) : [];
+        assert.ok(!values.some((v) => v?.includes('answered-503')), 'the failed save never reached Redis');
+      } finally {
+        admin.disconnect();
+      }
+    } finally {
+      await holed.close();
+      proxy.close();
+    }
   });
 
   it('Redis missing at startup: requests get 503, then service starts by itself when Redis appears', async () => {

@@ -1,13 +1,15 @@
 export { freePort, waitForPort } from './ports.ts';
-export { startNode, startProcess, type Proc } from './process.ts';
+export { startNode, startProcess, type Proc, type ProcessOptions } from './process.ts';
 export { processTag, type ProcessTag } from './leaks.ts';
-export { startRedis, type RedisOptions, type RedisServer } from './redis.ts';
+export { startRedis, type RedisAddress, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';
 export { client, cookieHeader, request, type Client, type HttpRequest, type HttpResult } from './http.ts';
 export { sleep, until } from './wait.ts';
 export {
   redisCli,
   startRedisCluster,
+  type NetnsHost,
+  type Reachable,
   type RedisCluster,
   type RedisClusterNode,
   type RedisClusterOptions,

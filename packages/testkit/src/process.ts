@@ -18,19 +18,31 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
+export interface ProcessOptions extends SpawnOptions {
+  echo?: boolean;
+  /**
+   * Run inside this network namespace (`ip netns exec NAME command ...`, which needs root). `ip` execs the
+   * command, so the pid, signals and exit code are the command's own.
+   */
+  netns?: string;
+}
+
 /**
  * Spawns a real child process and keeps its output for assertions. Children still alive when the test process
  * exits are killed, so a failed test never leaves servers behind.
  */
-export function startProcess(command: string, args: readonly string[], options: SpawnOptions & { echo?: boolean } = {}): Proc {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+export function startProcess(command: string, args: readonly string[], options: ProcessOptions = {}): Proc {
+  const { netns, echo, ...spawnOptions } = options;
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions })
+    : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions });
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   live.add(child);
   let out = '';
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {
     out += chunk.toString();
-    if (options.echo || process.env.TESTKIT_ECHO) process.stderr.write(chunk);
+    if (echo || process.env.TESTKIT_ECHO) process.stderr.write(chunk);
     for (const w of waiters) w();
   };
   child.stdout?.on('data', onData);
@@ -81,6 +93,6 @@ export function startProcess(command: string, args: readonly string[], options: 
 }
 
 /** Node with the flags this process runs under (so `--conditions=@cluster-session/source` reaches children). */
-export function startNode(args: readonly string[], options: SpawnOptions & { echo?: boolean } = {}): Proc {
+export function startNode(args: readonly string[], options: ProcessOptions = {}): Proc {
   return startProcess(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), ...args], options);
 }

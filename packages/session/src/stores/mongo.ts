@@ -3,12 +3,9 @@ import type { ResolvedConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import type * as MongoStoreModule from './mongo-store.ts';
-import { withoutCredentials } from '../config.ts';
+import { checkMongoUrl, mongoClientOptions } from './mongo-url.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
-
-function mongoClientOptions(storeTimeout: number) {
-  return { serverSelectionTimeoutMS: storeTimeout, connectTimeoutMS: Math.max(storeTimeout, 1000), maxPoolSize: 20 };
-}
+import { redactUrl } from './url.ts';
 
 export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   const s = config.store;
@@ -24,8 +21,14 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
     client = s.client;
   } else {
     // Not connected here: the driver connects on first use and reconnects by itself, so a MongoDB that is down at
-    // startup only makes requests 503 until it is back.
-    client = new MongoClient(s.url!, mongoClientOptions(config.storeTimeout));
+    // startup only makes requests 503 until it is back. Its URL parser sees what checkMongoUrl() does not check.
+    const where = 'MONGO_URL (or store.url)';
+    for (const warning of checkMongoUrl(s.url!, where)) config.logger.warn(`cluster-session: mongo store: ${warning}`);
+    try {
+      client = new MongoClient(s.url!, mongoClientOptions(config.storeTimeout, s.url));
+    } catch (err) {
+      throw new ConfigError(`clusterSession: ${where} ${JSON.stringify(redactUrl(s.url!))}: the MongoDB driver refuses it: ${(err as Error).message}. Fix: correct that part of the URL.`, { cause: err });
+    }
     owned = true;
   }
   const store = new ClusterMongoStore(client, {
@@ -48,7 +51,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
   return {
     name: 'mongo',
     store,
-    ...(owned ? { address: withoutCredentials(s.url!) } : {}),
+    ...(owned ? { address: redactUrl(s.url!) } : {}),
     ...alwaysUp,
     async ping() {
       await client.db(s.dbName).command({ ping: 1 });
@@ -66,7 +69,7 @@ export function mongoDenyList(config: ResolvedConfig & { store: { type: 'mongo' 
   const s = config.store;
   const own = s.client === undefined;
   const { MongoClient } = load<typeof Mongodb>('mongodb');
-  const client = own ? new MongoClient(s.url!, mongoClientOptions(config.storeTimeout)) : (s.client as Mongodb.MongoClient);
+  const client = own ? new MongoClient(s.url!, mongoClientOptions(config.storeTimeout, s.url)) : (s.client as Mongodb.MongoClient);
   const coll = client.db(s.dbName).collection<{ _id: string; expires: Date }>(`${config.collection}_denylist`);
   // The TTL index only tidies up; `has` checks the expiry itself (some servers run no TTL monitor).
   let indexed = false;

@@ -26,6 +26,11 @@ export interface RawRedis {
   /** SET key value PX ms only if the key still holds `expected`, atomically (one script, one slot). */
   replaceIfUnchanged(key: string, expected: string, value: string, ms: number): Promise<boolean>;
   exists(key: string): Promise<boolean>;
+  /**
+   * WAIT on the connection (of a Cluster: the master of `key`) that carried the last writes to `key`: resolves
+   * with how many replicas acknowledged them within `ms` (at most `replicas` are waited for).
+   */
+  confirm(key: string, replicas: number, ms: number): Promise<number>;
   ping(): Promise<void>;
   /** Graceful close, falling back to a hard disconnect when the server is unreachable. */
   close(): Promise<void>;
@@ -41,6 +46,12 @@ type Fn = (...a: any[]) => any;
 type Any = Record<string, any>;
 
 const has = (c: unknown, ...names: string[]) => typeof c === 'object' && c !== null && names.every((n) => typeof (c as Any)[n] === 'function');
+
+/** The first to resolve; when all reject, the first rejection (not an AggregateError without a message). */
+function anyOf<T>(promises: Array<Promise<T>>): Promise<T> {
+  if (promises.length === 0) return Promise.reject(new Error('no Cluster master is known yet'));
+  return Promise.any(promises).catch((err: AggregateError) => Promise.reject(err.errors[0]));
+}
 
 function waitEvent(emitter: Any, event: string, ready: () => boolean, ms: number): Promise<boolean> {
   if (ready()) return Promise.resolve(true);
@@ -88,9 +99,16 @@ function fromIoredis(c: Any): RawRedis {
     },
     replaceIfUnchanged: async (key, expected, value, ms) => Number(await c.eval(REPLACE_IF_UNCHANGED, 1, key, expected, value, String(ms))) === 1,
     exists: async (key) => (await c.exists(key)) === 1,
-    async ping() {
-      await c.ping();
+    async confirm(key, replicas, ms) {
+      if (!c.isCluster) return Number(await c.wait(replicas, ms));
+      // A Cluster pipeline goes to the key's master over its one connection; the keyless WAIT rides along.
+      const replies = ((await c.pipeline().exists(key).wait(replicas, ms).exec()) ?? []) as Array<[Error | null, unknown]>;
+      for (const [err] of replies) if (err) throw err;
+      return Number(replies[1]?.[1]);
     },
+    // On a Cluster any master answering is enough: every instance of the app sees the same cluster, so a health
+    // check that failed with one master would only take healthy instances out of rotation.
+    ping: async () => void (await (c.isCluster ? anyOf(nodes().map((n) => n.ping())) : c.ping())),
     async close() {
       try {
         await c.quit();
@@ -142,9 +160,9 @@ function fromNodeRedis(c: Any): RawRedis {
     replaceIfUnchanged: async (key, expected, value, ms) =>
       Number(await c.eval(REPLACE_IF_UNCHANGED, { keys: [key], arguments: [expected, value, String(ms)] })) === 1,
     exists: async (key) => Number(await c.exists(key)) === 1,
-    async ping() {
-      await (isCluster ? (await c.nodeClient(c.masters[0])).ping() : c.ping());
-    },
+    confirm: async (key, replicas, ms) =>
+      Number(await (isCluster ? c.sendCommand(key, false, ['WAIT', String(replicas), String(ms)]) : c.sendCommand(['WAIT', String(replicas), String(ms)]))),
+    ping: async () => void (await (isCluster ? anyOf((c.masters as unknown[]).map(async (m) => (await c.nodeClient(m)).ping())) : c.ping())),
     async close() {
       try {
         await (c.close ?? c.quit).call(c);

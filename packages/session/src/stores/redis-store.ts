@@ -66,8 +66,14 @@ export class ClusterRedisStore extends RedisStore {
   private readonly logger: Logger;
   /** Set when the server refuses scripts (an ACL without EVAL): touches fall back to EXPIRE. */
   private scriptsRefused = false;
+  private readonly waitReplicas: number;
+  private readonly waitMs: number;
 
-  constructor(client: unknown, opts: { prefix: string; ttl: number; userKey: string; logger: Logger }) {
+  /**
+   * `waitReplicas` > 0: a save or destroy succeeds only once that many replicas confirmed it (WAIT, up to `waitMs`),
+   * so an answered login or logout survives a failover; otherwise it fails (503) although the master may have it.
+   */
+  constructor(client: unknown, opts: { prefix: string; ttl: number; userKey: string; logger: Logger; waitReplicas?: number; waitMs?: number }) {
     const raw = rawRedis(client);
     if (!raw) throw new ConfigError('redis store: the client is neither ioredis nor node-redis 5');
     super({ client, prefix: opts.prefix, ttl: opts.ttl, serializer: { parse: (s: string) => parse(s, opts.logger) as SessionData, stringify } });
@@ -75,6 +81,17 @@ export class ClusterRedisStore extends RedisStore {
     this.userKey = opts.userKey;
     this.defaultTtl = opts.ttl;
     this.logger = opts.logger;
+    this.waitReplicas = opts.waitReplicas ?? 0;
+    this.waitMs = opts.waitMs ?? 500;
+  }
+
+  /** With waitReplicas: resolves once enough replicas have the writes to `sid` so far, else rejects. */
+  private async confirm(sid: string): Promise<void> {
+    if (this.waitReplicas === 0) return;
+    const acked = await this.raw.confirm(this.prefix + sid, this.waitReplicas, this.waitMs);
+    if (acked < this.waitReplicas) {
+      throw new Error(`written on the master but confirmed by ${acked} of ${this.waitReplicas} replicas within ${this.waitMs} ms (waitReplicas)`);
+    }
   }
 
   override createSession(req: Parameters<RedisStore['createSession']>[0], sess: SessionData): ReturnType<RedisStore['createSession']> {
@@ -99,7 +116,11 @@ export class ClusterRedisStore extends RedisStore {
   }
 
   override set(sid: string, sess: SessionData, cb?: Cb): Promise<any> {
-    return reply(cb, this.setAndIndex(sid, sess));
+    return reply(cb, this.setAndIndex(sid, sess).then(() => this.confirm(sid)));
+  }
+
+  override destroy(sid: string, cb?: Cb): Promise<any> {
+    return reply(cb, (super.destroy(sid) as Promise<unknown>).then(() => this.confirm(sid)));
   }
 
   private async setAndIndex(sid: string, sess: SessionData): Promise<void> {

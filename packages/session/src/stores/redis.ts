@@ -4,20 +4,11 @@ import { ConfigError } from '../errors.ts';
 import { load } from '../load.ts';
 import { denyKey, rawRedis, type RawRedis } from './redis-client.ts';
 import type * as RedisStoreModule from './redis-store.ts';
-import { withoutCredentials } from '../config.ts';
+import { createIoredis } from './redis-topology.ts';
+import { redactUrl } from './url.ts';
 import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 
-/** Fail-fast client options: a down Redis answers "no" at once instead of queueing commands forever (tj/connect-redis#373). */
-export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: storeTimeout,
-    connectTimeout: Math.max(storeTimeout, 1000),
-    // Keep reconnecting for ever, backing off to at most 2 s, so service returns by itself.
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-  };
-}
+export { failFastOptions } from './redis-topology.ts';
 
 /** The client the config names: the user's (adopted, never closed by us) or a fail-fast ioredis we own. */
 function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
@@ -34,8 +25,7 @@ function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; 
     }
     return { client: s.client, raw, owned: false };
   }
-  const { Redis } = load<typeof Ioredis>('ioredis');
-  const client = new Redis(s.url, { ...failFastOptions(config.storeTimeout), ...s.options });
+  const client = createIoredis(load<typeof Ioredis>('ioredis'), s.target, config.storeTimeout, s.options);
   return { client, raw: rawRedis(client)!, owned: true };
 }
 
@@ -43,7 +33,7 @@ function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; 
 export function createRedisHandle(config: ResolvedConfig): StoreHandle {
   const { client, raw, owned } = redisClient(config);
   const s = config.store as Extract<ResolvedConfig['store'], { type: 'redis' }>;
-  const address = owned ? withoutCredentials(s.url) : undefined;
+  const address = owned ? redactUrl(s.url) : undefined;
   // Without a listener an 'error' event would crash the process; the request path reports errors instead.
   let lastError = '';
   raw.onError((err: Error) => {
@@ -53,7 +43,15 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     }
   });
   const { ClusterRedisStore } = load<typeof RedisStoreModule>('./stores/redis-store.ts');
-  const store = new ClusterRedisStore(client, { prefix: config.prefix, ttl: config.ttlSeconds, userKey: config.userKey, logger: config.logger });
+  const store = new ClusterRedisStore(client, {
+    prefix: config.prefix,
+    ttl: config.ttlSeconds,
+    userKey: config.userKey,
+    logger: config.logger,
+    // WAIT gets half the request budget, so a missing confirmation is reported as such, not as a timeout.
+    waitReplicas: config.store.type === 'redis' ? config.store.target.waitReplicas : 0,
+    waitMs: Math.max(10, Math.floor(config.storeTimeout / 2)),
+  });
   // Before the first connection a request may wait (bounded) for it; once an established connection is lost,
   // requests fail at once rather than each waiting out the reconnect.
   let everReady = raw.isReady();
