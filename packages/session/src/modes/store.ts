@@ -1,11 +1,11 @@
 import type { Request, Response } from 'express';
 import session, { type SessionData } from 'express-session';
-import { deadline } from '@cluster-session/core';
+import { deadline, heldResponse } from '@cluster-session/core';
 import { sendSessionError, errorHandler } from '../answer.ts';
 import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
-import { guardStore, isDirty, markState, kState } from '../guard.ts';
+import { guardStore, hasState, isDirty, markState } from '../guard.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
 
@@ -50,11 +50,16 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
     const sessionEnd = res.end as (...a: unknown[]) => Response;
     res.end = function end(this: Response, ...args: unknown[]) {
       const sess = req.session;
-      if (res.headersSent || !sess || !isDirty(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
+      // A req.sessionID that is not a string (an app's bug): express-session saves nothing then, nor do we.
+      if (res.headersSent || !sess || typeof req.sessionID !== 'string' || !isDirty(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
       // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
       // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
       sess.touch();
+      // While the save runs the response looks sent, as under express-session: a second res.json() throws
+      // ERR_HTTP_HEADERS_SENT to its caller and a second end is dropped, so the first answer is the one that goes out.
+      const held = heldResponse(res);
       sess.save((err?: unknown) => {
+        held.release();
         if (!err) return void sessionEnd.apply(this, args);
         if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
         // express-session then neither saves nor sets the cookie: nothing is half-saved.
@@ -81,7 +86,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
       if (!req.session && !handle.isUp()) return sendSessionError(res, unavailable());
       if (req.session) {
-        if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
+        if (!hasState(req.session)) markState(req.session as SessionData, req.sessionID, false);
         patchEnd(req, res);
       }
       next();

@@ -2,7 +2,7 @@ import { MongoStore } from 'connect-mongo';
 import type { Collection, Document, Filter, MongoClient } from 'mongodb';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
-import { expiresAt, kLoaded, parseSession, userOf, type Loaded } from '../serializer.ts';
+import { expiresAt, loadedOf, parseSession, setLoaded, userOf } from '../serializer.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
@@ -22,6 +22,7 @@ export class ClusterMongoStore extends MongoStore {
   readonly coll: Promise<Collection<Document>>;
   private readonly logger: Logger;
   private readonly ttlSeconds: number;
+  private readonly userKey: string;
 
   constructor(client: MongoClient, opts: { dbName?: string; collection: string; ttl: number; userKey: string; logger: Logger }) {
     super({
@@ -39,13 +40,14 @@ export class ClusterMongoStore extends MongoStore {
       },
       unserialize: (stored: unknown) => {
         const raw = stored && typeof stored === 'object' && 'json' in stored ? (stored as StoredSession).json : stored;
-        const sess = parseSession(raw, opts.logger) as (SessionData & Loaded) | null;
-        if (sess && typeof raw === 'string') sess[kLoaded] = raw;
+        const sess = parseSession(raw, opts.logger);
+        if (sess && typeof raw === 'string') setLoaded(sess, raw);
         return sess as SessionData;
       },
     });
     this.logger = opts.logger;
     this.ttlSeconds = opts.ttl;
+    this.userKey = opts.userKey;
     this.coll = Promise.resolve(client.db(opts.dbName).collection(opts.collection));
   }
 
@@ -56,16 +58,21 @@ export class ClusterMongoStore extends MongoStore {
    * save wins and a destroyed session stays destroyed.
    */
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
-    const s = sess as SessionData & Loaded;
     const expires = new Date(expiresAt(sess, this.ttlSeconds));
-    const loaded = s[kLoaded];
+    const loaded = loadedOf(sess);
     // connect-mongo keys documents by the session id itself, not an ObjectId.
     const byId = { _id: sid } as unknown as Filter<Document>;
     const update = async (c: Collection<Document>) => {
       if (loaded === undefined) return void (await c.updateOne({ ...byId, ...live() }, { $set: { expires } }));
       const json = JSON.stringify(sess);
-      const r = await c.updateOne({ ...byId, 'session.json': loaded }, { $set: { 'session.json': json, expires } });
-      if (r.matchedCount === 1) s[kLoaded] = json;
+      const user = userOf(sess, this.userKey);
+      // Our documents hold { json, user }; one connect-mongo wrote holds the JSON text itself (a migrated login):
+      // either is rewritten, in our form, only while it is still the text loaded.
+      const r = await c.updateOne(
+        { ...byId, $or: [{ 'session.json': loaded }, { session: loaded }] },
+        { $set: { session: { json, ...(user ? { user } : {}) }, expires } },
+      );
+      if (r.matchedCount === 1) setLoaded(sess, json);
     };
     this.coll.then(update).then(() => cb?.(null), (err) => cb?.(err));
   }
@@ -77,7 +84,8 @@ export class ClusterMongoStore extends MongoStore {
         for await (const doc of c.find(live())) {
           const raw = doc.session && typeof doc.session === 'object' && 'json' in doc.session ? doc.session.json : doc.session;
           const sess = parseSession(raw, this.logger);
-          if (sess) out.push(Object.assign(sess, { id: String(doc._id) }));
+          // As connect-mongo's all(): the sessions as stored, no field added.
+          if (sess) out.push(sess);
         }
         cb(null, out);
       })
