@@ -15,12 +15,13 @@ const cookieEntries = (defaultName: string) => ({
     v.pipe(v.union([v.boolean(), v.literal('auto')]), words({ allowed: "true, false or 'auto' (Secure when the request came over HTTPS)", example: 'true' })),
     'auto',
   ),
-  // As express-session (the `cookie` package): true means Strict, false sends no SameSite attribute.
+  // As express-session (the `cookie` package): true means Strict, false sends no SameSite attribute, and 'auto'
+  // (express-session's) None when the request came over HTTPS, else Lax.
   sameSite: v.optional(
     v.pipe(
-      v.union([v.pipe(v.string(), v.toLowerCase(), v.picklist(['lax', 'strict', 'none'])), v.boolean()]),
-      v.transform((s): 'lax' | 'strict' | 'none' | false => (s === true ? 'strict' : s)),
-      words({ allowed: "'lax', 'strict', 'none', true (Strict) or false (no SameSite attribute)", example: "'lax'" }),
+      v.union([v.pipe(v.string(), v.toLowerCase(), v.picklist(['lax', 'strict', 'none', 'auto'])), v.boolean()]),
+      v.transform((s): 'lax' | 'strict' | 'none' | 'auto' | false => (s === true ? 'strict' : s)),
+      words({ allowed: "'lax', 'strict', 'none', 'auto' (None over HTTPS, else Lax), true (Strict) or false (no SameSite attribute)", example: "'lax'" }),
     ),
     'lax',
   ),

@@ -4,7 +4,7 @@ export interface ResolvedCookie {
   readonly name: string;
   readonly secure: 'auto' | boolean;
   /** false: no SameSite attribute. */
-  readonly sameSite: 'Lax' | 'Strict' | 'None' | false;
+  readonly sameSite: 'Lax' | 'Strict' | 'None' | 'auto' | false;
   readonly path: string;
   readonly domain: string | undefined;
   readonly httpOnly: boolean;
@@ -43,7 +43,9 @@ export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds:
   if (secure) line += '; Secure';
   if (c.partitioned) line += '; Partitioned';
   if (c.priority) line += `; Priority=${PRIORITY[c.priority]}`;
-  return c.sameSite ? `${line}; SameSite=${c.sameSite}` : line;
+  // 'auto' as express-session: None only where it can be (a Secure cookie), else Lax.
+  const sameSite = c.sameSite === 'auto' ? (secure ? 'None' : 'Lax') : c.sameSite;
+  return sameSite ? `${line}; SameSite=${sameSite}` : line;
 }
 
 /** Sets our cookie on the response, replacing an earlier line of the same name (a re-save) and keeping the app's. */

@@ -114,7 +114,7 @@ function defaultOnError(err: Error): void {
   console.error(`@cluster-session/jwt: ${(err as { code?: string }).code ?? err.name}: ${err.message}`);
 }
 
-const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None', auto: 'auto' } as const;
 const ctx = { where: 'jwtSession', error: JwtConfigError };
 
 /** Validates every option once, where they enter; the request path trusts the result. */

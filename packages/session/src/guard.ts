@@ -21,6 +21,8 @@ interface SessionState {
   expires: number | undefined;
   /** Written during this request: a second save/touch of the same data is skipped. */
   saved: boolean;
+  /** Made in this request (not loaded from the store). */
+  fresh?: boolean;
 }
 
 function dataJson(sess: object): string {
@@ -30,9 +32,12 @@ function dataJson(sess: object): string {
 
 const cookieExpiry = (sess: SessionData) => (sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : undefined);
 
-export function markState(sess: SessionData, id: string, saved: boolean): void {
-  states.set(sess, { id, json: dataJson(sess), expires: cookieExpiry(sess), saved });
+export function markState(sess: SessionData, id: string, saved: boolean, fresh = false): void {
+  states.set(sess, { id, json: dataJson(sess), expires: cookieExpiry(sess), saved, fresh });
 }
+
+export const wasSaved = (sess: object): boolean => states.get(sess)?.saved === true;
+export const isFresh = (sess: object): boolean => states.get(sess)?.fresh === true;
 
 /** True when the session differs from what the store holds (changed data, new id, or never stored). */
 export function isDirty(sess: SessionData, id: string): boolean {
