@@ -14,6 +14,19 @@ import type { ClusterSession } from './types.ts';
  * The defaults are express-session's, not clusterSession's: resave and saveUninitialized true, cookie connect.sid,
  * not Secure, no SameSite, a browser-session cookie (maxAge null), MemoryStore, and any secret length.
  */
+/**
+ * What clusterSession() needs, over its own secure defaults, to behave as express-session: the migration table of
+ * the README, as code. touchAfterSeconds 0: express-session touches the store on every request of a session.
+ */
+const EXPRESS_SESSION_DEFAULTS = {
+  name: 'connect.sid',
+  resave: true,
+  saveUninitialized: true,
+  allowWeakSecret: true,
+  touchAfterSeconds: 0,
+  cookie: { secure: false, sameSite: false, maxAge: null },
+} as const;
+
 function session(options: SessionOptions = {} as SessionOptions, env: Env = process.env): ClusterSession {
   if (typeof options.cookie === 'function') {
     throw new ConfigError(
@@ -21,21 +34,16 @@ function session(options: SessionOptions = {} as SessionOptions, env: Env = proc
         '(a per-request function could turn out wrong on any request). Fix: pass the object, and change a session\'s own cookie in a route (req.session.cookie.maxAge = ...).',
     );
   }
-  const given = options as unknown as SessionConfigInput & Record<string, unknown>;
+  // An explicit undefined means "the default", as in express-session.
+  const defined = (o: object | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
+  const given = defined(options);
   const input: Record<string, unknown> = {
-    name: 'connect.sid',
-    resave: true,
-    saveUninitialized: true,
-    allowWeakSecret: true,
+    ...EXPRESS_SESSION_DEFAULTS,
     // express-session keeps sessions in a MemoryStore unless given a store; SESSION_STORE still chooses ours.
     ...(env.SESSION_STORE ? {} : { store: 'memory' }),
     ...given,
-    cookie: { secure: false, sameSite: false, maxAge: null, ...(given.cookie as object | undefined) },
+    cookie: { ...EXPRESS_SESSION_DEFAULTS.cookie, ...defined(given.cookie as object | undefined) },
   };
-  // An explicit undefined means "the default", as in express-session.
-  for (const key of Object.keys(input)) if (input[key] === undefined) delete input[key];
-  const cookie = input.cookie as Record<string, unknown>;
-  for (const key of Object.keys(cookie)) if (cookie[key] === undefined) delete cookie[key];
   return clusterSession(input as SessionConfigInput, env);
 }
 
