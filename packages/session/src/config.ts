@@ -2,7 +2,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { COOKIE_NAME, cookieSchema, fail, parseOptions, prefixProblem, words, WORKER_ENV, type Frozen, type OptionMeta } from '@cluster-session/core';
 import type { Request } from 'express';
-import type { Store } from 'express-session';
+import { MemoryStore, type Store } from 'express-session';
 import * as v from 'valibot';
 import { ConfigError } from './errors.ts';
 import { checkMongoUrl } from './stores/mongo-url.ts';
@@ -269,9 +269,11 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
   const production = env.NODE_ENV === 'production';
   const store = resolveStore(c.store, env, cwd);
 
-  if (c.mode === 'store' && store.type === 'memory' && c.workers > 1 && !c.sticky) {
+  // A MemoryStore instance passed in (the drop-in's habit) is as process-local as store 'memory'.
+  const processLocal = store.type === 'memory' || (store.type === 'custom' && store.instance instanceof MemoryStore);
+  if (c.mode === 'store' && processLocal && c.workers > 1 && !c.sticky) {
     throw new ConfigError(
-      `clusterSession: store 'memory' (env SESSION_STORE) keeps sessions inside one process, but this app runs ${c.workers} workers ` +
+      `clusterSession: store ${store.type === 'memory' ? "'memory' (env SESSION_STORE)" : 'MemoryStore (an instance passed as store)'} keeps sessions inside one process, but this app runs ${c.workers} workers ` +
         `(${WORKER_ENV.workers}) without sticky routing: a login made on one worker would be unknown to the others. ` +
         "Fix, one of: (1) a shared store: store 'sqlite' (one host), 'redis' or 'mongo'; (2) stateless tokens: mode 'jwt' " +
         '(SESSION_MODE=jwt); (3) sticky routing: start the cluster with --sticky so each client stays on one worker.',

@@ -65,6 +65,14 @@ describe('resolveConfig: express-session options', () => {
     });
   }
 
+  test('a MemoryStore instance under several workers without sticky routing is refused, as store memory is', () => {
+    assert.throws(
+      () => resolveConfig({ secret: 'x'.repeat(20), store: new MemoryStore() }, { CLUSTER_SESSION_WORKERS: '4' }),
+      (err: Error) => err instanceof ConfigError && /keeps sessions inside one process/.test(err.message),
+    );
+    assert.equal(resolveConfig({ secret: 'x'.repeat(20), store: new MemoryStore() }, { CLUSTER_SESSION_WORKERS: '4', CLUSTER_SESSION_STICKY: '1' }).store.type, 'custom');
+  });
+
   test('allowWeakSecret keeps a short express-session secret', () => {
     assert.deepEqual(resolve({ secret: 'keyboard cat', allowWeakSecret: true }).secrets, ['keyboard cat']);
   });
