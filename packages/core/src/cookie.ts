@@ -15,9 +15,20 @@ const cookieEntries = (defaultName: string) => ({
     v.pipe(v.union([v.boolean(), v.literal('auto')]), words({ allowed: "true, false or 'auto' (Secure when the request came over HTTPS)", example: 'true' })),
     'auto',
   ),
+  // As express-session (the `cookie` package): true means Strict, false sends no SameSite attribute, and 'auto'
+  // (express-session's) None when the request came over HTTPS, else Lax.
   sameSite: v.optional(
-    v.pipe(v.string(), v.toLowerCase(), v.picklist(['lax', 'strict', 'none']), words({ allowed: "'lax', 'strict' or 'none'", example: "'lax'" })),
+    v.pipe(
+      v.union([v.pipe(v.string(), v.toLowerCase(), v.picklist(['lax', 'strict', 'none', 'auto'])), v.boolean()]),
+      v.transform((s): 'lax' | 'strict' | 'none' | 'auto' | false => (s === true ? 'strict' : s)),
+      words({ allowed: "'lax', 'strict', 'none', 'auto' (None over HTTPS, else Lax), true (Strict) or false (no SameSite attribute)", example: "'lax'" }),
+    ),
     'lax',
+  ),
+  /** CHIPS: the cookie is kept per top-level site (third-party embeds). */
+  partitioned: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'true' })), false),
+  priority: v.optional(
+    v.pipe(v.string(), v.toLowerCase(), v.picklist(['low', 'medium', 'high']), words({ allowed: "'low', 'medium' or 'high'", example: "'high'" })),
   ),
   path: v.optional(v.pipe(v.string(), v.startsWith('/'), v.regex(ATTRIBUTE), words({ allowed: 'a path starting with /', example: "'/'" })), '/'),
   domain: v.optional(v.pipe(v.string(), v.regex(ATTRIBUTE), words({ allowed: 'a domain name', example: "'example.com'" }))),
@@ -27,6 +38,17 @@ type CookieEntries = ReturnType<typeof cookieEntries>;
 type Fields<E extends v.ObjectEntries> = v.StrictObjectSchema<E, undefined>;
 type CookieFields = v.InferOutput<Fields<CookieEntries>>;
 type CookieInput<E extends v.ObjectEntries> = v.InferInput<Fields<CookieEntries & E>>;
+
+/**
+ * The cookie name prefix rules (RFC 6265bis 4.1.3): browsers refuse a `__Secure-` cookie without Secure and a
+ * `__Host-` cookie without Secure, with a Domain or with a Path other than '/'. Also for attributes an app changes
+ * on one session's cookie at run time (express-session's `req.session.cookie.secure = ...`), in either mode.
+ */
+export function prefixProblem(c: { name: string; secure: boolean | 'auto'; path: string; domain?: string | undefined }): string | undefined {
+  if (c.name.startsWith('__Host-') && !(c.secure === true && c.path === '/' && !c.domain)) return 'a "__Host-" cookie needs secure: true, path "/" and no domain';
+  if (c.name.startsWith('__Secure-') && c.secure !== true) return 'a "__Secure-" cookie needs secure: true';
+  return undefined;
+}
 
 /**
  * The cookie options both session modes take (store mode's session id cookie, JWT mode's token cookie), with
@@ -46,6 +68,11 @@ export function cookieSchema<const E extends v.ObjectEntries = {}>(
       'sameSite',
       { allowed: "'none' only with secure: true (browsers drop SameSite=None cookies that are not Secure)", fix: "set cookie.secure to true (HTTPS), or use sameSite 'lax'" },
       (c) => c.sameSite !== 'none' || c.secure === true,
+    ),
+    rule<CookieFields>(
+      'partitioned',
+      { allowed: 'true only with secure: true (browsers drop Partitioned cookies that are not Secure)', fix: 'set cookie.secure to true (HTTPS), or drop cookie.partitioned' },
+      (c) => !c.partitioned || c.secure === true,
     ),
     rule<CookieFields>(
       'name',

@@ -3,10 +3,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface ResolvedCookie {
   readonly name: string;
   readonly secure: 'auto' | boolean;
-  readonly sameSite: 'Lax' | 'Strict' | 'None';
+  /** false: no SameSite attribute. */
+  readonly sameSite: 'Lax' | 'Strict' | 'None' | 'auto' | false;
   readonly path: string;
   readonly domain: string | undefined;
+  readonly httpOnly: boolean;
+  readonly partitioned: boolean;
+  readonly priority: 'low' | 'medium' | 'high' | undefined;
 }
+
+const PRIORITY = { low: 'Low', medium: 'Medium', high: 'High' } as const;
 
 /** The whole Set-Cookie value (name, value, attributes) must fit browsers' per-cookie limit. */
 export const COOKIE_LIMIT = 4096;
@@ -33,9 +39,13 @@ export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds:
     // no expiry attributes: the browser drops the cookie when it closes
   } else if (maxAgeSeconds > 0) line += `; Max-Age=${maxAgeSeconds}; Expires=${new Date(Date.now() + maxAgeSeconds * 1000).toUTCString()}`;
   else line += '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
-  line += '; HttpOnly';
+  if (c.httpOnly) line += '; HttpOnly';
   if (secure) line += '; Secure';
-  return `${line}; SameSite=${c.sameSite}`;
+  if (c.partitioned) line += '; Partitioned';
+  if (c.priority) line += `; Priority=${PRIORITY[c.priority]}`;
+  // 'auto' as express-session: None only where it can be (a Secure cookie), else Lax.
+  const sameSite = c.sameSite === 'auto' ? (secure ? 'None' : 'Lax') : c.sameSite;
+  return sameSite ? `${line}; SameSite=${sameSite}` : line;
 }
 
 /** Sets our cookie on the response, replacing an earlier line of the same name (a re-save) and keeping the app's. */

@@ -62,7 +62,7 @@ export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
     load(token, o).then(
       (verified) => {
         const rs = new RequestSession(o, req, res, transport, verified);
-        holdResponse(res, () => rs.beforeHeaders(), (err) => rs.fail(err));
+        holdResponse(res, (hold) => rs.beforeHeaders(hold), (err) => rs.fail(err));
         next();
       },
       (err: unknown) => {

@@ -16,7 +16,10 @@ const isDenyList = (v: unknown): v is DenyList =>
 const DURATION = 'seconds, or a duration with its unit like "15m", "12h", "7d"';
 
 /** The cookie of cookie transport; its rules are the session package's too (core's cookieSchema). */
-const cookieOptions = cookieSchema('session');
+const cookieOptions = cookieSchema('session', {
+  /** false lets page script read the token: only for apps that need it (as express-session's cookie.httpOnly). */
+  httpOnly: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'true' })), true),
+});
 /** An object the app hands in, checked by `ok` and passed through as it is. */
 const given = <T>(ok: (x: unknown) => boolean, said: OptionMeta) => v.optional(v.pipe(v.custom<T>(ok), words(said)));
 
@@ -49,6 +52,8 @@ const schema = v.strictObject({
     v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(60_000), words({ allowed: 'milliseconds from 1 to 60000', example: '1000' })),
     1000,
   ),
+  /** Re-issue the token (a fresh expiry) on every response of a session that has one, as express-session's rolling. */
+  rolling: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'true' })), false),
   /** Trust X-Forwarded-Proto for cookie.secure 'auto'. Default: Express's req.secure when present, else TLS only. */
   trustProxy: v.optional(v.pipe(v.boolean(), words({ allowed: 'true or false', example: 'true' }))),
   /** Leeway for exp/nbf between clocks; default 5 s, at most 300 s. Old name: `clockTolerance`. */
@@ -95,6 +100,7 @@ export interface ResolvedOptions {
   cookie: ResolvedCookie;
   denyList: DenyList | undefined;
   denyListTimeout: number;
+  rolling: boolean;
   trustProxy: boolean | undefined;
   clockTolerance: number;
   bearer: boolean;
@@ -108,7 +114,7 @@ function defaultOnError(err: Error): void {
   console.error(`@cluster-session/jwt: ${(err as { code?: string }).code ?? err.name}: ${err.message}`);
 }
 
-const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None', auto: 'auto' } as const;
 const ctx = { where: 'jwtSession', error: JwtConfigError };
 
 /** Validates every option once, where they enter; the request path trusts the result. */
@@ -137,9 +143,10 @@ export function resolveOptions(options: JwtSessionOptions): Frozen<ResolvedOptio
     codec,
     ttl: o.ttlSeconds,
     maxAge: o.maxAgeSeconds,
-    cookie: Object.freeze({ ...o.cookie, sameSite: SAME_SITE[o.cookie.sameSite], domain: o.cookie.domain }),
+    cookie: Object.freeze({ ...o.cookie, sameSite: o.cookie.sameSite === false ? false : SAME_SITE[o.cookie.sameSite], domain: o.cookie.domain, priority: o.cookie.priority }),
     denyList: o.denyList,
     denyListTimeout: o.denyListTimeout,
+    rolling: o.rolling,
     trustProxy: o.trustProxy,
     clockTolerance: o.clockToleranceSeconds,
     bearer: o.bearer,

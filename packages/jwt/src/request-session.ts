@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { answerFrom, deadline, isAnswerable, sendAnswer } from '@cluster-session/core';
-import { COOKIE_LIMIT, isSecureRequest, serializeCookie, setCookieLine } from './cookie.ts';
+import { answerFrom, deadline, isAnswerable, prefixProblem, sendAnswer, type HeldResponse } from '@cluster-session/core';
+import { COOKIE_LIMIT, isSecureRequest, serializeCookie, setCookieLine, type ResolvedCookie } from './cookie.ts';
 import {
   JwtDenyListUnavailableError,
   JwtHeadersSentError,
@@ -16,7 +16,9 @@ import {
   JwtSession,
   loadData,
   newState,
+  sessionJson,
   stateOf,
+  type CookieAttributes,
   type SessionController,
   type SessionCookieView,
   type SessionState,
@@ -60,9 +62,10 @@ export class RequestSession implements SessionController {
       isNew: false,
       force: false,
       lifetime: payload.ttl === 0 ? null : typeof payload.ttl === 'number' && payload.ttl > 0 ? payload.ttl : undefined,
+      ...attributesClaim(payload.cka),
     };
     const session = new JwtSession(this, state, payload);
-    state.snapshot = JSON.stringify(session);
+    state.snapshot = sessionJson(session);
     this.#attach(session);
   }
 
@@ -73,18 +76,20 @@ export class RequestSession implements SessionController {
   }
 
   /** Called just before the response's headers go out: a promise when a token must be issued, else undefined. */
-  beforeHeaders(): Promise<void> | undefined {
+  beforeHeaders(hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> | undefined {
     const session = this.current;
     if (!session) return undefined;
     const state = stateOf(session);
-    return this.#needsIssue(session, state) ? this.#issue(session, state) : undefined;
+    return this.#needsIssue(session, state) ? this.#issue(session, state, hold) : undefined;
   }
 
   #needsIssue(session: JwtSession, state: SessionState): boolean {
+    if (state.ended) return false;
     if (state.force) return true;
-    const json = JSON.stringify(session);
+    const json = sessionJson(session);
     if (json !== state.snapshot) return json !== state.rejected;
     if (state.isNew) return false; // an untouched new session is not worth a token (express-session's saveUninitialized: false)
+    if (this.#o.rolling) return true; // express-session's rolling: a fresh expiry on every response
     // Sliding expiry: renew past half the lifetime, unless the absolute cap leaves nothing to extend.
     const now = nowSeconds();
     return now - state.iat >= this.#ttl(state) / 2 && this.#expiry(state, now) > state.exp;
@@ -101,10 +106,19 @@ export class RequestSession implements SessionController {
     return Math.min(now + ttl, state.iat0 + Math.max(this.#o.maxAge, ttl));
   }
 
-  async #issue(session: JwtSession, state: SessionState): Promise<void> {
+  /** `hold`: the response held for this issue (hold-response.ts), whose headers our own Set-Cookie may still change. */
+  async #issue(session: JwtSession, state: SessionState, hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> {
     const res = this.#res;
+    const ours = <T>(fn: () => T): T => (hold ? hold.unguarded(fn) : fn());
     if (res.headersSent) throw new JwtHeadersSentError('save');
-    const json = JSON.stringify(session);
+    if (state.expired) {
+      // cookie.maxAge = 0 or a past expires: as in express-session the cookie expires; the token is revoked too.
+      await this.#revoke(state);
+      ours(() => this.#clearCookie());
+      Object.assign(state, { ended: true, expired: false, force: false, snapshot: sessionJson(session) });
+      return;
+    }
+    const json = sessionJson(session);
     const data = JSON.parse(json) as Record<string, unknown>;
     for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
     const now = nowSeconds();
@@ -117,20 +131,23 @@ export class RequestSession implements SessionController {
     }
     const claims = { ...data, iat0: state.iat0, iat: now, exp, jti: state.jti };
     if (state.lifetime !== undefined) Object.assign(claims, { ttl: state.lifetime ?? 0 });
+    if (state.attrs && Object.keys(state.attrs).length > 0) Object.assign(claims, { cka: state.attrs });
     const token = await this.#o.codec.encode(claims);
     if (this.current !== session) return; // regenerated or destroyed while signing: that outcome wins
-    if (res.headersSent) throw new JwtHeadersSentError('save');
-    if (this.#transport === 'cookie') {
-      const line = serializeCookie(this.#o.cookie, token, state.lifetime === null ? null : exp - now, this.#secure());
-      const size = Buffer.byteLength(line);
-      if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
-      setCookieLine(res, this.#o.cookie.name, line);
-    } else {
-      if (token.length > this.#o.maxTokenLength) throw new JwtTooLargeError(token.length, this.#o.maxTokenLength, 'bearer token');
-      res.setHeader(this.#o.tokenHeader, token);
-      // A token in a response header must never land in a shared cache.
-      if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'no-store');
-    }
+    ours(() => {
+      if (res.headersSent) throw new JwtHeadersSentError('save');
+      if (this.#transport === 'cookie') {
+        const line = serializeCookie(this.#cookieOf(state), token, state.lifetime === null ? null : exp - now, this.#secureOf(state));
+        const size = Buffer.byteLength(line);
+        if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
+        setCookieLine(res, this.#o.cookie.name, line);
+      } else {
+        if (token.length > this.#o.maxTokenLength) throw new JwtTooLargeError(token.length, this.#o.maxTokenLength, 'bearer token');
+        res.setHeader(this.#o.tokenHeader, token);
+        // A token in a response header must never land in a shared cache.
+        if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'no-store');
+      }
+    });
     Object.assign(state, { iat: now, exp, snapshot: json, isNew: false, force: false });
   }
 
@@ -139,9 +156,19 @@ export class RequestSession implements SessionController {
     return secure === 'auto' ? isSecureRequest(this.#req, this.#o.trustProxy) : secure;
   }
 
-  #clearCookie(): void {
+  /** The cookie attributes of this session: the options, with what it set on `req.session.cookie` over them. */
+  #cookieOf(state: SessionState | undefined): ResolvedCookie {
+    const a = state?.attrs;
+    return a ? { ...this.#o.cookie, ...a, name: this.#o.cookie.name } : this.#o.cookie;
+  }
+
+  #secureOf(state: SessionState | undefined): boolean {
+    return state?.attrs?.secure ?? this.#secure();
+  }
+
+  #clearCookie(state: SessionState | undefined = this.current ? stateOf(this.current) : undefined): void {
     if (this.#transport !== 'cookie' || this.#res.headersSent) return;
-    setCookieLine(this.#res, this.#o.cookie.name, serializeCookie(this.#o.cookie, '', 0, this.#secure()));
+    setCookieLine(this.#res, this.#o.cookie.name, serializeCookie(this.#cookieOf(state), '', 0, this.#secureOf(state)));
   }
 
   async #revoke(state: SessionState): Promise<void> {
@@ -159,7 +186,7 @@ export class RequestSession implements SessionController {
       await this.#issue(session, state);
     } catch (err) {
       // The caller gets the error; the client keeps its previous token rather than a second failure at the end.
-      state.rejected = JSON.stringify(session);
+      state.rejected = sessionJson(session);
       throw err;
     }
   }
@@ -175,19 +202,20 @@ export class RequestSession implements SessionController {
   async destroy(session: JwtSession): Promise<void> {
     // Revoke first: if the deny list is down, the session and cookie stay, so the client can retry the logout
     // instead of losing the cookie while the token remains valid elsewhere.
-    await this.#revoke(stateOf(session));
+    const state = stateOf(session);
+    await this.#revoke(state);
     if (session === this.current) {
       this.#attach(undefined);
       delete this.#req.session;
     }
-    this.#clearCookie();
+    this.#clearCookie(state);
   }
 
   async reload(session: JwtSession): Promise<void> {
     const state = stateOf(session);
     const { denyList, denyListTimeout } = this.#o;
     if (denyList && !state.isNew && (await bounded(denyList.has(state.jti), denyListTimeout, 'has'))) throw new JwtRevokedError();
-    for (const name of Object.keys(session)) delete (session as unknown as Record<string, unknown>)[name];
+    for (const name of Object.keys(session)) if (name !== 'cookie') delete (session as unknown as Record<string, unknown>)[name];
     loadData(session, JSON.parse(state.snapshot) as Record<string, unknown>);
   }
 
@@ -197,35 +225,56 @@ export class RequestSession implements SessionController {
 
   cookie(session: JwtSession): SessionCookieView {
     const state = stateOf(session);
+    return (state.view ??= this.#cookieView(state));
+  }
+
+  #cookieView(state: SessionState): SessionCookieView {
     const expiresMs = () => (state.isNew || state.force ? Date.now() + this.#ttl(state) * 1000 : state.exp * 1000);
     const setLifetime = (ms: unknown) => {
-      if (ms !== null && (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0))
-        throw new TypeError(`req.session.cookie.maxAge: expected milliseconds > 0 or null, got ${String(ms)}`);
-      state.lifetime = ms === null ? null : Math.ceil(ms / 1000);
+      if (ms !== null && (typeof ms !== 'number' || Number.isNaN(ms)))
+        throw new TypeError(`req.session.cookie.maxAge: expected milliseconds or null, got ${String(ms)}`);
+      if (ms !== null && ms <= 0) state.expired = true;
+      else state.lifetime = ms === null || ms === Infinity ? null : Math.ceil(ms / 1000);
       state.force = true;
     };
-    const { sameSite, path, domain } = this.#o.cookie;
-    const secure = this.#secure();
-    const ro = (value: unknown) => ({ value, enumerable: true, writable: false });
-    // Like express-session's Cookie: maxAge/expires are assignable, the attributes are fixed by the options.
-    return Object.defineProperties({} as SessionCookieView, {
+    const attr = <K extends keyof CookieAttributes>(key: K, read: () => unknown, parse: (value: unknown) => CookieAttributes[K]) => ({
+      enumerable: true,
+      get: read,
+      set: (value: unknown) => {
+        const next = { ...state.attrs, [key]: parse(value) };
+        const problem = prefixProblem({ ...this.#cookieOf(state), ...next, secure: next.secure ?? this.#o.cookie.secure });
+        if (problem) throw new TypeError(`req.session.cookie.${key}: ${problem}`);
+        state.attrs = next;
+        state.force = true;
+      },
+    });
+    const c = () => this.#cookieOf(state);
+    const view = {} as SessionCookieView;
+    // Like express-session's Cookie: every field is assignable and applies to this session's cookie from now on.
+    Object.defineProperties(view, {
       maxAge: {
         enumerable: true,
-        get: () => (state.lifetime === null ? null : Math.max(0, expiresMs() - Date.now())),
+        get: () => (state.expired ? 0 : state.lifetime === null ? null : Math.max(0, expiresMs() - Date.now())),
         set: setLifetime,
       },
       expires: {
         enumerable: true,
-        get: () => (state.lifetime === null ? null : new Date(expiresMs())),
+        get: () => (state.expired ? new Date(0) : state.lifetime === null ? null : new Date(expiresMs())),
         set: (d: unknown) => setLifetime(d === null ? null : d instanceof Date ? d.getTime() - Date.now() : NaN),
       },
       originalMaxAge: { enumerable: true, get: () => (state.lifetime === null ? null : this.#ttl(state) * 1000) },
-      httpOnly: ro(true),
-      secure: ro(secure),
-      sameSite: ro(sameSite),
-      path: ro(path),
-      domain: ro(domain),
+      httpOnly: attr('httpOnly', () => c().httpOnly, (v) => boolOf('httpOnly', v)),
+      secure: attr('secure', () => this.#secureOf(state), (v) => boolOf('secure', v)),
+      sameSite: attr('sameSite', () => (c().sameSite === false ? false : String(c().sameSite).toLowerCase()), sameSiteOf),
+      path: attr('path', () => c().path, (v) => textOf('path', v)),
+      domain: attr('domain', () => c().domain, (v) => (v === undefined || v === null ? undefined : textOf('domain', v))),
+      partitioned: attr('partitioned', () => c().partitioned, (v) => boolOf('partitioned', v)),
+      priority: attr('priority', () => c().priority, priorityOf),
+      toJSON: {
+        value: () => ({ originalMaxAge: view.originalMaxAge, expires: view.expires, secure: view.secure, httpOnly: view.httpOnly, domain: view.domain, path: view.path, sameSite: view.sameSite, partitioned: view.partitioned, priority: view.priority }),
+      },
     });
+    return view;
   }
 
   report(err: unknown): void {
@@ -238,4 +287,42 @@ export class RequestSession implements SessionController {
     const answerable = isAnswerable(err) ? err : new JwtSaveError('the session token could not be issued', { cause: err });
     sendAnswer(this.#res, answerFrom(answerable), { replace: true });
   }
+}
+
+/** Printable, no ';': a path or domain that cannot inject another attribute (core's cookie option rule). */
+const ATTRIBUTE = /^[\x21-\x3A\x3C-\x7E]+$/;
+const boolOf = (key: string, v: unknown): boolean => {
+  if (typeof v !== 'boolean') throw new TypeError(`req.session.cookie.${key}: expected true or false, got ${String(v)}`);
+  return v;
+};
+const textOf = (key: string, v: unknown): string => {
+  if (typeof v !== 'string' || !ATTRIBUTE.test(v) || (key === 'path' && !v.startsWith('/')))
+    throw new TypeError(`req.session.cookie.${key}: expected ${key === 'path' ? 'a path starting with /' : 'a domain name'}, got ${String(v)}`);
+  return v;
+};
+const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const;
+function sameSiteOf(v: unknown): CookieAttributes['sameSite'] {
+  if (v === true) return 'Strict';
+  if (v === false || v === undefined) return false;
+  const s = typeof v === 'string' ? SAME_SITE[v.toLowerCase() as keyof typeof SAME_SITE] : undefined;
+  if (!s) throw new TypeError(`req.session.cookie.sameSite: expected 'lax', 'strict', 'none', true or false, got ${String(v)}`);
+  return s;
+}
+function priorityOf(v: unknown): CookieAttributes['priority'] {
+  if (v === undefined || v === null) return undefined;
+  const p = typeof v === 'string' ? v.toLowerCase() : '';
+  if (p !== 'low' && p !== 'medium' && p !== 'high') throw new TypeError(`req.session.cookie.priority: expected 'low', 'medium' or 'high', got ${String(v)}`);
+  return p;
+}
+
+/** The `cka` claim back into attributes: only known keys with values of the right type (the token is signed, but stay strict). */
+function attributesClaim(cka: unknown): { attrs?: CookieAttributes } {
+  if (!cka || typeof cka !== 'object') return {};
+  const attrs: CookieAttributes = {};
+  const c = cka as Record<string, unknown>;
+  for (const key of ['httpOnly', 'secure', 'partitioned'] as const) if (typeof c[key] === 'boolean') attrs[key] = c[key] as boolean;
+  for (const key of ['path', 'domain'] as const) if (typeof c[key] === 'string' && ATTRIBUTE.test(c[key] as string)) attrs[key] = c[key] as string;
+  if (c.sameSite === false || (typeof c.sameSite === 'string' && Object.values(SAME_SITE).includes(c.sameSite as never))) attrs.sameSite = c.sameSite as CookieAttributes['sameSite'];
+  if (c.priority === 'low' || c.priority === 'medium' || c.priority === 'high') attrs.priority = c.priority;
+  return Object.keys(attrs).length > 0 ? { attrs } : {};
 }

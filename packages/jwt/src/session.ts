@@ -22,19 +22,41 @@ export interface SessionState {
    * claim. undefined: the configured ttl; a number: seconds; null: a browser-session cookie (no Max-Age).
    */
   lifetime?: number | null;
+  /** `cookie.maxAge` was set to 0 or less (or `expires` to the past): the response ends the token, clearing the cookie. */
+  expired?: boolean;
+  /** The token was ended by `expired`: nothing more is issued in this request. */
+  ended?: boolean;
+  /** Cookie attributes this session set for itself (`req.session.cookie.secure = true`); carried as the `cka` claim. */
+  attrs?: CookieAttributes;
+  /** The one `req.session.cookie` object of this session (so what is written to it reads back). */
+  view?: SessionCookieView;
+}
+
+/** The attributes of the cookie one session may change for itself, as on express-session's Cookie. */
+export interface CookieAttributes {
+  httpOnly?: boolean;
+  secure?: boolean;
+  sameSite?: 'Lax' | 'Strict' | 'None' | false;
+  path?: string;
+  domain?: string | undefined;
+  partitioned?: boolean;
+  priority?: 'low' | 'medium' | 'high' | undefined;
 }
 
 export interface SessionCookieView {
-  /** Milliseconds left; assign (ms, or null for a browser-session cookie) to change this session's lifetime. */
+  /** Milliseconds left; assign (ms, or null for a browser-session cookie; 0 or less ends the session) to change this session's lifetime. */
   maxAge: number | null;
   readonly originalMaxAge: number | null;
   /** When the token expires; assign a Date (or null) as an alternative to maxAge. */
   expires: Date | null;
-  readonly httpOnly: true;
-  readonly secure: boolean;
-  readonly sameSite: string;
-  readonly path: string;
-  readonly domain: string | undefined;
+  httpOnly: boolean;
+  secure: boolean;
+  /** 'lax' | 'strict' | 'none' | true (strict) | false (no attribute), as express-session's Cookie. */
+  sameSite: string | boolean;
+  path: string;
+  domain: string | undefined;
+  partitioned: boolean;
+  priority: string | undefined;
 }
 
 /** The request-side logic a session delegates to (see request-session.ts). */
@@ -49,7 +71,7 @@ export interface SessionController {
 }
 
 /** Claims the token needs for itself: the app cannot store data under these names. */
-const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0', 'ttl']);
+const REGISTERED_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'jti', 'iat0', 'ttl', 'cka']);
 /** Names the session object uses itself, plus ones that would change an object's prototype. */
 const OWN_NAMES = new Set(['id', 'cookie', 'save', 'regenerate', 'destroy', 'reload', 'touch', 'resetMaxAge', '__proto__', 'constructor', 'toJSON']);
 
@@ -83,6 +105,8 @@ export class JwtSession {
   constructor(controller: SessionController, state: SessionState, data: Record<string, unknown>) {
     this.#controller = controller;
     this.#state = state;
+    // An own enumerable key, as on express-session's Session (Object.keys, JSON of req.session list it).
+    Object.defineProperty(this, 'cookie', { enumerable: true, get: () => controller.cookie(this) });
     loadData(this, data);
   }
 
@@ -91,10 +115,8 @@ export class JwtSession {
     return this.#state.jti;
   }
 
-  /** The cookie's settings; `maxAge`/`expires` are assignable (this session's lifetime), the rest read-only. */
-  get cookie(): SessionCookieView {
-    return this.#controller.cookie(this);
-  }
+  /** The cookie's settings, each assignable for this session: `maxAge`/`expires` (its lifetime) and the attributes. */
+  declare readonly cookie: SessionCookieView;
 
   /** Issues a token for the current data now; the callback gets a JwtTooLargeError if it would not fit. */
   save(callback?: Callback): this {
@@ -132,6 +154,13 @@ export class JwtSession {
 }
 
 export { stateOf };
+
+/** The session's data as JSON, without its `cookie` (the token's claims; express-session's hash leaves it out too). */
+export function sessionJson(session: JwtSession): string {
+  return JSON.stringify(session, function (this: unknown, key: string, value: unknown) {
+    return this === session && key === 'cookie' ? undefined : value;
+  });
+}
 
 /** Copies claims onto a session as plain data properties, skipping names the session or the token own. */
 export function loadData(session: JwtSession, data: Record<string, unknown>): void {

@@ -199,8 +199,14 @@ describe('jwtSession: req.session like express-session', () => {
     assert.equal(decodeJwt(c.token!).exp! - now() <= 1800, true, 'the token still expires after the configured ttl');
     assert.equal((await c.send('GET', '/me')).status, 200);
 
-    const bad = await c.send('POST', '/remember', { maxAge: -5 });
-    assert.equal(bad.status, 500);
+    const bad = await c.send('POST', '/remember', { maxAge: 'a month' });
+    assert.equal(bad.status, 500, 'not a number: a TypeError, as express-session\'s Cookie throws');
+
+    // 0 or less: the cookie expires, as in express-session; here the token ends with it (cleared, 200).
+    const ended = await c.send('POST', '/remember', { maxAge: -5 });
+    assert.equal(ended.status, 200);
+    assert.match(String(ended.headers['set-cookie']), /^session=; Path=\/; Max-Age=0;/);
+    assert.equal(c.token, undefined);
   });
 
   test('session data that JSON cannot encode fails loudly (500 with a code), not silently', async () => {

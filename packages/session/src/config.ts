@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { cookieSchema, parseOptions, words, WORKER_ENV, type Frozen, type OptionMeta } from '@cluster-session/core';
+import { COOKIE_NAME, cookieSchema, fail, parseOptions, prefixProblem, words, WORKER_ENV, type Frozen, type OptionMeta } from '@cluster-session/core';
+import type { Request } from 'express';
+import { MemoryStore, type Store } from 'express-session';
 import * as v from 'valibot';
 import { ConfigError } from './errors.ts';
 import { checkMongoUrl } from './stores/mongo-url.ts';
@@ -13,10 +15,15 @@ export interface Logger {
   error(message: string): void;
 }
 
-export type StoreName = 'redis' | 'mongo' | 'sqlite' | 'memory';
+export type StoreName = 'redis' | 'mongo' | 'sqlite' | 'memory' | 'custom';
 export type Env = Readonly<Record<string, string | undefined>>;
 
-const secretText = v.pipe(v.string(), v.minLength(16));
+/** A string or, as express-session takes it, a Buffer (cookie-signature signs with any HMAC key). */
+const anySecret = v.union([v.pipe(v.string(), v.minLength(1)), v.pipe(v.instance(Buffer), v.check((b) => b.length > 0))]);
+
+/** An express-session Store instance (connect-pg-simple, a DynamoDB store, the app's own, express-session's MemoryStore). */
+const isStoreInstance = (s: unknown): s is Store =>
+  typeof s === 'object' && s !== null && ['get', 'set', 'destroy'].every((m) => typeof (s as Record<string, unknown>)[m] === 'function');
 const int = (min: number, max: number, said: OptionMeta) => v.pipe(v.number(), v.integer(), v.minValue(min), v.maxValue(max), words(said));
 const bool = (example: string) => v.pipe(v.boolean(), words({ allowed: 'true or false', example }));
 
@@ -50,26 +57,43 @@ const storeSchema = v.optional(
         }),
         v.strictObject({ type: v.literal('memory') }),
       ]),
+      v.custom<Store>(isStoreInstance),
     ]),
-    words({ env: 'SESSION_STORE', allowed: "'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path }", example: "'sqlite'" }),
+    words({
+      env: 'SESSION_STORE',
+      allowed: "'redis', 'mongo', 'sqlite', 'memory', { type, url | client | path }, or an express-session Store instance (get, set, destroy)",
+      example: "'sqlite'",
+    }),
   ),
   'sqlite',
 );
 
-const cookieOptions = cookieSchema('sid', { httpOnly: v.optional(bool('true'), true) });
+const cookieOptions = cookieSchema('sid', {
+  httpOnly: v.optional(bool('true'), true),
+  /** express-session's cookie lifetime in ms; null: a browser-session cookie (no Max-Age/Expires). Sets ttlSeconds. */
+  maxAge: v.optional(
+    v.pipe(
+      v.nullable(v.pipe(v.number(), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER))),
+      words({ allowed: 'milliseconds (at least 1), or null for a browser-session cookie', example: '86400000' }),
+    ),
+  ),
+  /** express-session's fixed expiry date of every session cookie (prefer maxAge). */
+  expires: v.optional(v.pipe(v.date(), words({ allowed: 'a Date', example: "new Date('2030-01-01')" }))),
+});
 
 /** Every option of clusterSession(), described once: types, defaults, env variables and error words derive from it. */
 const schema = v.strictObject({
   mode: v.optional(v.pipe(v.picklist(['store', 'jwt']), words({ env: 'SESSION_MODE', allowed: "'store' or 'jwt'", example: "'jwt'" })), 'store'),
   store: storeSchema,
-  /** One secret, or a list (the first signs, all verify) to rotate without logging anyone out. */
+  /** One secret, or a list (the first signs, all verify) to rotate without logging anyone out; strings or Buffers. */
   secret: v.optional(
     v.pipe(
-      v.union([secretText, v.pipe(v.array(secretText), v.minLength(1))]),
+      // At least 16 characters unless allowWeakSecret: checked in resolveConfig, which knows both options.
+      v.union([anySecret, v.pipe(v.array(anySecret), v.minLength(1))]),
       words({
         env: 'SESSION_SECRET',
         envType: 'list',
-        allowed: 'a string of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
+        allowed: 'a string (or Buffer) of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
         secret: true,
         fix: 'set SESSION_SECRET to a random string of at least 32 characters (`openssl rand -base64 48`)',
       }),
@@ -85,6 +109,18 @@ const schema = v.strictObject({
   trustProxy: v.optional(bool('true')),
   /** Re-send the cookie and extend the store expiry on every response. */
   rolling: v.optional(bool('true'), false),
+  /** express-session's `name`: the cookie name (same as cookie.name; give one of them). */
+  name: v.optional(v.pipe(v.string(), v.regex(COOKIE_NAME), words({ allowed: 'a cookie name of RFC 6265 token characters', example: "'connect.sid'" }))),
+  /** express-session's resave: write an unchanged session back on every request (false: only changed ones). */
+  resave: v.optional(bool('false'), false),
+  /** express-session's saveUninitialized: store (and send a cookie for) a new session nothing was set on. */
+  saveUninitialized: v.optional(bool('false'), false),
+  /** express-session's unset: what `req.session = null` (or delete) does, 'keep' the stored session or 'destroy' it. */
+  unset: v.optional(v.pipe(v.picklist(['keep', 'destroy']), words({ allowed: "'keep' or 'destroy'", example: "'destroy'" })), 'keep'),
+  /** express-session's genid(req): makes new session ids (default: 24 random bytes, base64url). */
+  genid: v.optional(v.pipe(v.custom<(req: Request) => string>((f) => typeof f === 'function'), words({ allowed: 'a function (req) => string', example: '(req) => randomUUID()' }))),
+  /** Accept secrets shorter than 16 characters (express-session does; the express-session entry point sets it). */
+  allowWeakSecret: v.optional(bool('true'), false),
   /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
   touchAfterSeconds: v.optional(int(0, Number.MAX_SAFE_INTEGER, { allowed: 'a whole number of seconds, 0 or more', example: '60' })),
   maxSessionBytes: v.optional(int(256, 16 * 1024 * 1024, { allowed: 'a whole number of bytes between 256 and 16 MiB', example: '65536' }), 64 * 1024),
@@ -120,7 +156,7 @@ const schema = v.strictObject({
 });
 
 /** Old option names, kept as documented aliases. */
-const ALIASES = { ttl: 'ttlSeconds', touchAfter: 'touchAfterSeconds' };
+const ALIASES = { ttl: 'ttlSeconds', touchAfter: 'touchAfterSeconds', proxy: 'trustProxy' };
 
 /** What `clusterSession()` accepts. Every field is optional; environment variables fill the gaps. */
 export type SessionConfigInput = v.InferInput<typeof schema> & {
@@ -128,6 +164,8 @@ export type SessionConfigInput = v.InferInput<typeof schema> & {
   ttl?: number;
   /** @deprecated the old name of touchAfterSeconds. */
   touchAfter?: number;
+  /** express-session's name of trustProxy. */
+  proxy?: boolean;
 };
 /** The name the example app and other packages import. */
 export type ClusterSessionConfig = SessionConfigInput;
@@ -138,19 +176,28 @@ export type ResolvedStore =
   | { readonly type: 'redis'; readonly url: string; readonly target: RedisTarget; readonly options: Readonly<Record<string, unknown>>; readonly client?: unknown }
   | { readonly type: 'mongo'; readonly url: string | undefined; readonly client?: unknown; readonly dbName?: string }
   | { readonly type: 'sqlite'; readonly path: string }
-  | { readonly type: 'memory' };
+  | { readonly type: 'memory' }
+  /** An express-session Store instance the app passed in, used as it is (wrapped by guard.ts like ours). */
+  | { readonly type: 'custom'; readonly instance: Store };
 
 /** The validated configuration, frozen. It holds the secrets: it stays inside the package (see publicView). */
 export interface ResolvedConfig {
   readonly mode: 'store' | 'jwt';
   readonly store: ResolvedStore;
-  readonly secrets: readonly string[];
+  readonly secrets: readonly (string | Buffer)[];
   /** True when no secret was configured and a random one was made for this process. */
   readonly secretGenerated: boolean;
   readonly ttlSeconds: number;
   readonly cookie: Frozen<v.InferOutput<typeof cookieOptions>>;
   readonly trustProxy: boolean | undefined;
   readonly rolling: boolean;
+  readonly resave: boolean;
+  readonly saveUninitialized: boolean;
+  readonly unset: 'keep' | 'destroy';
+  readonly genid: ((req: Request) => string) | undefined;
+  /** The session cookie's lifetime in ms as express-session takes it (ttlSeconds * 1000 unless cookie.maxAge); null: browser-session cookie. */
+  readonly cookieMaxAge: number | null;
+  readonly cookieExpires: Date | undefined;
   readonly touchAfterSeconds: number;
   readonly maxSessionBytes: number;
   readonly storeTimeout: number;
@@ -166,14 +213,25 @@ export interface ResolvedConfig {
 }
 
 /** `sessions.config`: what the app may read back. No secret, no key, no password of a store URL. */
-export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store'> & {
+export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store' | 'genid'> & {
   readonly store: { readonly type: StoreName; readonly url?: string; readonly path?: string; readonly dbName?: string };
 };
 
 const ctx = { where: 'clusterSession', error: ConfigError };
 
+/** Why an express-session option has no meaning for stateless tokens (refused rather than silently ignored). */
+const JWT_REFUSED = {
+  'cookie.expires': 'a token carries its own expiry; use cookie.maxAge (ms) or ttlSeconds',
+  'cookie.maxAge': 'a token needs an expiry; a browser-session cookie is per session: req.session.cookie.maxAge = null',
+  genid: "a token's id is a random UUID (its jti)",
+  resave: 'there is no store to write back to; use rolling to re-issue the token on every response',
+  unset: 'there is no stored session to destroy; req.session.destroy() revokes the token',
+  saveUninitialized: 'a token is issued only for a session with data (an empty token would only add bytes to every request)',
+} as const;
+
 function resolveStore(store: Frozen<v.InferOutput<typeof storeSchema>>, env: Env, cwd: string): ResolvedStore {
-  const s = typeof store === 'string' ? { type: store } : store;
+  if (isStoreInstance(store)) return { type: 'custom', instance: store };
+  const s = typeof store === 'string' ? { type: store } : (store as Exclude<typeof store, Store>);
   switch (s.type) {
     case 'redis': {
       const r = s as { url?: string; clusterNodes?: string | readonly string[]; options?: Record<string, unknown>; client?: unknown };
@@ -211,16 +269,49 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
   const production = env.NODE_ENV === 'production';
   const store = resolveStore(c.store, env, cwd);
 
-  if (c.mode === 'store' && store.type === 'memory' && c.workers > 1 && !c.sticky) {
+  // A MemoryStore instance passed in (the drop-in's habit) is as process-local as store 'memory'.
+  const processLocal = store.type === 'memory' || (store.type === 'custom' && store.instance instanceof MemoryStore);
+  if (c.mode === 'store' && processLocal && c.workers > 1 && !c.sticky) {
     throw new ConfigError(
-      `clusterSession: store 'memory' (env SESSION_STORE) keeps sessions inside one process, but this app runs ${c.workers} workers ` +
+      `clusterSession: store ${store.type === 'memory' ? "'memory' (env SESSION_STORE)" : 'MemoryStore (an instance passed as store)'} keeps sessions inside one process, but this app runs ${c.workers} workers ` +
         `(${WORKER_ENV.workers}) without sticky routing: a login made on one worker would be unknown to the others. ` +
         "Fix, one of: (1) a shared store: store 'sqlite' (one host), 'redis' or 'mongo'; (2) stateless tokens: mode 'jwt' " +
         '(SESSION_MODE=jwt); (3) sticky routing: start the cluster with --sticky so each client stays on one worker.',
     );
   }
 
-  let secrets: readonly string[] = c.secret === undefined ? [] : typeof c.secret === 'string' ? [c.secret] : c.secret;
+  let secrets: readonly (string | Buffer)[] = c.secret === undefined ? [] : Array.isArray(c.secret) ? (c.secret as readonly (string | Buffer)[]) : [c.secret as string | Buffer];
+  const weak = secrets.findIndex((x) => x.length < 16);
+  if (weak >= 0 && !c.allowWeakSecret) {
+    fail(ctx, {
+      option: Array.isArray(c.secret) ? `secret[${weak}]` : 'secret',
+      value: secrets[weak],
+      secret: true,
+      env: 'SESSION_SECRET',
+      fromEnv: input.secret === undefined,
+      allowed: 'a string (or Buffer) of at least 16 characters, or a non-empty list of them (comma-separated in the env)',
+      fix: 'set SESSION_SECRET to a random string of at least 32 characters (`openssl rand -base64 48`); to keep a short secret of an express-session app, pass allowWeakSecret: true',
+    });
+  }
+  const explicitTtl = input.ttlSeconds !== undefined || input.ttl !== undefined || (env.SESSION_TTL ?? '').trim() !== '';
+  if (typeof c.cookie.maxAge === 'number' && explicitTtl) {
+    fail(ctx, {
+      option: 'cookie.maxAge',
+      value: c.cookie.maxAge,
+      allowed: 'one session lifetime: cookie.maxAge (ms, as express-session) or ttlSeconds (env SESSION_TTL), not both',
+      fix: 'drop one of them',
+    });
+  }
+  if (c.name !== undefined && input.cookie?.name !== undefined && c.name !== c.cookie.name) {
+    fail(ctx, { option: 'name', value: c.name, allowed: `the same name as cookie.name (${JSON.stringify(c.cookie.name)}), or only one of them`, fix: 'drop one of them' });
+  }
+  const cookieName = c.name ?? c.cookie.name;
+  if (cookieName !== c.cookie.name) {
+    // The prefix rules of core's cookieSchema, for a name given at the top level as express-session takes it.
+    const problem = prefixProblem({ ...c.cookie, name: cookieName });
+    if (problem) fail(ctx, { option: 'name', value: cookieName, allowed: problem, fix: 'set cookie.secure to true (and for __Host-: path "/", no domain), or rename the cookie' });
+  }
+  const ttlSeconds = typeof c.cookie.maxAge === 'number' ? Math.max(1, Math.ceil(c.cookie.maxAge / 1000)) : c.ttlSeconds;
   let secretGenerated = false;
   if (c.mode === 'store' && secrets.length === 0) {
     if (production) {
@@ -238,19 +329,36 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
   if (jwt.secret === undefined && env.JWT_SECRET) jwt.secret = env.JWT_SECRET;
   if (jwt.keys === undefined && env.JWT_KEYS) jwt.keys = env.JWT_KEYS;
   if (jwt.revocation === undefined && env.JWT_REVOCATION) jwt.revocation = env.JWT_REVOCATION;
-  if (jwt.ttlSeconds === undefined && jwt.ttl === undefined) jwt.ttlSeconds = c.ttlSeconds;
+  if (jwt.ttlSeconds === undefined && jwt.ttl === undefined) jwt.ttlSeconds = ttlSeconds;
+  if (c.mode === 'jwt') {
+    for (const [option, given] of [['cookie.expires', c.cookie.expires], ['cookie.maxAge', c.cookie.maxAge === null ? null : undefined], ['genid', c.genid], ['resave', c.resave || undefined], ['unset', c.unset === 'destroy' || undefined], ['saveUninitialized', c.saveUninitialized || undefined]] as const) {
+      if (given === undefined) continue;
+      fail(ctx, {
+        option,
+        value: given,
+        allowed: `not in mode 'jwt': ${JWT_REFUSED[option]}`,
+        fix: `drop ${option}, or use mode 'store'`,
+      });
+    }
+  }
 
   return Object.freeze({
     mode: c.mode,
     store: Object.freeze(store),
     secrets: Object.freeze([...secrets]),
     secretGenerated,
-    ttlSeconds: c.ttlSeconds,
-    cookie: c.cookie,
+    ttlSeconds,
+    cookie: c.name !== undefined ? Object.freeze({ ...c.cookie, name: cookieName }) : c.cookie,
     trustProxy: c.trustProxy,
     rolling: c.rolling,
+    resave: c.resave,
+    saveUninitialized: c.saveUninitialized,
+    unset: c.unset,
+    genid: c.genid,
+    cookieMaxAge: c.cookie.maxAge === null ? null : (c.cookie.maxAge ?? ttlSeconds * 1000),
+    cookieExpires: c.cookie.expires,
     // Under `rolling` the cookie is re-sent with a fresh expiry each response, so the store must follow every time.
-    touchAfterSeconds: c.rolling ? 0 : (c.touchAfterSeconds ?? Math.min(60, Math.floor(c.ttlSeconds / 10))),
+    touchAfterSeconds: c.rolling ? 0 : (c.touchAfterSeconds ?? Math.min(60, Math.floor(ttlSeconds / 10))),
     maxSessionBytes: c.maxSessionBytes,
     storeTimeout: c.storeTimeout,
     userKey: c.userKey,
@@ -267,7 +375,7 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
 
 /** The part of the configuration an app can read back through `sessions.config`. */
 export function publicView(config: ResolvedConfig): SessionConfigView {
-  const { secrets: _secrets, jwt: _jwt, logger: _logger, store, ...rest } = config;
+  const { secrets: _secrets, jwt: _jwt, logger: _logger, genid: _genid, store, ...rest } = config;
   const s = store as { type: StoreName; url?: string; path?: string; dbName?: string };
   return Object.freeze({
     ...rest,

@@ -4,13 +4,14 @@ import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { budgetOf } from './budget.ts';
-import { kLoaded, type Loaded } from './serializer.ts';
+import { loadedOf, setLoaded } from './serializer.ts';
 import type { StoreHandle } from './stores/types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
-/** What this request's session looked like when loaded or last saved; a symbol key, so never serialized. */
-export const kState = Symbol('cluster-session.state');
+/** What this request's session looked like when loaded or last saved, by session (a WeakMap: sessions stay plain). */
+const states = new WeakMap<object, SessionState>();
+export const hasState = (sess: object): boolean => states.has(sess);
 
 interface SessionState {
   id: string;
@@ -20,9 +21,9 @@ interface SessionState {
   expires: number | undefined;
   /** Written during this request: a second save/touch of the same data is skipped. */
   saved: boolean;
+  /** Made in this request (not loaded from the store). */
+  fresh?: boolean;
 }
-
-type Tracked = SessionData & { [kState]?: SessionState; id?: string };
 
 function dataJson(sess: object): string {
   const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
@@ -31,13 +32,16 @@ function dataJson(sess: object): string {
 
 const cookieExpiry = (sess: SessionData) => (sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : undefined);
 
-export function markState(sess: SessionData, id: string, saved: boolean): void {
-  (sess as Tracked)[kState] = { id, json: dataJson(sess), expires: cookieExpiry(sess), saved };
+export function markState(sess: SessionData, id: string, saved: boolean, fresh = false): void {
+  states.set(sess, { id, json: dataJson(sess), expires: cookieExpiry(sess), saved, fresh });
 }
+
+export const wasSaved = (sess: object): boolean => states.get(sess)?.saved === true;
+export const isFresh = (sess: object): boolean => states.get(sess)?.fresh === true;
 
 /** True when the session differs from what the store holds (changed data, new id, or never stored). */
 export function isDirty(sess: SessionData, id: string): boolean {
-  const st = (sess as Tracked)[kState];
+  const st = states.get(sess);
   return !st || st.id !== id || st.json !== dataJson(sess);
 }
 
@@ -113,13 +117,15 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
 
   const set = store.set.bind(store) as (...a: any[]) => unknown;
   store.set = (sid: string, sess: SessionData, cb?: Cb) => {
-    const st = (sess as Tracked)[kState];
+    // express-session writes nothing for a req.sessionID that is not a string; nor does a direct call here.
+    if (typeof sid !== 'string' || sid === '') return void setImmediate(() => cb?.(new TypeError(`store.set: the session id must be a non-empty string, got ${typeof sid}`)));
+    const st = states.get(sess);
     const json = dataJson(sess);
     if (st?.saved && st.id === sid && st.json === json) return void cb?.(null);
     const size = Buffer.byteLength(JSON.stringify(sess));
     if (size > config.maxSessionBytes) return void cb?.(new SessionTooLargeError(size, config.maxSessionBytes));
     call('set', set, [sid, sess], (err, v) => {
-      if (!err) (sess as Tracked)[kState] = { id: sid, json, expires: cookieExpiry(sess), saved: true };
+      if (!err) states.set(sess, { id: sid, json, expires: cookieExpiry(sess), saved: true });
       cb?.(err, v);
     }, sess);
   };
@@ -127,7 +133,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   if (typeof store.touch === 'function') {
     const touch = (store.touch as (...a: any[]) => unknown).bind(store);
     store.touch = (sid: string, sess: SessionData, cb?: Cb) => {
-      const st = (sess as Tracked)[kState];
+      const st = states.get(sess);
       const next = cookieExpiry(sess);
       // Lazy touch: the store expiry only has to move when it would drift by touchAfter or more.
       if (st?.saved || (config.touchAfterSeconds > 0 && st?.expires !== undefined && next !== undefined && next - st.expires < config.touchAfterSeconds * 1000)) {
@@ -144,9 +150,9 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   const createSession = store.createSession.bind(store);
   store.createSession = (req: Request, sess: SessionData) => {
     const s = createSession(req, sess);
-    // express-session copies only string keys into its Session: carry the loaded text across for touch().
-    const loaded = (sess as Loaded)[kLoaded];
-    if (loaded !== undefined) (s as Loaded)[kLoaded] = loaded;
+    // express-session copies the loaded object's keys into its Session: carry the loaded text across for touch().
+    const loaded = loadedOf(sess);
+    if (loaded !== undefined) setLoaded(s, loaded);
     markState(s, req.sessionID, false);
     return s;
   };

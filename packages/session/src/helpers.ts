@@ -37,10 +37,11 @@ export async function logout(req: Request): Promise<void> {
   const cookie = (req as unknown as Record<symbol, CookieSettings | undefined>)[kCookie];
   await new Promise<void>((resolve, reject) => sess.destroy((err) => (err ? reject(err) : resolve())));
   if (cookie && req.res && !req.res.headersSent) {
-    const { name, path, domain, httpOnly, sameSite } = cookie;
+    const { name, path, domain, httpOnly, partitioned, priority } = cookie;
     // Same attributes as the cookie being cleared, or a browser may keep the original (e.g. a Secure one).
     const secure = cookie.secure === true || (cookie.secure === 'auto' && req.secure);
-    req.res.clearCookie(name, { path, httpOnly, sameSite, secure, ...(domain ? { domain } : {}) });
+    const sameSite = cookie.sameSite === 'auto' ? (req.secure ? 'none' : 'lax') : cookie.sameSite;
+    req.res.clearCookie(name, { path, httpOnly, sameSite, secure, ...(partitioned ? { partitioned } : {}), ...(priority ? { priority } : {}), ...(domain ? { domain } : {}) });
   }
 }
 

@@ -4,12 +4,16 @@ import type { Logger } from './config.ts';
 const warned = new WeakSet<Logger>();
 
 /**
- * The stored text a session was loaded from, kept on the loaded session (a symbol: never serialized). A store's
- * touch compares against it so that rewriting the stored expiry can never overwrite a newer save or bring back a
- * destroyed session.
+ * The stored text a session was loaded from, by session object. A store's touch compares against it so that
+ * rewriting the stored expiry can never overwrite a newer save or bring back a destroyed session. A WeakMap, not
+ * a key on the session: a loaded session is a plain object, as express-session's stores give it (issue #15).
  */
-export const kLoaded = Symbol('cluster-session.loaded');
-export type Loaded = { [kLoaded]?: string };
+const loadedText = new WeakMap<object, string>();
+export const loadedOf = (sess: object): string | undefined => loadedText.get(sess);
+export function setLoaded(sess: object, text: string | undefined): void {
+  if (text === undefined) loadedText.delete(sess);
+  else loadedText.set(sess, text);
+}
 
 /**
  * Parses a stored session. Anything that is not a JSON object with a `cookie` object (corrupted by hand, another

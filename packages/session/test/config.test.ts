@@ -22,7 +22,7 @@ describe('resolveConfig', () => {
     const c = resolveConfig({ secret: SECRET }, {}, '/srv/app');
     assert.equal(c.mode, 'store');
     assert.deepEqual(c.store, { type: 'sqlite', path: path.join('/srv/app', '.data', 'sessions.sqlite') });
-    assert.deepEqual(c.cookie, { name: 'sid', secure: 'auto', sameSite: 'lax', httpOnly: true, path: '/' });
+    assert.deepEqual(c.cookie, { name: 'sid', secure: 'auto', sameSite: 'lax', httpOnly: true, path: '/', partitioned: false });
     assert.equal(c.ttlSeconds, 86_400);
     assert.equal(c.storeTimeout, 1000);
     assert.equal(c.userKey, 'user');

@@ -16,7 +16,7 @@ conformance('mongo', async () => {
       return (await coll.findOne({ _id: sid }))?.expires.getTime();
     },
     async corrupt(_served, sid) {
-      await coll.updateOne({ _id: sid }, { $set: { 'session.json': '{"cookie": not json' } });
+      await coll.updateOne({ _id: sid }, { $set: { session: '{"cookie": not json' } });
     },
     ...(mongo.controllable
       ? {

@@ -76,12 +76,13 @@ export function createJwtMode(config: ResolvedConfig): ClusterSession {
     if (revocation && config.store.type === 'memory' && config.workers > 1)
       config.logger.warn("cluster-session: jwt revocation on store 'memory' is per process: a logout revokes on one worker only.");
     denyList = revocation ? createDenyList(config) : undefined;
-    const { name, secure, sameSite, path, domain } = config.cookie;
+    const { name, secure, sameSite, path, domain, httpOnly, partitioned, priority } = config.cookie;
     const ownMaxAge = jwt.maxAge !== undefined || jwt.maxAgeSeconds !== undefined;
     const options: Jwt.JwtSessionOptions = {
       ring,
       ...(ownMaxAge ? {} : { maxAgeSeconds: Math.max(config.ttlSeconds, 86_400) }),
-      cookie: { name, secure, sameSite, path, ...(domain ? { domain } : {}) },
+      cookie: { name, secure, sameSite, path, httpOnly, partitioned, ...(domain ? { domain } : {}), ...(priority ? { priority } : {}) },
+      rolling: config.rolling,
       ...(config.trustProxy !== undefined ? { trustProxy: config.trustProxy } : {}),
       ...(denyList ? { denyList, denyListTimeout: config.storeTimeout + 100 } : {}),
       onError: (err) => config.logger.error(`cluster-session: ${(err as { code?: string }).code ?? err.name}: ${err.message}`),

@@ -1,11 +1,11 @@
 import type { Request, Response } from 'express';
 import session, { type SessionData } from 'express-session';
-import { deadline } from '@cluster-session/core';
+import { deadline, heldResponse } from '@cluster-session/core';
 import { sendSessionError, errorHandler } from '../answer.ts';
 import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
-import { guardStore, isDirty, markState, kState } from '../guard.ts';
+import { guardStore, hasState, isDirty, isFresh, markState, wasSaved } from '../guard.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
 
@@ -22,20 +22,24 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
     store: handle.store,
     secret: [...config.secrets],
     name: cookie.name,
-    resave: false,
-    saveUninitialized: false,
+    resave: config.resave,
+    saveUninitialized: config.saveUninitialized,
     rolling: config.rolling,
-    unset: 'keep',
+    unset: config.unset,
+    ...(config.genid ? { genid: config.genid } : {}),
     ...(config.trustProxy !== undefined ? { proxy: config.trustProxy } : {}),
     cookie: {
       httpOnly: cookie.httpOnly,
       sameSite: cookie.sameSite,
       secure: cookie.secure,
       path: cookie.path,
-      maxAge: config.ttlSeconds * 1000,
+      // express-session: a fixed `expires` replaces the maxAge; null maxAge is a browser-session cookie.
+      ...(config.cookieExpires ? { expires: new Date(config.cookieExpires) } : { maxAge: config.cookieMaxAge }),
+      ...(cookie.partitioned ? { partitioned: true } : {}),
+      ...(cookie.priority ? { priority: cookie.priority } : {}),
       ...(cookie.domain ? { domain: cookie.domain } : {}),
     },
-  });
+  } as session.SessionOptions);
   let lastLogged = '';
   const logLate = (err: unknown) => {
     const msg = `cluster-session: after the response was sent: ${(err as Error)?.message ?? String(err)}`;
@@ -45,16 +49,29 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
   /** The store's own refusals, answered as such; anything else is a bug worth a log line and a 500. */
   const expected = (err: unknown) => err instanceof StoreUnavailableError || err instanceof SessionTooLargeError;
 
+  /**
+   * Whether express-session would write this session at the end of the request: changed, or new with
+   * saveUninitialized, or loaded with resave, and not written in this request yet. The save is made here, before
+   * the answer, rather than by express-session after the headers went out, so a failed save still changes the answer.
+   */
+  const mustSave = (sess: SessionData, id: string) =>
+    isDirty(sess, id) || ((config.resave || config.saveUninitialized) && !wasSaved(sess) && (isFresh(sess) ? config.saveUninitialized : config.resave));
+
   /** Saves a changed session before the response goes out, so a failed or refused save changes the answer. */
   const patchEnd = (req: Request, res: Response) => {
     const sessionEnd = res.end as (...a: unknown[]) => Response;
     res.end = function end(this: Response, ...args: unknown[]) {
       const sess = req.session;
-      if (res.headersSent || !sess || !isDirty(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
+      // A req.sessionID that is not a string (an app's bug): express-session saves nothing then, nor do we.
+      if (res.headersSent || !sess || typeof req.sessionID !== 'string' || !mustSave(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
       // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
       // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
       sess.touch();
+      // While the save runs the response looks sent, as under express-session: a second res.json() throws
+      // ERR_HTTP_HEADERS_SENT to its caller and a second end is dropped, so the first answer is the one that goes out.
+      const held = heldResponse(res);
       sess.save((err?: unknown) => {
+        held.release();
         if (!err) return void sessionEnd.apply(this, args);
         if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
         // express-session then neither saves nor sets the cookie: nothing is half-saved.
@@ -81,7 +98,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
       if (!req.session && !handle.isUp()) return sendSessionError(res, unavailable());
       if (req.session) {
-        if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
+        if (!hasState(req.session)) markState(req.session as SessionData, req.sessionID, false, true);
         patchEnd(req, res);
       }
       next();

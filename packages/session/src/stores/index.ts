@@ -1,6 +1,7 @@
 import { deadline } from '@cluster-session/core';
 import type { ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
+import { createCustomHandle, customDenyList } from './custom.ts';
 import { createMemoryHandle, memoryDenyList } from './memory.ts';
 import { createMongoHandle, mongoDenyList } from './mongo.ts';
 import { createRedisHandle, redisDenyList } from './redis.ts';
@@ -17,6 +18,8 @@ export function createStoreHandle(config: ResolvedConfig): StoreHandle {
       return createSqliteHandle(config);
     case 'memory':
       return createMemoryHandle(config);
+    case 'custom':
+      return createCustomHandle(config, config.store.instance);
   }
 }
 
@@ -33,7 +36,9 @@ export function createDenyList(config: ResolvedConfig): DenyList {
         ? mongoDenyList(config as ResolvedConfig & { store: typeof s })
         : s.type === 'sqlite'
           ? sqliteDenyList(config as ResolvedConfig & { store: typeof s })
-          : memoryDenyList();
+          : s.type === 'custom'
+            ? customDenyList(s.instance)
+            : memoryDenyList();
   const bounded = <T>(work: Promise<T>, what: string) =>
     deadline(work, config.storeTimeout, () => new StoreUnavailableError(`${s.type} deny list ${what} did not answer within ${config.storeTimeout} ms`));
   return {

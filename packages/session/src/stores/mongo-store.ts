@@ -2,15 +2,22 @@ import { MongoStore } from 'connect-mongo';
 import type { Collection, Document, Filter, MongoClient } from 'mongodb';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
-import { expiresAt, kLoaded, parseSession, userOf, type Loaded } from '../serializer.ts';
+import { expiresAt, loadedOf, parseSession, setLoaded, userOf } from '../serializer.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
-/** What goes in the `session` field: the JSON text (any key is safe, unlike BSON field names) and the indexed user. */
-interface StoredSession {
+/**
+ * A document is connect-mongo's: `{ _id: sid, session: "<JSON text>", expires }` (the text keeps any key safe,
+ * unlike BSON field names), plus a top-level `user` for logoutEverywhere(), which connect-mongo ignores. So a
+ * session connect-mongo 5/6 wrote is read and rewritten in place, and one we wrote still reads under connect-mongo
+ * (a rollback keeps the logins). Earlier versions of this store kept `session: { json, user }`: still read.
+ */
+interface OlderStoredSession {
   json: string;
   user?: string;
 }
+const textOf = (stored: unknown): unknown => (stored && typeof stored === 'object' && 'json' in stored ? (stored as OlderStoredSession).json : stored);
+const noop = () => {};
 
 const live = () => ({ $or: [{ expires: { $exists: false } }, { expires: { $gt: new Date() } }] });
 
@@ -22,6 +29,7 @@ export class ClusterMongoStore extends MongoStore {
   readonly coll: Promise<Collection<Document>>;
   private readonly logger: Logger;
   private readonly ttlSeconds: number;
+  private readonly userKey: string;
 
   constructor(client: MongoClient, opts: { dbName?: string; collection: string; ttl: number; userKey: string; logger: Logger }) {
     super({
@@ -32,21 +40,29 @@ export class ClusterMongoStore extends MongoStore {
       // Indexes are created by ensureIndexes(): connect-mongo's own attempt would poison its collection promise
       // for ever when MongoDB is down at startup.
       autoRemove: 'disabled',
-      serialize: (sess: SessionData) => {
-        const user = userOf(sess, opts.userKey);
-        const stored: StoredSession = { json: JSON.stringify(sess), ...(user ? { user } : {}) };
-        return stored as unknown as SessionData;
-      },
+      // set() below writes the documents itself; connect-mongo's own serializer is only read through unserialize.
+      serialize: (sess: SessionData) => JSON.stringify(sess) as unknown as SessionData,
       unserialize: (stored: unknown) => {
-        const raw = stored && typeof stored === 'object' && 'json' in stored ? (stored as StoredSession).json : stored;
-        const sess = parseSession(raw, opts.logger) as (SessionData & Loaded) | null;
-        if (sess && typeof raw === 'string') sess[kLoaded] = raw;
+        const raw = textOf(stored);
+        const sess = parseSession(raw, opts.logger);
+        if (sess && typeof raw === 'string') setLoaded(sess, raw);
         return sess as SessionData;
       },
     });
     this.logger = opts.logger;
     this.ttlSeconds = opts.ttl;
+    this.userKey = opts.userKey;
     this.coll = Promise.resolve(client.db(opts.dbName).collection(opts.collection));
+  }
+
+  /** connect-mongo's document, with the indexed user beside it (dropped when the session no longer has one). */
+  override set(sid: string, sess: SessionData, cb: Cb = noop): void {
+    const user = userOf(sess, this.userKey);
+    const $set = { session: JSON.stringify(sess), expires: new Date(expiresAt(sess, this.ttlSeconds)), ...(user ? { user } : {}) };
+    const update = user ? { $set } : { $set, $unset: { user: '' } };
+    this.coll
+      .then((c) => c.updateOne({ _id: sid } as unknown as Filter<Document>, update, { upsert: true }))
+      .then(() => cb(null), (err) => cb(err));
   }
 
   /**
@@ -56,16 +72,20 @@ export class ClusterMongoStore extends MongoStore {
    * save wins and a destroyed session stays destroyed.
    */
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
-    const s = sess as SessionData & Loaded;
     const expires = new Date(expiresAt(sess, this.ttlSeconds));
-    const loaded = s[kLoaded];
+    const loaded = loadedOf(sess);
     // connect-mongo keys documents by the session id itself, not an ObjectId.
     const byId = { _id: sid } as unknown as Filter<Document>;
     const update = async (c: Collection<Document>) => {
       if (loaded === undefined) return void (await c.updateOne({ ...byId, ...live() }, { $set: { expires } }));
       const json = JSON.stringify(sess);
-      const r = await c.updateOne({ ...byId, 'session.json': loaded }, { $set: { 'session.json': json, expires } });
-      if (r.matchedCount === 1) s[kLoaded] = json;
+      const user = userOf(sess, this.userKey);
+      // Rewritten (in connect-mongo's form) only while it is still the text loaded, in either form.
+      const r = await c.updateOne(
+        { ...byId, $or: [{ session: loaded }, { 'session.json': loaded }] },
+        { $set: { session: json, expires, ...(user ? { user } : {}) } },
+      );
+      if (r.matchedCount === 1) setLoaded(sess, json);
     };
     this.coll.then(update).then(() => cb?.(null), (err) => cb?.(err));
   }
@@ -75,9 +95,9 @@ export class ClusterMongoStore extends MongoStore {
       .then(async (c) => {
         const out: SessionData[] = [];
         for await (const doc of c.find(live())) {
-          const raw = doc.session && typeof doc.session === 'object' && 'json' in doc.session ? doc.session.json : doc.session;
-          const sess = parseSession(raw, this.logger);
-          if (sess) out.push(Object.assign(sess, { id: String(doc._id) }));
+          const sess = parseSession(textOf(doc.session), this.logger);
+          // As connect-mongo's all(): the sessions as stored, no field added.
+          if (sess) out.push(sess);
         }
         cb(null, out);
       })
@@ -90,14 +110,16 @@ export class ClusterMongoStore extends MongoStore {
 
   async destroyUser(userId: string): Promise<number> {
     const c = await this.coll;
-    const { deletedCount } = await c.deleteMany({ 'session.user': userId, ...live() });
-    await c.deleteMany({ 'session.user': userId });
+    const mine = { $or: [{ user: userId }, { 'session.user': userId }] };
+    const { deletedCount } = await c.deleteMany({ $and: [mine, live()] });
+    await c.deleteMany(mine);
     return deletedCount;
   }
 
   async ensureIndexes(): Promise<void> {
     const c = await this.coll;
     await c.createIndex({ expires: 1 }, { expireAfterSeconds: 0 });
+    await c.createIndex({ user: 1 }, { sparse: true });
     await c.createIndex({ 'session.user': 1 }, { sparse: true });
   }
 }

@@ -2,7 +2,7 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import { kLoaded, parseSession, userOf, expiresAt, type Loaded } from '../serializer.ts';
+import { loadedOf, parseSession, setLoaded, userOf, expiresAt } from '../serializer.ts';
 import { denyKey, rawRedis, userIndexKey, type RawRedis } from './redis-client.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -30,21 +30,26 @@ interface IndexStamp {
   exp: number;
 }
 const STAMP = '~idx';
-const kStamp = Symbol('cluster-session.index-stamp');
-type Stamped = SessionData & { [kStamp]?: IndexStamp | Omit<IndexStamp, 'sid'> | undefined };
+/** By session object (a WeakMap: the session stays plain and set() never adds a key to the caller's object). */
+const stamps = new WeakMap<object, IndexStamp | Omit<IndexStamp, 'sid'>>();
+const stampOf = (sess: object) => stamps.get(sess);
+function setStamp(sess: object, stamp: IndexStamp | Omit<IndexStamp, 'sid'> | undefined): void {
+  if (stamp) stamps.set(sess, stamp);
+  else stamps.delete(sess);
+}
 
-function stringify(sess: Stamped): string {
-  const st = sess[kStamp];
+function stringify(sess: SessionData): string {
+  const st = stampOf(sess);
   return JSON.stringify(st ? { ...sess, [STAMP]: { u: st.user, e: st.exp } } : sess);
 }
 
 function parse(text: string, logger: Logger): SessionData | null {
-  const sess = parseSession(text, logger) as (Stamped & Loaded & { [STAMP]?: { u?: unknown; e?: unknown } }) | null;
-  if (sess) sess[kLoaded] = text;
+  const sess = parseSession(text, logger) as (SessionData & { [STAMP]?: { u?: unknown; e?: unknown } }) | null;
+  if (sess) setLoaded(sess, text);
   if (!sess || !(STAMP in sess)) return sess;
   const { u, e } = sess[STAMP] ?? {};
   delete sess[STAMP];
-  if (typeof u === 'string' && typeof e === 'number') sess[kStamp] = { user: u, exp: e };
+  if (typeof u === 'string' && typeof e === 'number') setStamp(sess, { user: u, exp: e });
   return sess;
 }
 
@@ -95,9 +100,9 @@ export class ClusterRedisStore extends RedisStore {
   }
 
   override createSession(req: Parameters<RedisStore['createSession']>[0], sess: SessionData): ReturnType<RedisStore['createSession']> {
-    const stamp = (sess as Stamped)[kStamp];
+    const stamp = stampOf(sess);
     const s = super.createSession(req, sess);
-    if (stamp) (s as Stamped)[kStamp] = { ...stamp, sid: req.sessionID };
+    if (stamp) setStamp(s, { ...stamp, sid: req.sessionID });
     return s;
   }
 
@@ -105,7 +110,7 @@ export class ClusterRedisStore extends RedisStore {
   private indexDue(sid: string, sess: SessionData): IndexStamp | undefined {
     const user = userOf(sess, this.userKey);
     if (!user) return undefined;
-    const known = (sess as Stamped)[kStamp] as Partial<IndexStamp> | undefined;
+    const known = stampOf(sess) as Partial<IndexStamp> | undefined;
     const exp = expiresAt(sess, this.defaultTtl);
     if (known && known.sid === sid && known.user === user && exp <= known.exp!) return undefined;
     return { sid, user, exp: exp + this.defaultTtl * 1000 };
@@ -124,19 +129,18 @@ export class ClusterRedisStore extends RedisStore {
   }
 
   private async setAndIndex(sid: string, sess: SessionData): Promise<void> {
-    const s = sess as Stamped;
-    if (!userOf(sess, this.userKey)) s[kStamp] = undefined;
+    if (!userOf(sess, this.userKey)) setStamp(sess, undefined);
     const due = this.indexDue(sid, sess);
     if (!due) return void (await super.set(sid, sess));
     // Index first, then the session claiming it: a failure in between leaves an index member without a session
     // (harmless, see destroyUser), never a session that believes it is indexed when it is not.
     await this.writeIndex(due);
-    const before = s[kStamp];
-    s[kStamp] = due;
+    const before = stampOf(sess);
+    setStamp(sess, due);
     try {
       await super.set(sid, sess);
     } catch (err) {
-      s[kStamp] = before;
+      setStamp(sess, before);
       throw err;
     }
   }
@@ -150,12 +154,11 @@ export class ClusterRedisStore extends RedisStore {
    */
   override touch(sid: string, sess: SessionData, cb?: Cb): Promise<any> {
     const run = async () => {
-      const s = sess as Stamped & Loaded;
       const due = this.indexDue(sid, sess);
       if (due) await this.writeIndex(due);
-      if (await this.rewriteExpiry(sid, s, due)) return;
+      if (await this.rewriteExpiry(sid, sess, due)) return;
       await super.touch(sid, sess);
-      if (due) s[kStamp] = due;
+      if (due) setStamp(sess, due);
     };
     return reply(cb, run());
   }
@@ -164,23 +167,23 @@ export class ClusterRedisStore extends RedisStore {
    * touch() as a compare-and-set of the whole value. False when that cannot run (the session was not loaded by
    * this process, or the server refuses scripts): the caller then falls back to connect-redis's EXPIRE.
    */
-  private async rewriteExpiry(sid: string, s: Stamped & Loaded, due: IndexStamp | undefined): Promise<boolean> {
-    const loaded = s[kLoaded];
+  private async rewriteExpiry(sid: string, s: SessionData, due: IndexStamp | undefined): Promise<boolean> {
+    const loaded = loadedOf(s);
     if (loaded === undefined || this.scriptsRefused) return false;
     const ms = expiresAt(s, this.defaultTtl) - Date.now();
     if (ms <= 0) return true;
-    const before = s[kStamp];
-    if (due) s[kStamp] = due;
+    const before = stampOf(s);
+    if (due) setStamp(s, due);
     const value = stringify(s);
     try {
-      if (await this.raw.replaceIfUnchanged(this.prefix + sid, loaded, value, ms)) s[kLoaded] = value;
-      else s[kStamp] = before;
+      if (await this.raw.replaceIfUnchanged(this.prefix + sid, loaded, value, ms)) setLoaded(s, value);
+      else setStamp(s, before);
       return true;
     } catch (err) {
       if (!/NOPERM|unknown command/i.test((err as Error)?.message ?? '')) throw err;
       this.scriptsRefused = true;
       this.logger.warn(`cluster-session: Redis refuses EVAL (${(err as Error).message}); touches fall back to EXPIRE, so an active session is touched on every request once touchAfter has passed. Allow EVAL for the session user to keep touches lazy.`);
-      s[kStamp] = before;
+      setStamp(s, before);
       return false;
     }
   }
