@@ -108,5 +108,8 @@ describe('Redis topologies by URL', () => {
     assert.ok(!message.includes('hunter2'), message);
     assert.equal(redactUrl('rediss+sentinel://app:p@ss@s1,s2/m?sentinelPassword=q'), 'rediss+sentinel://app:***@s1,s2/m?sentinelPassword=***');
     assert.equal(redactUrl('redis://h:6379/0'), 'redis://h:6379/0');
+    // ioredis reads a lone user name as the password, so all of it goes.
+    assert.equal(redactUrl('redis://tokenonly@h:6379'), 'redis://***@h:6379');
+    assert.equal(redactUrl('mongodb://app:pw@m1:27017,m2:27017/db?replicaSet=rs0'), 'mongodb://app:***@m1:27017,m2:27017/db?replicaSet=rs0');
   });
 });
