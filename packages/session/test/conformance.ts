@@ -228,7 +228,9 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       const urls: string[] = [];
       before(async () => {
         if (!fx.multiProcess) return;
-        const env = { ...process.env, FIXTURE_CONFIG: JSON.stringify({ ...fx.options, store: fx.store }) };
+        // These tests are about what four processes see and lose, not the per-request budget (its own tests above):
+        // a generous storeTimeout keeps a loaded machine from turning slow saves into 503s.
+        const env = { ...process.env, FIXTURE_CONFIG: JSON.stringify({ ...fx.options, store: fx.store, storeTimeout: 10_000 }) };
         const server = path.join(import.meta.dirname, 'fixtures', 'server.ts');
         for (let i = 0; i < 4; i++) children.push(startNode([server], { env }));
         for (const c of children) urls.push((await c.waitFor(/listening (\S+)/, 20_000))[1]!);
