@@ -79,7 +79,7 @@ describe('npm start: configuration errors', () => {
     const name = `example-${p.port}`;
     assert.equal(code, 2, out);
     assert.deepEqual(own(out, name), [
-      `[${name}] cannot start: option store (env SESSION_STORE) is "bogus": expected 'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path }. Example: SESSION_STORE=sqlite.`,
+      `[${name}] cannot start: option store (env SESSION_STORE) is "bogus": expected 'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path } (in code also an express-session Store instance). Example: SESSION_STORE=sqlite.`,
       `[${name}] fix: set SESSION_STORE to an allowed value, or unset it.`,
     ]);
     assert.equal(out.trim().split('\n').length, 2, `nothing else printed:\n${out}`);

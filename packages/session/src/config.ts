@@ -61,7 +61,7 @@ const storeSchema = v.optional(
     ]),
     words({
       env: 'SESSION_STORE',
-      allowed: "'redis', 'mongo', 'sqlite', 'memory', { type, url | client | path }, or an express-session Store instance (get, set, destroy)",
+      allowed: "'redis', 'mongo', 'sqlite', 'memory', or { type, url | client | path } (in code also an express-session Store instance)",
       example: "'sqlite'",
     }),
   ),

@@ -5,6 +5,7 @@ import { sendSessionError, errorHandler } from '../answer.ts';
 import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
+import { guardCookiePrefix } from '../cookie-guard.ts';
 import { guardStore, hasState, isDirty, isFresh, markState, wasSaved } from '../guard.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
@@ -40,6 +41,8 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       ...(cookie.domain ? { domain: cookie.domain } : {}),
     },
   } as session.SessionOptions);
+  // After session(): express-session sets store.generate there.
+  guardCookiePrefix(handle.store, cookie.name);
   let lastLogged = '';
   const logLate = (err: unknown) => {
     const msg = `cluster-session: after the response was sent: ${(err as Error)?.message ?? String(err)}`;

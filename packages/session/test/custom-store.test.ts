@@ -1,0 +1,122 @@
+// Any express-session Store instance as `store` (issue #15): wrapped like the built-in stores — a store that hangs
+// or says 'disconnect' gets a 503 within storeTimeout, an oversized session a 413 before the store sees it, its
+// touch used lazily — and, in JWT mode, the deny list of revoked tokens kept on it.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, test } from 'node:test';
+import express from 'express';
+import { MemoryStore, type SessionData } from 'express-session';
+import { client, request } from '@cluster-session/testkit';
+import { clusterSession, type SessionConfigInput } from '@cluster-session/session';
+
+/** A MemoryStore that can be made to hang (never call back), as a store whose server stopped answering. */
+class FlakyStore extends MemoryStore {
+  hang = false;
+  calls = { get: 0, set: 0, touch: 0 };
+  override get(sid: string, cb: (err: unknown, s?: SessionData | null) => void): void {
+    this.calls.get++;
+    if (!this.hang) super.get(sid, cb);
+  }
+  override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void): void {
+    this.calls.set++;
+    if (!this.hang) super.set(sid, sess, cb);
+  }
+  override touch(sid: string, sess: SessionData, cb?: () => void): void {
+    this.calls.touch++;
+    super.touch(sid, sess, cb);
+  }
+}
+
+async function start(config: SessionConfigInput) {
+  const sessions = clusterSession({ secret: 'custom-store-secret-0123456789', logger: { warn() {}, error() {} }, ...config }, {});
+  const app = express();
+  app.use(sessions);
+  app.get('/set', (req, res) => {
+    (req.session as unknown as Record<string, unknown>).user = String(req.query.u ?? 'ann');
+    if (req.query.big) (req.session as unknown as Record<string, unknown>).big = 'x'.repeat(Number(req.query.big));
+    res.json({ ok: true });
+  });
+  app.get('/me', (req, res) => void res.json({ user: (req.session as unknown as { user?: string }).user ?? null }));
+  app.get('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await sessions.close();
+    },
+  };
+}
+
+describe('a custom Store instance', () => {
+  const store = new FlakyStore();
+  let app: Awaited<ReturnType<typeof start>>;
+  after(() => app?.close());
+
+  test('sessions live in it; an unchanged session is touched through its touch, lazily', async () => {
+    app = await start({ store, storeTimeout: 300, touchAfterSeconds: 60 });
+    const c = client(app.url);
+    await c.get('/set');
+    assert.equal(store.calls.set, 1);
+    for (let i = 0; i < 3; i++) assert.deepEqual((await c.get('/me')).json, { user: 'ann' });
+    assert.equal(store.calls.touch, 0, 'within touchAfter: no touch');
+    assert.equal(await new Promise((r) => store.length((_e, n) => r(n))), 1);
+  });
+
+  test('over maxSessionBytes: 413 and the store never sees the write', async () => {
+    const c = client(app.url);
+    const before = store.calls.set;
+    const res = await c.get('/set?big=70000');
+    assert.equal(res.status, 413);
+    assert.equal(res.json.code, 'CS_ERR_SESSION_TOO_LARGE');
+    assert.equal(store.calls.set, before);
+  });
+
+  test('a store that hangs: 503 JSON within storeTimeout, not a hung request', async () => {
+    const c = client(app.url);
+    await c.get('/set');
+    store.hang = true;
+    try {
+      const res = await c.get('/me');
+      assert.equal(res.status, 503);
+      assert.equal(res.json.code, 'CS_ERR_SESSION_STORE_UNAVAILABLE');
+    } finally {
+      store.hang = false;
+    }
+    assert.deepEqual((await c.get('/me')).json, { user: 'ann' });
+  });
+
+  test("a store that says 'disconnect': 503 within storeTimeout without asking it, and back on 'connect'", async () => {
+    const c = client(app.url);
+    await c.get('/set');
+    const gets = store.calls.get;
+    store.emit('disconnect');
+    const res = await c.get('/me');
+    assert.equal(res.status, 503);
+    assert.equal(store.calls.get, gets, 'the store was not asked while down');
+    store.emit('connect');
+    assert.deepEqual((await c.get('/me')).json, { user: 'ann' });
+  });
+});
+
+test('JWT mode on a custom Store instance: a logged-out token is revoked there', async () => {
+  const store = new MemoryStore();
+  const app = await start({ mode: 'jwt', store, jwt: { secret: randomBytes(32).toString('base64url') } });
+  try {
+    const c = client(app.url);
+    await c.get('/set');
+    const token = c.jar.sid!;
+    assert.equal((await c.get('/logout')).status, 200);
+    const replay = await request(`${app.url}/me`, { headers: { cookie: `sid=${token}` } });
+    assert.deepEqual(replay.json, { user: null });
+    const ids = await new Promise<Record<string, unknown>>((r) => store.all((_e, all) => r((all ?? {}) as Record<string, unknown>)));
+    assert.ok(Object.keys(ids).some((id) => id.startsWith('cs-deny:')), 'the deny-list entry is a record of that store');
+  } finally {
+    await app.close();
+  }
+});
