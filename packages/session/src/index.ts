@@ -14,6 +14,7 @@ export {
   type CookieInput,
   type Logger,
 } from './config.ts';
+export { loginThrottle, type LoginThrottle, type LoginAttempt, type LoginThrottleOptions, type ResolvedLoginThrottleOptions } from './throttle.ts';
 export { createDenyList } from './stores/index.ts';
 export { redactUrl } from './stores/url.ts';
 export type { DenyList } from './stores/types.ts';
@@ -26,6 +27,8 @@ export {
   SessionSaveError,
   NoSessionError,
   NotSupportedError,
+  LoginThrottledError,
+  CsrfError,
   type SessionErrorCode,
 } from './errors.ts';
 // No driver is loaded here: each store's loads when clusterSession() creates that store. The store classes live

@@ -7,6 +7,7 @@ import { cookieHeader, request, sleep, startNode, until, type HttpResult, type P
 import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 import { cb } from './fixtures/callback.ts';
+import { serveThrottle } from './fixtures/throttle-app.ts';
 
 export interface StoreFixture {
   /** JSON-serializable store config (child processes get it through the environment). */
@@ -221,6 +222,81 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       } finally {
         await deny.close();
       }
+    });
+
+    describe('login throttle', () => {
+      const attempt = (url: string, user: string, password: string, ip = '203.0.113.7') =>
+        request(`${url}/login`, { method: 'POST', body: { user, password }, headers: { 'x-forwarded-for': ip } });
+
+      it('an account locks after maxFailures (429, Retry-After, before the password is checked); other accounts log in; success resets', async () => {
+        const t = await serveThrottle(app.sessions, { maxFailures: 3, maxFailuresPerAddress: 1000, blockSeconds: 60 });
+        try {
+          const user = `victim-${name}-${Date.now()}`;
+          const statuses: number[] = [];
+          for (let i = 0; i < 6; i++) statuses.push((await attempt(t.url, user, 'wrong', `198.51.100.${i}`)).status);
+          assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429], 'locked after the third failure, whatever the address');
+          const locked = await attempt(t.url, user, 'right');
+          assert.equal(locked.status, 429, 'the right password is refused while the account is locked');
+          assert.equal(locked.json.code, 'CS_ERR_SESSION_LOGIN_THROTTLED');
+          assert.equal(locked.json.error, 'too many failed login attempts; try again later');
+          const retry = Number(locked.headers['retry-after']);
+          assert.ok(retry >= 1 && retry <= 60, `Retry-After ${locked.headers['retry-after']}`);
+          assert.equal(locked.headers['cache-control'], 'no-store');
+          assert.equal(locked.cookies.sid, undefined, 'no session for a refused attempt');
+          // Case and Unicode variants of the name share the count.
+          assert.equal((await attempt(t.url, user.toUpperCase(), 'right')).status, 429);
+          const other = await attempt(t.url, `other-${name}-${Date.now()}`, 'right');
+          assert.equal(other.status, 200, other.body);
+          // Success resets: an admin unlock, then two failures and a success, then three more failures before a lock.
+          await t.throttle.reset(user);
+          assert.equal((await attempt(t.url, user, 'wrong')).status, 401);
+          assert.equal((await attempt(t.url, user, 'wrong')).status, 401);
+          assert.equal((await attempt(t.url, user, 'right')).status, 200);
+          const after: number[] = [];
+          for (let i = 0; i < 4; i++) after.push((await attempt(t.url, user, 'wrong')).status);
+          assert.deepEqual(after, [401, 401, 401, 429], 'the success cleared the earlier failures');
+        } finally {
+          await t.close();
+        }
+      });
+
+      it('an address locks after maxFailuresPerAddress across accounts; each further failure doubles the lock', async () => {
+        const t = await serveThrottle(app.sessions, { maxFailures: 100, maxFailuresPerAddress: 4, blockSeconds: 1, maxBlockSeconds: 8 });
+        try {
+          const ip = `192.0.2.${Math.floor(Math.random() * 200) + 1}`;
+          const stamp = `${name}-${Date.now()}`;
+          for (let i = 0; i < 4; i++) assert.equal((await attempt(t.url, `spray${i}-${stamp}`, 'wrong', ip)).status, 401);
+          const first = await attempt(t.url, `fresh-${stamp}`, 'right', ip);
+          assert.equal(first.status, 429, 'a new account from a locked address is refused');
+          assert.equal(first.headers['retry-after'], '1');
+          assert.equal((await attempt(t.url, `fresh-${stamp}`, 'right', '192.0.2.250')).status, 200, 'another address is not locked');
+          // After the 1 s lock, one more failure: locked for 2 s now (blockSeconds doubled once).
+          await until('the first lock ends', async () => ((await attempt(t.url, `probe-${stamp}`, 'wrong', ip)).status === 401 ? true : undefined), 5000);
+          const second = await attempt(t.url, `fresh-${stamp}`, 'right', ip);
+          assert.equal(second.status, 429);
+          assert.equal(second.headers['retry-after'], '2', 'the lock doubled');
+          // The address's failures are not cleared by a success elsewhere (a known login must not buy guesses).
+        } finally {
+          await t.close();
+        }
+      });
+
+      it('two apps with their own store clients share one count', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('process-local store');
+        const other = await serve({ ...fx.options, store: fx.store, logger });
+        const a = await serveThrottle(app.sessions, { maxFailures: 4, blockSeconds: 60 });
+        const b = await serveThrottle(other.sessions, { maxFailures: 4, blockSeconds: 60 });
+        try {
+          const user = `shared-${name}-${Date.now()}`;
+          const statuses: number[] = [];
+          for (let i = 0; i < 8; i++) statuses.push((await attempt(i % 2 ? b.url : a.url, user, 'wrong', `198.51.100.${i}`)).status);
+          assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429, 429, 429]);
+        } finally {
+          await a.close();
+          await b.close();
+          await other.close();
+        }
+      });
     });
 
     describe('across OS processes', { skip: false }, () => {

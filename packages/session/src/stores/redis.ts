@@ -11,7 +11,7 @@ import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 export { failFastOptions } from './redis-topology.ts';
 
 /** The client the config names: the user's (adopted, never closed by us) or a fail-fast ioredis we own. */
-function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
+export function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
   const s = config.store;
   if (s.type !== 'redis') throw new Error('unreachable');
   if (s.client !== undefined) {

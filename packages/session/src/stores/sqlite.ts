@@ -15,7 +15,7 @@ type Cb = (err?: unknown, data?: any) => void;
 const BUSY_TIMEOUT_MS = 20;
 const SWEEP_EVERY_MS = 60_000;
 
-const isBusy = (err: unknown) => {
+export const isBusy = (err: unknown) => {
   const e = err as { errcode?: number; message?: string };
   // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including extended codes (low byte).
   return (typeof e.errcode === 'number' && ((e.errcode & 0xff) === 5 || (e.errcode & 0xff) === 6)) || /database is locked/.test(e.message ?? '');
@@ -25,7 +25,7 @@ const isBusy = (err: unknown) => {
  * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
  * (see `retry`) for writers of other processes on the same host. Creates the directory.
  */
-function openDatabase(file: string): DatabaseSync {
+export function openDatabase(file: string): DatabaseSync {
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new (nodeSqlite().DatabaseSync)(file, { timeout: BUSY_TIMEOUT_MS });
   // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
