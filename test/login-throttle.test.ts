@@ -79,11 +79,13 @@ for (const mode of MODES) {
         assert.equal(bob.status, 200, `${url}: ${bob.body}`);
         assert.deepEqual(bob.json, { user: 'bob' });
       }
-      // A browser form gets the post-redirect-get answer with the message, not JSON.
+      // A browser form (the page's CSRF token in it) gets the post-redirect-get answer with the message, not JSON.
+      const page = await request(`${stack.url}/`);
+      const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
       const form = await request(`${stack.url}/login`, {
         method: 'POST',
-        body: 'username=alice&password=wonderland',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html', origin: stack.url, 'sec-fetch-site': 'same-origin' },
+        body: `username=alice&password=wonderland&_csrf=${encodeURIComponent(token)}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html', cookie: `csrf=${page.cookies.csrf}`, 'sec-fetch-site': 'same-origin' },
       });
       assert.equal(form.status, 303);
       assert.ok(Number(form.headers['retry-after']) > 0);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { clusterSession, login, loginThrottle, logout, LoginThrottledError, type ClusterSessionConfig } from '@cluster-session/session';
+import { clusterSession, csrf, login, loginThrottle, logout, LoginThrottledError, type ClusterSessionConfig } from '@cluster-session/session';
 import { clearLoginFlash, readLoginFlash, setLoginFlash } from './flash.ts';
 import { authenticate } from './users.ts';
 import { loginPage, notFoundPage, profilePage, sessionLabel, type ServedBy } from './views.ts';
@@ -34,6 +34,8 @@ export function createApp(options: AppOptions = {}) {
   // Failed sign-ins counted per account and per address in the session store, shared by every worker and
   // instance (LOGIN_MAX_FAILURES, LOGIN_BLOCK_SECONDS ...): a locked attempt costs no scrypt work.
   const throttle = loginThrottle(sessions);
+  // Every form post must come from this site (Sec-Fetch-Site / Origin) and carry the page's token.
+  const protect = csrf(sessions);
   const served: ServedBy = {
     worker: process.pid,
     instance: options.instance ?? process.env.INSTANCE ?? 'local',
@@ -68,15 +70,16 @@ export function createApp(options: AppOptions = {}) {
   app.use(express.json({ limit: '16kb' }));
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(sessions);
+  app.use(protect);
 
   app.get('/', (req, res) => {
     // Pages show who served them: never from a cache.
     res.type('html').setHeader('Cache-Control', 'no-store');
     const user = req.session.user;
-    if (user) return void res.send(profilePage(served, user, req.session.hits ?? 0));
+    if (user) return void res.send(profilePage(served, user, req.session.hits ?? 0, protect.token(req, res)));
     const flash = readLoginFlash(req);
     if (flash) clearLoginFlash(res);
-    res.send(loginPage(served, flash));
+    res.send(loginPage(served, flash, protect.token(req, res)));
   });
 
   // A browser's form gets post-redirect-get: success or failure, a 303 to / (a reload never re-posts the form),

@@ -15,6 +15,7 @@ export {
   type Logger,
 } from './config.ts';
 export { loginThrottle, type LoginThrottle, type LoginAttempt, type LoginThrottleOptions, type ResolvedLoginThrottleOptions } from './throttle.ts';
+export { csrf, type CsrfOptions, type CsrfProtection } from './csrf.ts';
 export { createDenyList } from './stores/index.ts';
 export { redactUrl } from './stores/url.ts';
 export type { DenyList } from './stores/types.ts';
