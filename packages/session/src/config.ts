@@ -85,6 +85,11 @@ const schema = v.strictObject({
   trustProxy: v.optional(bool('true')),
   /** Re-send the cookie and extend the store expiry on every response. */
   rolling: v.optional(bool('true'), false),
+  /** Store mode: end a session this many seconds after its login, however active (rolling or not). 0 = no limit. */
+  absoluteTimeoutSeconds: v.optional(
+    int(0, Number.MAX_SAFE_INTEGER, { env: 'SESSION_ABSOLUTE_TIMEOUT', envType: 'int', allowed: 'a whole number of seconds, 0 (no limit) or more', example: '43200' }),
+    0,
+  ),
   /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
   touchAfterSeconds: v.optional(int(0, Number.MAX_SAFE_INTEGER, { allowed: 'a whole number of seconds, 0 or more', example: '60' })),
   maxSessionBytes: v.optional(int(256, 16 * 1024 * 1024, { allowed: 'a whole number of bytes between 256 and 16 MiB', example: '65536' }), 64 * 1024),
@@ -151,6 +156,7 @@ export interface ResolvedConfig {
   readonly cookie: Frozen<v.InferOutput<typeof cookieOptions>>;
   readonly trustProxy: boolean | undefined;
   readonly rolling: boolean;
+  readonly absoluteTimeoutSeconds: number;
   readonly touchAfterSeconds: number;
   readonly maxSessionBytes: number;
   readonly storeTimeout: number;
@@ -253,6 +259,7 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
     touchAfterSeconds: c.rolling ? 0 : (c.touchAfterSeconds ?? Math.min(60, Math.floor(c.ttlSeconds / 10))),
     maxSessionBytes: c.maxSessionBytes,
     storeTimeout: c.storeTimeout,
+    absoluteTimeoutSeconds: c.absoluteTimeoutSeconds,
     userKey: c.userKey,
     prefix: c.prefix,
     collection: c.collection,

@@ -1,7 +1,8 @@
 export { clusterSession } from './cluster-session.ts';
 export type { ClusterSession, SessionHealth } from './types.ts';
 export { checkConfig } from './check.ts';
-export { login, logout, logoutEverywhere, type LoginOptions } from './helpers.ts';
+export { login, logout, logoutEverywhere, listSessions, logoutSession, type LoginOptions, type LogoutEverywhereOptions } from './helpers.ts';
+export type { SessionInfo } from './session-meta.ts';
 export {
   resolveConfig,
   type SessionConfigInput,

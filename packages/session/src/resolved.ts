@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from './config.ts';
+import type { StoreHandle } from './stores/types.ts';
 import type { ClusterSession } from './types.ts';
 
 /**
@@ -9,8 +10,9 @@ import type { ClusterSession } from './types.ts';
  */
 const kResolved = Symbol('cluster-session.resolved-config');
 const kClosers = Symbol('cluster-session.closers');
+const kHandle = Symbol('cluster-session.store-handle');
 
-type Internals = { [kResolved]?: ResolvedConfig; [kClosers]?: Array<() => Promise<void>> };
+type Internals = { [kResolved]?: ResolvedConfig; [kClosers]?: Array<() => Promise<void>>; [kHandle]?: StoreHandle };
 
 export function attachConfig(middleware: ClusterSession, config: ResolvedConfig): ClusterSession {
   const closers: Array<() => Promise<void>> = [];
@@ -33,4 +35,15 @@ export function configOf(sessions: ClusterSession, helper: string): ResolvedConf
 /** Runs `fn` when `sessions.close()` is called. */
 export function closeWith(sessions: ClusterSession, fn: () => Promise<void>): void {
   (sessions as unknown as Internals)[kClosers]?.push(fn);
+}
+
+/** Store mode keeps its store handle here, for listSessions() and logoutEverywhere(..., { except }). */
+export function attachHandle<T extends object>(middleware: T, handle: StoreHandle): T {
+  Object.defineProperty(middleware, kHandle, { value: handle, enumerable: false });
+  return middleware;
+}
+
+/** The store handle of a store-mode middleware; undefined in JWT mode. */
+export function handleOf(sessions: ClusterSession): StoreHandle | undefined {
+  return (sessions as unknown as Internals | undefined)?.[kHandle];
 }

@@ -224,6 +224,74 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       }
     });
 
+    describe('session features', () => {
+      const withUa = (ua: string, jar: Record<string, string> = {}) => ({ cookie: cookieHeader(jar), 'user-agent': ua });
+
+      it('listSessions: created, last seen, address and user agent of each live session, the current one marked, no raw id', async () => {
+        const user = `lister-${name}-${Date.now()}`;
+        const phone = await post(`${app.url}/login`, { user }, {});
+        const phoneJar = phone.cookies;
+        await request(`${app.url}/login`, { method: 'POST', body: { user }, headers: { 'user-agent': 'PhoneBrowser/1.0' } });
+        const laptop = await request(`${app.url}/login`, { method: 'POST', body: { user }, headers: { 'user-agent': 'LaptopBrowser/2.0' } });
+        const r = await request(`${app.url}/sessions`, { headers: withUa('LaptopBrowser/2.0', laptop.cookies) });
+        assert.equal(r.status, 200, r.body);
+        const list = r.json.sessions as Array<{ handle: string; current: boolean; created: string; lastSeen: string; expires: string; address: string; userAgent?: string }>;
+        assert.equal(list.length, 3);
+        assert.equal(list.filter((s) => s.current).length, 1);
+        const current = list.find((s) => s.current)!;
+        assert.equal(current.userAgent, 'LaptopBrowser/2.0');
+        assert.equal(current.address, '127.0.0.1');
+        assert.ok(Date.now() - Date.parse(current.created) < 60_000, current.created);
+        assert.ok(Math.abs(Date.parse(current.lastSeen) - Date.parse(current.created)) < 5000);
+        assert.ok(Date.parse(current.expires) > Date.now());
+        assert.deepEqual(list.map((s) => s.userAgent).filter(Boolean).sort(), ['LaptopBrowser/2.0', 'PhoneBrowser/1.0']);
+        const sids = [phoneJar.sid, laptop.cookies.sid].map((c) => decodeURIComponent(c!).slice(2).split('.')[0]!);
+        for (const s of list) for (const sid of sids) assert.ok(!r.body.includes(sid), 'a session id never appears in the listing');
+        // One device ended by its handle, from another.
+        const phoneEntry = list.find((s) => s.userAgent === 'PhoneBrowser/1.0')!;
+        const ended = await post(`${app.url}/logout-session`, { handle: phoneEntry.handle }, laptop.cookies);
+        assert.equal(ended.json.ended, true);
+        const after = await request(`${app.url}/sessions`, { headers: withUa('x', laptop.cookies) });
+        assert.equal(after.json.sessions.length, 2);
+        assert.equal((await post(`${app.url}/logout-session`, { handle: phoneEntry.handle }, laptop.cookies)).json.ended, false);
+      });
+
+      it('logoutEverywhere(userId, { except: req.sessionID }) ends the other sessions only', async () => {
+        const user = `except-${name}-${Date.now()}`;
+        const jars = [await login(app.url, user), await login(app.url, user), await login(app.url, user)];
+        const bystander = await login(app.url, `${user}-other`);
+        const r = await post(`${app.url}/logout-others`, {}, jars[0]);
+        assert.equal(r.json.count, 2);
+        assert.equal((await get(`${app.url}/me`, jars[0])).json.data.user, user, 'this session stays');
+        for (const jar of jars.slice(1)) assert.equal((await get(`${app.url}/me`, jar)).json.data.user, undefined);
+        assert.equal((await get(`${app.url}/me`, bystander)).json.data.user, `${user}-other`);
+        assert.equal((await post(`${app.url}/logout-others`, {}, jars[0])).json.count, 0);
+      });
+
+      it('absoluteTimeoutSeconds ends a session that old however active it is, rolling included', async () => {
+        const short = await serve({ ...fx.options, store: fx.store, rolling: true, absoluteTimeoutSeconds: 2, logger });
+        try {
+          const user = `abs-${name}`;
+          const jar = await login(short.url, user);
+          const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+          const started = Date.now();
+          let r;
+          // Active all along: a request every 300 ms, each rolling the expiry forward.
+          for (;;) {
+            r = await get(`${short.url}/me`, jar);
+            if (r.json.data.user !== user) break;
+            assert.ok(Date.now() - started < 2000 + 1500, 'still signed in well past the absolute lifetime');
+            await sleep(300);
+          }
+          assert.ok(Date.now() - started >= 1900, `ended after ${Date.now() - started} ms, not before the lifetime`);
+          assert.notEqual(r.json.id, sid, 'a fresh session, not the old one');
+          assert.equal(await cb((d) => short.sessions.store!.get(sid, d)) ?? null, null, 'the old session is gone from the store');
+        } finally {
+          await short.close();
+        }
+      });
+    });
+
     describe('login throttle', () => {
       const attempt = (url: string, user: string, password: string, ip = '203.0.113.7') =>
         request(`${url}/login`, { method: 'POST', body: { user, password }, headers: { 'x-forwarded-for': ip } });

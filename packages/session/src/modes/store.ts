@@ -6,6 +6,8 @@ import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import { guardStore, isDirty, markState, kState } from '../guard.ts';
+import { attachHandle } from '../resolved.ts';
+import { pastAbsolute, stampFirstSave } from '../session-meta.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
 
@@ -54,6 +56,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
       // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
       sess.touch();
+      stampFirstSave(sess);
       sess.save((err?: unknown) => {
         if (!err) return void sessionEnd.apply(this, args);
         if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
@@ -80,11 +83,17 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       if (err) return expected(err) ? sendSessionError(res, err) : next(err);
       // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
       if (!req.session && !handle.isUp()) return sendSessionError(res, unavailable());
-      if (req.session) {
-        if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
-        patchEnd(req, res);
-      }
-      next();
+      const proceed = () => {
+        if (req.session) {
+          if (!(req.session as unknown as Record<symbol, unknown>)[kState]) markState(req.session as SessionData, req.sessionID, false);
+          patchEnd(req, res);
+        }
+        next();
+      };
+      // absoluteTimeoutSeconds: a session older than that ends here however active it was (rolling included):
+      // destroyed in the store, and the request goes on with a fresh, anonymous one.
+      if (!req.session || !pastAbsolute(req.session, config)) return proceed();
+      req.session.regenerate((regenErr?: unknown) => (regenErr ? sendSessionError(res, regenErr) : proceed()));
     });
   };
 
@@ -98,7 +107,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const bounded = <T>(work: Promise<T>, ms: number) =>
     deadline(work, ms, () => new StoreUnavailableError(`${handle.name} store did not answer within ${ms} ms`));
 
-  return Object.assign(middleware, {
+  return Object.assign(attachHandle(middleware, handle), {
     config: publicView(config),
     store: handle.store,
     errorHandler,

@@ -88,6 +88,17 @@ export class ClusterMongoStore extends MongoStore {
     this.coll.then((c) => c.countDocuments(live())).then((n) => cb(null, n), (err) => cb(err));
   }
 
+  async listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
+    const c = await this.coll;
+    const out: Array<{ sid: string; sess: SessionData }> = [];
+    for await (const doc of c.find({ 'session.user': userId, ...live() })) {
+      const raw = doc.session && typeof doc.session === 'object' && 'json' in doc.session ? doc.session.json : doc.session;
+      const sess = parseSession(raw, this.logger);
+      if (sess) out.push({ sid: String(doc._id), sess });
+    }
+    return out;
+  }
+
   async destroyUser(userId: string): Promise<number> {
     const c = await this.coll;
     const { deletedCount } = await c.deleteMany({ 'session.user': userId, ...live() });

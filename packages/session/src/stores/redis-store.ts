@@ -222,6 +222,16 @@ export class ClusterRedisStore extends RedisStore {
     return reply(cb, run());
   }
 
+  async listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
+    const sids = await this.raw.members(userIndexKey(this.prefix, userId));
+    const found = await inChunks(sids, 100, async (sid) => {
+      const text = await this.raw.get(this.prefix + sid);
+      const sess = text === null ? null : parse(text, nullLogger);
+      return sess && userOf(sess, this.userKey) === userId ? [{ sid, sess }] : [];
+    });
+    return found.flat();
+  }
+
   async destroyUser(userId: string): Promise<number> {
     const key = userIndexKey(this.prefix, userId);
     const sids = await this.raw.members(key);

@@ -70,6 +70,7 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     isUp: () => raw.isReady(),
     whenUp: async (ms) => raw.isReady() || (!everReady && raw.waitReady(ms)),
     ping: () => raw.ping(),
+    listUser: (userId) => store.listUser(userId),
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       if (owned) await raw.close();
