@@ -90,6 +90,20 @@ const schema = v.strictObject({
     int(0, Number.MAX_SAFE_INTEGER, { env: 'SESSION_ABSOLUTE_TIMEOUT', envType: 'int', allowed: 'a whole number of seconds, 0 (no limit) or more', example: '43200' }),
     0,
   ),
+  /** Store mode: AES-256-GCM of the stored session data, `id:base64key` entries (the first encrypts, all decrypt). */
+  encryptionKeys: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.minLength(1))),
+      words({
+        env: 'SESSION_ENCRYPTION_KEYS',
+        envType: 'list',
+        secret: true,
+        allowed: "a list of 'id:key' entries, each key 32 bytes in base64 (comma-separated in the env)",
+        fix: 'set SESSION_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32); to rotate, put the new key first and keep the old one until its sessions expired',
+      }),
+    ),
+    [],
+  ),
   /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
   touchAfterSeconds: v.optional(int(0, Number.MAX_SAFE_INTEGER, { allowed: 'a whole number of seconds, 0 or more', example: '60' })),
   maxSessionBytes: v.optional(int(256, 16 * 1024 * 1024, { allowed: 'a whole number of bytes between 256 and 16 MiB', example: '65536' }), 64 * 1024),
@@ -157,6 +171,7 @@ export interface ResolvedConfig {
   readonly trustProxy: boolean | undefined;
   readonly rolling: boolean;
   readonly absoluteTimeoutSeconds: number;
+  readonly encryptionKeys: readonly string[];
   readonly touchAfterSeconds: number;
   readonly maxSessionBytes: number;
   readonly storeTimeout: number;
@@ -172,7 +187,7 @@ export interface ResolvedConfig {
 }
 
 /** `sessions.config`: what the app may read back. No secret, no key, no password of a store URL. */
-export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store'> & {
+export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store' | 'encryptionKeys'> & {
   readonly store: { readonly type: StoreName; readonly url?: string; readonly path?: string; readonly dbName?: string };
 };
 
@@ -260,6 +275,7 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
     maxSessionBytes: c.maxSessionBytes,
     storeTimeout: c.storeTimeout,
     absoluteTimeoutSeconds: c.absoluteTimeoutSeconds,
+    encryptionKeys: Object.freeze([...c.encryptionKeys]),
     userKey: c.userKey,
     prefix: c.prefix,
     collection: c.collection,
@@ -274,7 +290,7 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
 
 /** The part of the configuration an app can read back through `sessions.config`. */
 export function publicView(config: ResolvedConfig): SessionConfigView {
-  const { secrets: _secrets, jwt: _jwt, logger: _logger, store, ...rest } = config;
+  const { secrets: _secrets, jwt: _jwt, logger: _logger, encryptionKeys: _keys, store, ...rest } = config;
   const s = store as { type: StoreName; url?: string; path?: string; dbName?: string };
   return Object.freeze({
     ...rest,

@@ -2,9 +2,10 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { SessionData } from 'express-session';
 import { cookieHeader, request, sleep, startNode, until, type HttpResult, type Proc } from '@cluster-session/testkit';
-import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
+import { clusterSession, createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 import { cb } from './fixtures/callback.ts';
 import { serveThrottle } from './fixtures/throttle-app.ts';
@@ -289,6 +290,87 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
         } finally {
           await short.close();
         }
+      });
+    });
+
+    describe('encryption of stored sessions', () => {
+      const key = () => randomBytes(32).toString('base64');
+      const sidOf = (jar: Record<string, string>) => decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+
+      it('AES-256-GCM: the store holds sealed data (user and cookie readable for its indexes), the app reads it back; keys rotate by id', async () => {
+        const k1 = `k1:${key()}`;
+        const k2 = `k2:${key()}`;
+        const enc = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k1], logger });
+        // What the store itself holds: read by an app without keys (same store), or the memory store's own map.
+        const plain = fx.multiProcess ? await serve({ ...fx.options, store: fx.store, logger }) : undefined;
+        const raw = async (sid: string): Promise<Record<string, unknown> | null> => {
+          if (plain) return ((await cb<SessionData | null>((d) => plain.sessions.store!.get(sid, d))) ?? null) as unknown as Record<string, unknown> | null;
+          const text = (enc.sessions.store as unknown as { sessions: Record<string, string> }).sessions[sid];
+          return text ? JSON.parse(text) : null;
+        };
+        try {
+          const jar = await login(enc.url, 'sealed-user');
+          const w = await post(`${enc.url}/set`, { card: '4111-1111', note: 'private' }, jar);
+          assert.equal(w.status, 200, w.body);
+          const sid = sidOf(jar);
+          const stored = (await raw(sid))!;
+          assert.ok(stored, 'stored');
+          assert.match(String(stored['~enc']), /^v1\.k1\./, 'sealed with the first key');
+          assert.equal(stored.card, undefined);
+          assert.doesNotMatch(JSON.stringify(stored), /4111|private|127\.0\.0\.1/, 'no data, address or agent in clear');
+          assert.equal(stored.user, 'sealed-user', 'the indexed user stays readable');
+          assert.ok((stored.cookie as { expires?: string }).expires, 'the expiry stays readable');
+          const me = await get(`${enc.url}/me`, jar);
+          assert.equal(me.json.data.card, '4111-1111');
+          assert.equal(me.json.data.user, 'sealed-user');
+          // listSessions opens them too (address and agent were sealed).
+          const listed = await request(`${enc.url}/sessions`, { headers: { cookie: cookieHeader(jar) } });
+          assert.equal(listed.json.sessions[0].address, '127.0.0.1');
+
+          // Rotation: the new key first, the old one still listed: old sessions open, the next save seals with k2.
+          const rotated = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k2, k1], logger });
+          try {
+            if (!fx.multiProcess) return; // the memory store is this app's alone
+            assert.equal((await get(`${rotated.url}/me`, jar)).json.data.card, '4111-1111');
+            await post(`${rotated.url}/set`, { card: '5500-0000' }, jar);
+            assert.match(String((await raw(sid))!['~enc']), /^v1\.k2\./, 're-sealed with the new key');
+            assert.equal((await get(`${enc.url}/me`, jar)).json.data.user, undefined, 'an app without k2 cannot open it: no session');
+            const jar2 = await login(rotated.url, 'sealed-two');
+            assert.equal((await get(`${rotated.url}/me`, jar2)).json.data.user, 'sealed-two');
+          } finally {
+            await rotated.close();
+          }
+        } finally {
+          await plain?.close();
+          await enc.close();
+        }
+      });
+
+      it('a sealed value moved under another session id does not open', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('nothing outside the process writes to this store');
+        const k = `k1:${key()}`;
+        const enc = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k], logger });
+        const plain = await serve({ ...fx.options, store: fx.store, logger });
+        try {
+          const victim = await login(enc.url, 'victim-enc');
+          const attacker = await login(enc.url, 'attacker-enc');
+          const sealed = (await cb<SessionData | null>((d) => plain.sessions.store!.get(sidOf(victim), d)))!;
+          // Someone with write access to the store copies the victim's sealed value onto the attacker's id.
+          await cb((d) => plain.sessions.store!.set(sidOf(attacker), { ...(sealed as object), user: 'attacker-enc' } as SessionData, d));
+          const me = await get(`${enc.url}/me`, attacker);
+          assert.equal(me.json.data.user, undefined, 'the copy is bound to the victim id (AAD) and reads as no session');
+        } finally {
+          await plain.close();
+          await enc.close();
+        }
+      });
+
+      it('a wrong key list is refused at startup, naming the option and no key', () => {
+        assert.throws(() => clusterSession({ secret: 'x'.repeat(32), store: 'memory', encryptionKeys: ['k1:short'] }), (err: Error) => {
+          assert.match(err.message, /encryptionKeys \(or env SESSION_ENCRYPTION_KEYS\) entry 1/);
+          assert.doesNotMatch(err.message, /short/);
+          return true;
+        });
       });
     });
 

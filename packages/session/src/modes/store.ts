@@ -6,6 +6,7 @@ import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import { guardStore, isDirty, markState, kState } from '../guard.ts';
+import { encryptStore } from '../encryption.ts';
 import { attachHandle } from '../resolved.ts';
 import { pastAbsolute, stampFirstSave } from '../session-meta.ts';
 import { createStoreHandle } from '../stores/index.ts';
@@ -18,6 +19,8 @@ export type CookieSettings = ResolvedConfig['cookie'];
 /** Store mode: express-session on the configured store, every store call bounded, changed sessions saved before the answer. */
 export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const handle = createStoreHandle(config);
+  // Under the guard: the size limit and the request budget see the app's data, the store sees sealed data.
+  encryptStore(handle, config);
   guardStore(handle, config);
   const { cookie } = config;
   const inner = session({
