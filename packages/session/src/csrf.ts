@@ -69,14 +69,22 @@ const equal = (a: string, b: string) => {
 export function csrf(sessions: ClusterSession, input: CsrfOptions = {}): CsrfProtection {
   const config = configOf(sessions, 'csrf');
   const o = parseOptions(schema, input, { where: 'csrf', error: ConfigError });
-  // The cookie signing secret in store mode; in JWT mode SESSION_SECRET when set, else a key of this process
-  // (a token then verifies only on the process that made it: production must set SESSION_SECRET).
-  if (config.secrets.length === 0 && config.production) {
-    throw new ConfigError(
-      'csrf: needs a secret to sign its tokens and NODE_ENV=production. Example: SESSION_SECRET=$(openssl rand -base64 48). Fix: set SESSION_SECRET (JWT mode uses it for CSRF tokens only).',
-    );
+  // The cookie signing secrets in store mode; in JWT mode SESSION_SECRET when set, else a key derived from
+  // JWT_SECRET (never the signing key itself), else, outside production, a key of this process (with a warning:
+  // a token then verifies only on the process that made it).
+  const jwtSecret = typeof config.jwt.secret === 'string' ? config.jwt.secret : undefined;
+  let keys: readonly string[] = config.secretGenerated ? [] : config.secrets;
+  if (keys.length === 0 && jwtSecret) keys = [createHmac('sha256', jwtSecret).update('cluster-session csrf v1').digest('base64url')];
+  if (keys.length === 0 && config.secrets.length > 0) keys = config.secrets;
+  if (keys.length === 0) {
+    if (config.production) {
+      throw new ConfigError(
+        'csrf: needs a secret to sign its tokens and NODE_ENV=production. Example: SESSION_SECRET=$(openssl rand -base64 48). Fix: set SESSION_SECRET (or JWT_SECRET in JWT mode).',
+      );
+    }
+    config.logger.warn('cluster-session: csrf() has no SESSION_SECRET / JWT_SECRET; using a random key for this process: its form tokens will not verify on other processes.');
+    keys = [randomBytes(32).toString('base64url')];
   }
-  const keys = config.secrets.length > 0 ? config.secrets : [randomBytes(32).toString('base64url')];
   const trusted = new Set(o.trustedOrigins);
   const storeMode = config.mode === 'store';
 
