@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
-import type { SessionData } from 'express-session';
+import type { SessionData, Store } from 'express-session';
+import type { StoreHandle } from './stores/types.ts';
 import type { ResolvedConfig } from './config.ts';
 
 /**
@@ -10,6 +11,8 @@ import type { ResolvedConfig } from './config.ts';
  * expiry minus its max-age, so it is as fresh as `touchAfterSeconds` (or every request with `rolling`).
  */
 const META = '~cs';
+/** Where the live session keeps it: a symbol, so `req.session` shows the app only its own keys. */
+const kMeta = Symbol('cluster-session.meta');
 
 interface SessionMeta {
   /** ms since epoch the session began. */
@@ -18,10 +21,11 @@ interface SessionMeta {
   ua?: string;
 }
 
-type Bag = Record<string, unknown>;
+type Bag = Record<string | symbol, unknown>;
 
 const metaOf = (sess: unknown): SessionMeta | undefined => {
-  const m = (sess as Bag | null | undefined)?.[META] as SessionMeta | undefined;
+  const bag = sess as (Bag & { [kMeta]?: SessionMeta }) | null | undefined;
+  const m = bag?.[kMeta] ?? (bag?.[META] as SessionMeta | undefined);
   return m && typeof m === 'object' && typeof m.c === 'number' ? m : undefined;
 };
 
@@ -29,12 +33,12 @@ const metaOf = (sess: unknown): SessionMeta | undefined => {
 export function stampLogin(req: Request, sess: object): void {
   const ua = req.get?.('user-agent');
   const ip = req.ip ?? req.socket?.remoteAddress;
-  (sess as Bag)[META] = { c: Date.now(), ...(ip ? { ip: ip.slice(0, 64) } : {}), ...(ua ? { ua: ua.slice(0, 256) } : {}) } satisfies SessionMeta;
+  (sess as Bag)[kMeta] = { c: Date.now(), ...(ip ? { ip: ip.slice(0, 64) } : {}), ...(ua ? { ua: ua.slice(0, 256) } : {}) } satisfies SessionMeta;
 }
 
 /** A session saved without a login (the app wrote to it): its lifetime starts with that first save. */
 export function stampFirstSave(sess: object): void {
-  if (!metaOf(sess)) (sess as Bag)[META] = { c: Date.now() } satisfies SessionMeta;
+  if (!metaOf(sess)) (sess as Bag)[kMeta] = { c: Date.now() } satisfies SessionMeta;
 }
 
 /** True when the session began more than `absoluteTimeoutSeconds` ago. */
@@ -72,4 +76,55 @@ export function describeSession(sid: string, sess: SessionData, currentSid: stri
     address: m?.ip,
     userAgent: m?.ua,
   });
+}
+
+type Cb = (err?: unknown, data?: any) => void;
+
+const carrySymbols = (from: object, to: object) => {
+  for (const sym of Object.getOwnPropertySymbols(from)) (to as Bag)[sym] = (from as Bag)[sym];
+};
+
+/**
+ * Moves the record between the stored form (a `~cs` key, sealed with the rest when encryption is on) and the
+ * live session (a symbol): wraps the store's get, createSession, set and touch, under the request guard.
+ */
+export function storeMeta(handle: StoreHandle): void {
+  const store = handle.store as Store & Bag;
+  const toLive = (data: SessionData | null | undefined) => {
+    if (!data || !(META in data)) return data;
+    const { [META]: meta, ...rest } = data as unknown as Bag;
+    const out = rest as unknown as SessionData & { [kMeta]?: unknown };
+    carrySymbols(data, out);
+    out[kMeta] = meta;
+    return out;
+  };
+  const toStored = (sess: SessionData): SessionData => {
+    const meta = (sess as { [kMeta]?: SessionMeta })[kMeta];
+    if (!meta) return sess;
+    const out = { ...sess, [META]: meta } as SessionData;
+    carrySymbols(sess, out);
+    return out;
+  };
+  const get = store.get.bind(store);
+  store.get = (sid: string, cb: Cb) => get(sid, (err, data) => (err ? cb(err) : cb(null, toLive(data))));
+  const createSession = store.createSession.bind(store);
+  store.createSession = (req, sess) => {
+    const s = createSession(req, sess);
+    const meta = (sess as { [kMeta]?: unknown })[kMeta];
+    if (meta) (s as unknown as Bag)[kMeta] = meta;
+    return s;
+  };
+  for (const op of ['set', 'touch'] as const) {
+    const original = store[op] as ((sid: string, sess: SessionData, cb?: Cb) => void) | undefined;
+    if (typeof original !== 'function') continue;
+    const bound = original.bind(store);
+    store[op] = (sid: string, sess: SessionData, cb?: Cb) => {
+      const stored = toStored(sess);
+      if (stored === sess) return bound(sid, sess, cb);
+      return bound(sid, stored, (err?: unknown) => {
+        carrySymbols(stored, sess);
+        cb?.(err);
+      });
+    };
+  }
 }

@@ -8,7 +8,7 @@ import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import { guardStore, isDirty, markState, kState } from '../guard.ts';
 import { encryptStore } from '../encryption.ts';
 import { attachHandle } from '../resolved.ts';
-import { pastAbsolute, stampFirstSave } from '../session-meta.ts';
+import { pastAbsolute, stampFirstSave, storeMeta } from '../session-meta.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
 
@@ -21,6 +21,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const handle = createStoreHandle(config);
   // Under the guard: the size limit and the request budget see the app's data, the store sees sealed data.
   encryptStore(handle, config);
+  storeMeta(handle);
   guardStore(handle, config);
   const { cookie } = config;
   const inner = session({
