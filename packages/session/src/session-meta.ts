@@ -80,37 +80,28 @@ export function describeSession(sid: string, sess: SessionData, currentSid: stri
 
 type Cb = (err?: unknown, data?: any) => void;
 
-const carrySymbols = (from: object, to: object) => {
-  for (const sym of Object.getOwnPropertySymbols(from)) (to as Bag)[sym] = (from as Bag)[sym];
-};
-
 /**
  * Moves the record between the stored form (a `~cs` key, sealed with the rest when encryption is on) and the
- * live session (a symbol): wraps the store's get, createSession, set and touch, under the request guard.
+ * live session (a symbol): wraps the store's get, createSession, set and touch, under the request guard. In
+ * place, never on a copy, so what the stores keep about the object they loaded (the loaded text) stays with it.
  */
 export function storeMeta(handle: StoreHandle): void {
   const store = handle.store as Store & Bag;
-  const toLive = (data: SessionData | null | undefined) => {
-    if (!data || !(META in data)) return data;
-    const { [META]: meta, ...rest } = data as unknown as Bag;
-    const out = rest as unknown as SessionData & { [kMeta]?: unknown };
-    carrySymbols(data, out);
-    out[kMeta] = meta;
-    return out;
-  };
-  const toStored = (sess: SessionData): SessionData => {
-    const meta = (sess as { [kMeta]?: SessionMeta })[kMeta];
-    if (!meta) return sess;
-    const out = { ...sess, [META]: meta } as SessionData;
-    carrySymbols(sess, out);
-    return out;
-  };
   const get = store.get.bind(store);
-  store.get = (sid: string, cb: Cb) => get(sid, (err, data) => (err ? cb(err) : cb(null, toLive(data))));
+  store.get = (sid: string, cb: Cb) =>
+    get(sid, (err, data) => {
+      if (err) return cb(err);
+      const bag = data as unknown as Bag | null | undefined;
+      if (bag && META in bag) {
+        bag[kMeta] = bag[META];
+        delete bag[META];
+      }
+      cb(null, data);
+    });
   const createSession = store.createSession.bind(store);
   store.createSession = (req, sess) => {
     const s = createSession(req, sess);
-    const meta = (sess as { [kMeta]?: unknown })[kMeta];
+    const meta = (sess as unknown as Bag)[kMeta];
     if (meta) (s as unknown as Bag)[kMeta] = meta;
     return s;
   };
@@ -119,10 +110,13 @@ export function storeMeta(handle: StoreHandle): void {
     if (typeof original !== 'function') continue;
     const bound = original.bind(store);
     store[op] = (sid: string, sess: SessionData, cb?: Cb) => {
-      const stored = toStored(sess);
-      if (stored === sess) return bound(sid, sess, cb);
-      return bound(sid, stored, (err?: unknown) => {
-        carrySymbols(stored, sess);
+      const bag = sess as unknown as Bag;
+      const meta = bag[kMeta];
+      if (!meta) return bound(sid, sess, cb);
+      // Visible to the store's serializer for the length of the call only; the app never sees the key.
+      bag[META] = meta;
+      return bound(sid, sess, (err?: unknown) => {
+        delete bag[META];
         cb?.(err);
       });
     };
