@@ -40,11 +40,6 @@ function parseKeys(entries: readonly string[]): Keys | undefined {
   return { current: first!, byId };
 }
 
-/** Every own symbol (the stores' bookkeeping: loaded text, index stamp) from one object onto another. */
-function carrySymbols(from: object, to: object): void {
-  for (const sym of Object.getOwnPropertySymbols(from)) (to as Bag)[sym] = (from as Bag)[sym];
-}
-
 /**
  * AES-256-GCM of a session's data, bound to its id (additional data), so a sealed value copied under another
  * id does not open. What stays readable to the store: the cookie (expiry: the stores index and touch it) and the
@@ -52,35 +47,44 @@ function carrySymbols(from: object, to: object): void {
  * and user agent included, is sealed.
  */
 function sealer(keys: Keys, userKey: string) {
-  const seal = (sid: string, sess: SessionData): SessionData => {
-    const { cookie, [userKey]: user, ...rest } = sess as unknown as Bag;
+  /**
+   * Seals `sess` in place for the length of one store call (what the stores keep about the object, such as the
+   * loaded text of its compare-and-set touch, stays with it): every key but the cookie and the user moves into
+   * the sealed field. Returns the function that puts the session back as the app wrote it.
+   */
+  const seal = (sid: string, sess: SessionData): (() => void) => {
+    const bag = sess as unknown as Bag;
+    const rest: Bag = {};
+    for (const k of Object.keys(bag)) if (k !== 'cookie' && k !== userKey) rest[k] = bag[k];
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', keys.current.key, iv);
     cipher.setAAD(Buffer.from(sid));
     const ct = Buffer.concat([cipher.update(JSON.stringify(rest)), cipher.final()]);
-    const sealed = ['v1', keys.current.id, iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
-    const out = { cookie, ...(user !== undefined ? { [userKey]: user } : {}), [SEALED]: sealed } as unknown as SessionData;
-    carrySymbols(sess, out);
-    return out;
+    for (const k of Object.keys(rest)) delete bag[k];
+    bag[SEALED] = ['v1', keys.current.id, iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+    return () => {
+      delete bag[SEALED];
+      Object.assign(bag, rest);
+    };
   };
-  /** The session as the app wrote it; null when it cannot be opened (unknown key, tampered); unsealed data as is. */
-  const open = (sid: string, stored: SessionData): SessionData | null => {
-    const sealed = (stored as unknown as Bag)[SEALED];
-    if (sealed === undefined) return stored; // written before encryption was turned on: read, re-sealed at its next save
+  /** Opens a loaded session in place; false when it cannot be opened (unknown key, tampered). Unsealed data: as is. */
+  const open = (sid: string, stored: SessionData): boolean => {
+    const bag = stored as unknown as Bag;
+    const sealed = bag[SEALED];
+    if (sealed === undefined) return true; // written before encryption was turned on: read, sealed at its next save
     const [v, id, iv, ct, tag, extra] = typeof sealed === 'string' ? sealed.split('.') : [];
     const key = id ? keys.byId.get(id) : undefined;
-    if (v !== 'v1' || !key || !iv || ct === undefined || !tag || extra !== undefined) return null;
+    if (v !== 'v1' || !key || !iv || ct === undefined || !tag || extra !== undefined) return false;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(Buffer.from(sid));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       const rest = JSON.parse(Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString()) as Bag;
-      const { [SEALED]: _sealed, ...visible } = stored as unknown as Bag;
-      const out = { ...rest, ...visible } as unknown as SessionData;
-      carrySymbols(stored, out);
-      return out;
+      delete bag[SEALED];
+      for (const [k, value] of Object.entries(rest)) if (k !== 'cookie' && k !== userKey) bag[k] = value;
+      return true;
     } catch {
-      return null;
+      return false;
     }
   };
   return { seal, open };
@@ -97,33 +101,33 @@ export function encryptStore(handle: StoreHandle, config: ResolvedConfig): void 
   const store = handle.store as Store & Bag;
   let warned = false;
   const opened = (sid: string, data: SessionData | null | undefined) => {
-    if (!data) return data;
-    const out = open(sid, data);
-    if (out === null && !warned) {
+    if (!data || open(sid, data)) return data;
+    if (!warned) {
       warned = true;
       config.logger.warn('cluster-session: a stored session could not be decrypted (unknown key id or altered); treating it as no session (logged once)');
     }
-    return out;
+    return null;
   };
 
   const get = store.get.bind(store);
   store.get = (sid: string, cb: Cb) => get(sid, (err, data) => (err ? cb(err) : cb(null, opened(sid, data))));
-  const set = store.set.bind(store);
-  store.set = (sid: string, sess: SessionData, cb?: Cb) => {
-    const sealed = seal(sid, sess);
-    return set(sid, sealed, (err?: unknown) => {
-      carrySymbols(sealed, sess);
-      cb?.(err);
-    });
-  };
-  if (typeof store.touch === 'function') {
-    const touch = (store.touch as (sid: string, sess: SessionData, cb?: Cb) => void).bind(store);
-    store.touch = (sid: string, sess: SessionData, cb?: Cb) => {
-      const sealed = seal(sid, sess);
-      return touch(sid, sealed, (err?: unknown) => {
-        carrySymbols(sealed, sess);
-        cb?.(err);
-      });
+  for (const op of ['set', 'touch'] as const) {
+    const original = store[op] as ((sid: string, sess: SessionData, cb?: Cb) => void) | undefined;
+    if (typeof original !== 'function') continue;
+    const bound = original.bind(store);
+    store[op] = (sid: string, sess: SessionData, cb?: Cb) => {
+      const restore = seal(sid, sess);
+      let restored = false;
+      const back = () => void (restored || ((restored = true), restore()));
+      try {
+        return bound(sid, sess, (err?: unknown) => {
+          back();
+          cb?.(err);
+        });
+      } catch (err) {
+        back();
+        throw err;
+      }
     };
   }
   const listUser = handle.listUser.bind(handle);
