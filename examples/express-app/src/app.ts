@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { clusterSession, login, logout, type ClusterSessionConfig } from '@cluster-session/session';
+import { clusterSession, csrf, login, loginThrottle, logout, LoginThrottledError, type ClusterSessionConfig } from '@cluster-session/session';
 import { clearLoginFlash, readLoginFlash, setLoginFlash } from './flash.ts';
 import { authenticate } from './users.ts';
 import { loginPage, notFoundPage, profilePage, sessionLabel, type ServedBy } from './views.ts';
@@ -31,6 +31,11 @@ const wantsHtml = (req: Request) => req.is('application/x-www-form-urlencoded') 
 
 export function createApp(options: AppOptions = {}) {
   const sessions = clusterSession(options.session);
+  // Failed sign-ins counted per account and per address in the session store, shared by every worker and
+  // instance (LOGIN_MAX_FAILURES, LOGIN_BLOCK_SECONDS ...): a locked attempt costs no scrypt work.
+  const throttle = loginThrottle(sessions);
+  // Every form post must come from this site (Sec-Fetch-Site / Origin) and carry the page's token.
+  const protect = csrf(sessions);
   const served: ServedBy = {
     worker: process.pid,
     instance: options.instance ?? process.env.INSTANCE ?? 'local',
@@ -43,6 +48,9 @@ export function createApp(options: AppOptions = {}) {
     res.setHeader('Content-Security-Policy', CSP);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'same-origin');
+    // Which instance and worker answered, on every response (the pages and /me show it too): lets a client and
+    // the tests watch requests spread without reading each body.
+    res.setHeader('X-Served-By', `${encodeURIComponent(served.instance)}/${served.worker}`);
     next();
   });
   // Behind the bundled balancer or nginx on this host: trust loopback proxies for the client address and protocol
@@ -62,15 +70,16 @@ export function createApp(options: AppOptions = {}) {
   app.use(express.json({ limit: '16kb' }));
   app.use(express.urlencoded({ extended: false, limit: '16kb' }));
   app.use(sessions);
+  app.use(protect);
 
   app.get('/', (req, res) => {
     // Pages show who served them: never from a cache.
     res.type('html').setHeader('Cache-Control', 'no-store');
     const user = req.session.user;
-    if (user) return void res.send(profilePage(served, user, req.session.hits ?? 0));
+    if (user) return void res.send(profilePage(served, user, req.session.hits ?? 0, protect.token(req, res)));
     const flash = readLoginFlash(req);
     if (flash) clearLoginFlash(res);
-    res.send(loginPage(served, flash));
+    res.send(loginPage(served, flash, protect.token(req, res)));
   });
 
   // A browser's form gets post-redirect-get: success or failure, a 303 to / (a reload never re-posts the form),
@@ -82,11 +91,22 @@ export function createApp(options: AppOptions = {}) {
       if (html) return void setLoginFlash(req, res, 'missing', typeof username === 'string' ? username : '').redirect(303, '/');
       return void res.status(400).json({ error: 'body must be {"username": string, "password": string}' });
     }
+    let attempt;
+    try {
+      attempt = await throttle.check(req, username);
+    } catch (err) {
+      // The form gets its message and Retry-After on the redirect; an API client the 429 JSON answer.
+      if (!(html && err instanceof LoginThrottledError)) throw err;
+      res.setHeader('Retry-After', String(err.retryAfter));
+      return void setLoginFlash(req, res, 'throttled', username).redirect(303, '/');
+    }
     const user = await authenticate(username, password);
     if (!user) {
+      await attempt.failed();
       if (html) return void setLoginFlash(req, res, 'wrong', username).redirect(303, '/');
       return void res.status(401).json({ error: 'wrong username or password' });
     }
+    await attempt.succeeded();
     await login(req, { user, hits: 0 });
     if (html) return void res.redirect(303, '/');
     res.json({ user });
@@ -124,7 +144,7 @@ export function createApp(options: AppOptions = {}) {
   app.use(sessions.errorHandler);
   app.use(onError);
 
-  return Object.assign(app, { sessions });
+  return Object.assign(app, { sessions, throttle });
 }
 
 function isField(value: unknown): value is string {

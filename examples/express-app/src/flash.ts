@@ -7,7 +7,11 @@ import type { Request, Response } from 'express';
 import type { LoginForm } from './views.ts';
 
 const COOKIE = 'login_error';
-const MESSAGES = { wrong: 'Wrong username or password.', missing: 'Enter a username and a password.' } as const;
+const MESSAGES = {
+  wrong: 'Wrong username or password.',
+  missing: 'Enter a username and a password.',
+  throttled: 'Too many failed sign-ins. Wait a little and try again.',
+} as const;
 type Kind = keyof typeof MESSAGES;
 
 export function setLoginFlash(req: Request, res: Response, kind: Kind, username: string): Response {

@@ -1,12 +1,14 @@
 import { scrypt, timingSafeEqual, type BinaryLike, type ScryptOptions } from 'node:crypto';
 
 /**
- * The demo account. A real app keeps users in a database; what matters here is that the password is stored as a
+ * The demo accounts. A real app keeps users in a database; what matters here is that the password is stored as a
  * salted scrypt hash, compared in constant time, and that an unknown user costs the same work as a wrong password
  * (so response time does not reveal which usernames exist).
  */
 const USERS: ReadonlyMap<string, string> = new Map([
   ['alice', 'scrypt$16384$8$1$6CpCr9tGzZqzIMBe31Bq9w$daUVg33zOniu_EdAeUwsaUH0rUpBDJsfbyShKq_q-hQ'],
+  // A second account (bob / builder): a lock on one account must not stop another from signing in.
+  ['bob', 'scrypt$16384$8$1$h-2SovRGNjCohDrzXIEE1w$5JgfIU-rrBpQT1Mtl-pU5Ihyu6fWMyzwzKUCGSGfXMc'],
 ]);
 const DECOY = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA';
 

@@ -53,7 +53,7 @@ export interface LoginForm {
   username?: string;
 }
 
-export function loginPage(served: ServedBy, form: LoginForm = {}): string {
+export function loginPage(served: ServedBy, form: LoginForm = {}, csrfToken = ''): string {
   const invalid = form.error ? ' aria-invalid="true" aria-describedby="error"' : '';
   return page(
     'Sign in',
@@ -61,6 +61,7 @@ export function loginPage(served: ServedBy, form: LoginForm = {}): string {
   <h1>Sign in</h1>
   ${form.error ? `<div class="alert" role="alert" id="error">${escape(form.error)}</div>` : ''}
   <form method="post" action="/login">
+    <input type="hidden" name="_csrf" value="${escape(csrfToken)}">
     <label for="username">Username</label>
     <input id="username" name="username" autocomplete="username" required maxlength="256"${form.username ? ` value="${escape(form.username)}"` : ' autofocus'}${invalid}>
     <label for="password">Password</label>
@@ -73,7 +74,7 @@ export function loginPage(served: ServedBy, form: LoginForm = {}): string {
   );
 }
 
-export function profilePage(served: ServedBy, user: string, hits: number): string {
+export function profilePage(served: ServedBy, user: string, hits: number, csrfToken = ''): string {
   const reload = served.cluster
     ? `<p>Replace every worker while you watch: <code>npx cluster-session reload --name ${escape(served.cluster)}</code></p>`
     : '<p>Reload the page: the worker and instance may change, the login stays.</p>';
@@ -82,7 +83,7 @@ export function profilePage(served: ServedBy, user: string, hits: number): strin
     `<div class="card">
   <div class="title-row">
     <h1>Signed in as <span id="user">${escape(user)}</span></h1>
-    <form method="post" action="/logout"><button type="submit" class="secondary">Sign out</button></form>
+    <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${escape(csrfToken)}"><button type="submit" class="secondary">Sign out</button></form>
   </div>
   <p class="lead">This page was served by worker <span class="pill" id="worker">${served.worker}</span> on instance <span class="pill" id="instance">${escape(served.instance)}</span>.</p>
   <dl class="facts">

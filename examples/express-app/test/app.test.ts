@@ -46,7 +46,9 @@ describe('example app HTTP contract', { skip }, () => {
     assert.match(res.headers['content-security-policy'] as string, /default-src 'self'; script-src 'self'/);
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(res.headers['cache-control'], 'no-store');
-    assert.equal(res.headers['set-cookie'], undefined, 'an anonymous visit creates no session');
+    const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
+    assert.ok(!cookies.some((c) => c.startsWith('sid=')), 'an anonymous visit creates no session');
+    assert.deepEqual(cookies.map((c) => c.split('=')[0]), ['csrf'], "only the form's CSRF cookie (signed, no store write)");
   });
 
   test('stylesheet, script and icon are served without a session; /favicon.ico points at the SVG', async () => {
@@ -123,8 +125,11 @@ describe('example app HTTP contract', { skip }, () => {
   });
 
   test('a browser form: post-redirect-get; a wrong password comes back once as the form with the error and the username', async () => {
-    const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
-    const ok = await login('username=alice&password=wonderland', form);
+    // A browser first loads the page: the form carries the CSRF token, the csrf cookie its signed twin.
+    const start = await request(`${url}/`);
+    const token = /name="_csrf" value="([^"]+)"/.exec(start.body)![1]!;
+    const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html', cookie: cookieHeader(start.cookies) };
+    const ok = await login(`username=alice&password=wonderland&_csrf=${token}`, form);
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, '/');
     const page = await request(`${url}/`, { headers: { cookie: cookieHeader(ok.cookies) } });
@@ -135,7 +140,7 @@ describe('example app HTTP contract', { skip }, () => {
     assert.match(page.body, /<dd id="sessions">Redis store/);
     assert.match(page.body, /<script src="\/hops.js" defer><\/script>/);
 
-    const bad = await login('username=alice&password=nope', form);
+    const bad = await login(`username=alice&password=nope&_csrf=${token}`, form);
     assert.equal(bad.status, 303, 'no HTML or JSON answer to the POST itself: a reload cannot re-post');
     assert.equal(bad.headers.location, '/');
     assert.ok(bad.cookies.login_error, 'the message travels in a short-lived cookie');
@@ -149,12 +154,12 @@ describe('example app HTTP contract', { skip }, () => {
     assert.match(again.headers['set-cookie']!.join('\n'), /login_error=;.*Expires=Thu, 01 Jan 1970/, 'read once, then cleared');
     assert.doesNotMatch((await request(`${url}/`)).body, /role="alert"/);
 
-    const empty = await login('username=&password=', form);
+    const empty = await login(`username=&password=&_csrf=${token}`, form);
     assert.equal(empty.status, 303);
     const prompt = await request(`${url}/`, { headers: { cookie: `login_error=${empty.cookies.login_error}` } });
     assert.match(prompt.body, /Enter a username and a password./);
     // The same form from a client that asks for JSON keeps the API contract.
-    assert.equal((await login('username=alice&password=nope', { 'content-type': 'application/x-www-form-urlencoded' })).status, 401);
+    assert.equal((await login(`username=alice&password=nope&_csrf=${token}`, { 'content-type': 'application/x-www-form-urlencoded', cookie: form.cookie })).status, 401);
   });
 
   test('a forged login_error cookie shows nothing it should not: unknown codes ignored, the username escaped', async () => {

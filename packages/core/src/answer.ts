@@ -4,7 +4,7 @@ import type { Answerable } from './errors.ts';
 /**
  * The one JSON error answer of the suite, written by every package and mode that answers a request itself:
  * `{ "error": <text for the client>, "code": "CS_ERR_..." }`, plus `limit` on a 413; `Cache-Control: no-store`
- * always, `Retry-After` on a 503. Never a stack trace, a store address or a secret.
+ * always, `Retry-After` on a 503 and a 429. Never a stack trace, a store address or a secret.
  */
 export interface ErrorAnswer {
   status: number;
@@ -12,16 +12,18 @@ export interface ErrorAnswer {
   /** The text a client sees. */
   error: string;
   limit?: number;
-  /** Seconds; sent on a 503 (default 1). */
+  /** Seconds; sent on a 503 and a 429 (default 1). */
   retryAfter?: number;
 }
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   413: 'Content Too Large',
+  429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   501: 'Not Implemented',
@@ -48,7 +50,7 @@ export function renderAnswer(a: ErrorAnswer): { body: string; headers: Array<[st
     ['content-type', 'application/json; charset=utf-8'],
     ['cache-control', 'no-store'],
   ];
-  if (a.status === 503) headers.push(['retry-after', String(Math.max(1, Math.ceil(a.retryAfter ?? 1)))]);
+  if (a.status === 503 || a.status === 429) headers.push(['retry-after', String(Math.max(1, Math.ceil(a.retryAfter ?? 1)))]);
   return { body, headers };
 }
 

@@ -1,6 +1,7 @@
 import { resolveConfig, type Env, type SessionConfigInput } from './config.ts';
 import { createJwtMode } from './modes/jwt.ts';
 import { createStoreMode } from './modes/store.ts';
+import { attachConfig } from './resolved.ts';
 import type { ClusterSession } from './types.ts';
 
 let warnedGeneratedSecret = false;
@@ -18,5 +19,5 @@ export function clusterSession(input?: SessionConfigInput, env: Env = process.en
         'restart nor verify on other processes. Set SESSION_SECRET (required when NODE_ENV=production).',
     );
   }
-  return config.mode === 'jwt' ? createJwtMode(config) : createStoreMode(config);
+  return attachConfig(config.mode === 'jwt' ? createJwtMode(config) : createStoreMode(config), config);
 }

@@ -121,6 +121,25 @@ const schema = v.strictObject({
   genid: v.optional(v.pipe(v.custom<(req: Request) => string>((f) => typeof f === 'function'), words({ allowed: 'a function (req) => string', example: '(req) => randomUUID()' }))),
   /** Accept secrets shorter than 16 characters (express-session does; the express-session entry point sets it). */
   allowWeakSecret: v.optional(bool('true'), false),
+  /** Store mode: end a session this many seconds after its login, however active (rolling or not). 0 = no limit. */
+  absoluteTimeoutSeconds: v.optional(
+    int(0, Number.MAX_SAFE_INTEGER, { env: 'SESSION_ABSOLUTE_TIMEOUT', envType: 'int', allowed: 'a whole number of seconds, 0 (no limit) or more', example: '43200' }),
+    0,
+  ),
+  /** Store mode: AES-256-GCM of the stored session data, `id:base64key` entries (the first encrypts, all decrypt). */
+  encryptionKeys: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.minLength(1))),
+      words({
+        env: 'SESSION_ENCRYPTION_KEYS',
+        envType: 'list',
+        secret: true,
+        allowed: "a list of 'id:key' entries, each key 32 bytes in base64 (comma-separated in the env)",
+        fix: 'set SESSION_ENCRYPTION_KEYS=k1:$(openssl rand -base64 32); to rotate, put the new key first and keep the old one until its sessions expired',
+      }),
+    ),
+    [],
+  ),
   /** Skip the store touch of an unchanged session whose expiry moved by less than this (not with rolling). Old name: `touchAfter`. */
   touchAfterSeconds: v.optional(int(0, Number.MAX_SAFE_INTEGER, { allowed: 'a whole number of seconds, 0 or more', example: '60' })),
   maxSessionBytes: v.optional(int(256, 16 * 1024 * 1024, { allowed: 'a whole number of bytes between 256 and 16 MiB', example: '65536' }), 64 * 1024),
@@ -198,6 +217,8 @@ export interface ResolvedConfig {
   /** The session cookie's lifetime in ms as express-session takes it (ttlSeconds * 1000 unless cookie.maxAge); null: browser-session cookie. */
   readonly cookieMaxAge: number | null;
   readonly cookieExpires: Date | undefined;
+  readonly absoluteTimeoutSeconds: number;
+  readonly encryptionKeys: readonly string[];
   readonly touchAfterSeconds: number;
   readonly maxSessionBytes: number;
   readonly storeTimeout: number;
@@ -213,7 +234,7 @@ export interface ResolvedConfig {
 }
 
 /** `sessions.config`: what the app may read back. No secret, no key, no password of a store URL. */
-export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store' | 'genid'> & {
+export type SessionConfigView = Omit<ResolvedConfig, 'secrets' | 'jwt' | 'logger' | 'store' | 'genid' | 'encryptionKeys'> & {
   readonly store: { readonly type: StoreName; readonly url?: string; readonly path?: string; readonly dbName?: string };
 };
 
@@ -361,6 +382,8 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
     touchAfterSeconds: c.rolling ? 0 : (c.touchAfterSeconds ?? Math.min(60, Math.floor(ttlSeconds / 10))),
     maxSessionBytes: c.maxSessionBytes,
     storeTimeout: c.storeTimeout,
+    absoluteTimeoutSeconds: c.absoluteTimeoutSeconds,
+    encryptionKeys: Object.freeze([...c.encryptionKeys]),
     userKey: c.userKey,
     prefix: c.prefix,
     collection: c.collection,
@@ -375,7 +398,7 @@ export function resolveConfig(input: SessionConfigInput = {}, env: Env = process
 
 /** The part of the configuration an app can read back through `sessions.config`. */
 export function publicView(config: ResolvedConfig): SessionConfigView {
-  const { secrets: _secrets, jwt: _jwt, logger: _logger, genid: _genid, store, ...rest } = config;
+  const { secrets: _secrets, jwt: _jwt, logger: _logger, genid: _genid, encryptionKeys: _keys, store, ...rest } = config;
   const s = store as { type: StoreName; url?: string; path?: string; dbName?: string };
   return Object.freeze({
     ...rest,

@@ -9,7 +9,9 @@ export type SessionErrorCode =
   | 'CS_ERR_SESSION_TOO_LARGE'
   | 'CS_ERR_SESSION_SAVE'
   | 'CS_ERR_SESSION_MISSING'
-  | 'CS_ERR_SESSION_NOT_SUPPORTED';
+  | 'CS_ERR_SESSION_NOT_SUPPORTED'
+  | 'CS_ERR_SESSION_LOGIN_THROTTLED'
+  | 'CS_ERR_SESSION_CSRF';
 
 /** The family of every error this package throws: a stable `code` callers can switch on (as undici's UND_ERR_*). */
 export class SessionError extends ClusterSessionError<SessionErrorCode> {
@@ -65,4 +67,36 @@ export class NoSessionError extends SessionError {
 /** An operation the configured mode cannot do (listing sessions by user with stateless tokens). */
 export class NotSupportedError extends SessionError {
   static override readonly code = 'CS_ERR_SESSION_NOT_SUPPORTED';
+}
+
+/**
+ * loginThrottle(): too many failed logins for this account or from this address; answered with HTTP 429 and
+ * Retry-After before any password work. The client is not told which of the two is locked.
+ */
+export class LoginThrottledError extends SessionError {
+  static override readonly code = 'CS_ERR_SESSION_LOGIN_THROTTLED';
+  readonly status = 429;
+  readonly expose = true;
+  readonly publicMessage = 'too many failed login attempts; try again later';
+  /** Seconds until the lock ends. */
+  readonly retryAfter: number;
+  /** What is locked (for logs and metrics, never sent to the client). */
+  readonly locked: 'account' | 'address';
+  constructor(locked: 'account' | 'address', retryAfter: number) {
+    super(`login throttled: this ${locked} is locked for ${retryAfter} s after repeated failed logins`);
+    this.locked = locked;
+    this.retryAfter = Math.max(1, retryAfter);
+  }
+}
+
+/** csrf(): a state-changing request without a valid token, or sent cross-site (Origin / Sec-Fetch-Site). HTTP 403. */
+export class CsrfError extends SessionError {
+  static override readonly code = 'CS_ERR_SESSION_CSRF';
+  readonly status = 403;
+  readonly expose = true;
+  readonly publicMessage: string;
+  constructor(reason: string, publicMessage = 'cross-site request refused') {
+    super(`csrf: ${reason}`);
+    this.publicMessage = publicMessage;
+  }
 }

@@ -1,7 +1,11 @@
 import type { Request } from 'express';
 import type { Session, SessionData } from 'express-session';
-import { NoSessionError } from './errors.ts';
+import { deadline } from '@cluster-session/core';
+import { NoSessionError, NotSupportedError, StoreUnavailableError } from './errors.ts';
 import { kCookie, type CookieSettings } from './modes/store.ts';
+import { configOf, handleOf } from './resolved.ts';
+import { describeSession, handleOfSid, stampLogin, type SessionInfo } from './session-meta.ts';
+import type { StoreHandle } from './stores/types.ts';
 import type { ClusterSession } from './types.ts';
 
 export interface LoginOptions {
@@ -27,6 +31,9 @@ export async function login(req: Request, data: Record<string, unknown>, options
   await new Promise<void>((resolve, reject) => old.regenerate((err) => (err ? reject(err) : resolve())));
   const fresh = sessionOf(req, 'login');
   Object.assign(fresh, kept, data);
+  // Store mode: when and where this session began (listSessions, absoluteTimeoutSeconds). Not in a JWT: its
+  // claims travel in every request's cookie, and the token's own iat0/maxAge already bound its life.
+  if ((req as unknown as Record<symbol, unknown>)[kCookie]) stampLogin(req, fresh);
   await new Promise<void>((resolve, reject) => fresh.save((err) => (err ? reject(err) : resolve())));
 }
 
@@ -45,10 +52,61 @@ export async function logout(req: Request): Promise<void> {
   }
 }
 
+export interface LogoutEverywhereOptions {
+  /** A session id to keep (usually `req.sessionID`: "log out my other devices"). */
+  except?: string;
+}
+
+function storeOf(sessions: ClusterSession, helper: string): StoreHandle {
+  const handle = handleOf(sessions);
+  if (handle) return handle;
+  configOf(sessions, helper);
+  throw new NotSupportedError(`${helper}() needs sessions it can list; JWT mode keeps none. Fix: use mode 'store', or rotate the JWT keys to end every session.`);
+}
+
+const bounded = <T>(sessions: ClusterSession, work: Promise<T>, what: string) => {
+  const ms = configOf(sessions, what).storeTimeout * 5;
+  return deadline(work, ms, () => new StoreUnavailableError(`${what}() did not finish within ${ms} ms`));
+};
+
+const destroyOne = (handle: StoreHandle, sid: string) =>
+  new Promise<void>((resolve, reject) => handle.store.destroy(sid, (err?: unknown) => (err ? reject(err) : resolve())));
+
 /**
  * Destroys every live session of `userId` (as stored under the config's `userKey`) on every process and
- * instance sharing the store; resolves with how many there were (expressjs/session#865).
+ * instance sharing the store; resolves with how many there were (expressjs/session#865). With `except`, that
+ * session is kept ("log out everywhere else", expressjs/session#504).
  */
-export function logoutEverywhere(sessions: ClusterSession, userId: string | number): Promise<number> {
-  return sessions.destroyUser(String(userId));
+export async function logoutEverywhere(sessions: ClusterSession, userId: string | number, options: LogoutEverywhereOptions = {}): Promise<number> {
+  if (options.except === undefined) return sessions.destroyUser(String(userId));
+  const handle = storeOf(sessions, 'logoutEverywhere');
+  const run = async () => {
+    const mine = (await handle.listUser(String(userId))).filter((s) => s.sid !== options.except);
+    await Promise.all(mine.map((s) => destroyOne(handle, s.sid)));
+    return mine.length;
+  };
+  return bounded(sessions, run(), 'logoutEverywhere');
+}
+
+/**
+ * The live sessions of `userId` on every store: created, last seen, expiry, address and user agent (recorded at
+ * login()), and which one is `req`'s. Each has an opaque `handle` for logoutSession(); never the session id.
+ */
+export async function listSessions(sessions: ClusterSession, userId: string | number, req?: Request): Promise<SessionInfo[]> {
+  const handle = storeOf(sessions, 'listSessions');
+  const found = await bounded(sessions, handle.listUser(String(userId)), 'listSessions');
+  return found
+    .map((s) => describeSession(s.sid, s.sess, req?.sessionID))
+    .sort((a, b) => (b.lastSeen?.getTime() ?? 0) - (a.lastSeen?.getTime() ?? 0));
+}
+
+/** Ends one session of `userId` by the `handle` listSessions() gave; resolves true when it existed. */
+export async function logoutSession(sessions: ClusterSession, userId: string | number, sessionHandle: string): Promise<boolean> {
+  const handle = storeOf(sessions, 'logoutSession');
+  const run = async () => {
+    const hit = (await handle.listUser(String(userId))).find((s) => handleOfSid(s.sid) === sessionHandle);
+    if (hit) await destroyOne(handle, hit.sid);
+    return hit !== undefined;
+  };
+  return bounded(sessions, run(), 'logoutSession');
 }

@@ -1,7 +1,8 @@
 export { clusterSession } from './cluster-session.ts';
 export type { ClusterSession, SessionHealth } from './types.ts';
 export { checkConfig } from './check.ts';
-export { login, logout, logoutEverywhere, type LoginOptions } from './helpers.ts';
+export { login, logout, logoutEverywhere, listSessions, logoutSession, type LoginOptions, type LogoutEverywhereOptions } from './helpers.ts';
+export type { SessionInfo } from './session-meta.ts';
 export {
   resolveConfig,
   type SessionConfigInput,
@@ -14,6 +15,8 @@ export {
   type CookieInput,
   type Logger,
 } from './config.ts';
+export { loginThrottle, type LoginThrottle, type LoginAttempt, type LoginThrottleOptions, type ResolvedLoginThrottleOptions } from './throttle.ts';
+export { csrf, type CsrfOptions, type CsrfProtection } from './csrf.ts';
 export { createDenyList } from './stores/index.ts';
 export { redactUrl } from './stores/url.ts';
 export type { DenyList } from './stores/types.ts';
@@ -26,6 +29,8 @@ export {
   SessionSaveError,
   NoSessionError,
   NotSupportedError,
+  LoginThrottledError,
+  CsrfError,
   type SessionErrorCode,
 } from './errors.ts';
 // No driver is loaded here: each store's loads when clusterSession() creates that store. The store classes live

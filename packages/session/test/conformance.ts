@@ -2,11 +2,13 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { SessionData } from 'express-session';
 import { cookieHeader, request, sleep, startNode, until, type HttpResult, type Proc } from '@cluster-session/testkit';
-import { createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
+import { clusterSession, createDenyList, type Logger, type SessionConfigInput, type StoreInput } from '@cluster-session/session';
 import { serve, type Served } from './fixtures/app.ts';
 import { cb } from './fixtures/callback.ts';
+import { serveThrottle } from './fixtures/throttle-app.ts';
 
 export interface StoreFixture {
   /** JSON-serializable store config (child processes get it through the environment). */
@@ -221,6 +223,230 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       } finally {
         await deny.close();
       }
+    });
+
+    describe('session features', () => {
+      const withUa = (ua: string, jar: Record<string, string> = {}) => ({ cookie: cookieHeader(jar), 'user-agent': ua });
+
+      it('listSessions: created, last seen, address and user agent of each live session, the current one marked, no raw id', async () => {
+        const user = `lister-${name}-${Date.now()}`;
+        const phone = await post(`${app.url}/login`, { user }, {});
+        const phoneJar = phone.cookies;
+        await request(`${app.url}/login`, { method: 'POST', body: { user }, headers: { 'user-agent': 'PhoneBrowser/1.0' } });
+        const laptop = await request(`${app.url}/login`, { method: 'POST', body: { user }, headers: { 'user-agent': 'LaptopBrowser/2.0' } });
+        const r = await request(`${app.url}/sessions`, { headers: withUa('LaptopBrowser/2.0', laptop.cookies) });
+        assert.equal(r.status, 200, r.body);
+        const list = r.json.sessions as Array<{ handle: string; current: boolean; created: string; lastSeen: string; expires: string; address: string; userAgent?: string }>;
+        assert.equal(list.length, 3);
+        assert.equal(list.filter((s) => s.current).length, 1);
+        const current = list.find((s) => s.current)!;
+        assert.equal(current.userAgent, 'LaptopBrowser/2.0');
+        assert.equal(current.address, '127.0.0.1');
+        assert.ok(Date.now() - Date.parse(current.created) < 60_000, current.created);
+        assert.ok(Math.abs(Date.parse(current.lastSeen) - Date.parse(current.created)) < 5000);
+        assert.ok(Date.parse(current.expires) > Date.now());
+        assert.deepEqual(list.map((s) => s.userAgent).filter(Boolean).sort(), ['LaptopBrowser/2.0', 'PhoneBrowser/1.0']);
+        const sids = [phoneJar.sid, laptop.cookies.sid].map((c) => decodeURIComponent(c!).slice(2).split('.')[0]!);
+        for (const s of list) for (const sid of sids) assert.ok(!r.body.includes(sid), 'a session id never appears in the listing');
+        // One device ended by its handle, from another.
+        const phoneEntry = list.find((s) => s.userAgent === 'PhoneBrowser/1.0')!;
+        const ended = await post(`${app.url}/logout-session`, { handle: phoneEntry.handle }, laptop.cookies);
+        assert.equal(ended.json.ended, true);
+        const after = await request(`${app.url}/sessions`, { headers: withUa('x', laptop.cookies) });
+        assert.equal(after.json.sessions.length, 2);
+        assert.equal((await post(`${app.url}/logout-session`, { handle: phoneEntry.handle }, laptop.cookies)).json.ended, false);
+      });
+
+      it('logoutEverywhere(userId, { except: req.sessionID }) ends the other sessions only', async () => {
+        const user = `except-${name}-${Date.now()}`;
+        const jars = [await login(app.url, user), await login(app.url, user), await login(app.url, user)];
+        const bystander = await login(app.url, `${user}-other`);
+        const r = await post(`${app.url}/logout-others`, {}, jars[0]);
+        assert.equal(r.json.count, 2);
+        assert.equal((await get(`${app.url}/me`, jars[0])).json.data.user, user, 'this session stays');
+        for (const jar of jars.slice(1)) assert.equal((await get(`${app.url}/me`, jar)).json.data.user, undefined);
+        assert.equal((await get(`${app.url}/me`, bystander)).json.data.user, `${user}-other`);
+        assert.equal((await post(`${app.url}/logout-others`, {}, jars[0])).json.count, 0);
+      });
+
+      it('absoluteTimeoutSeconds ends a session that old however active it is, rolling included', async () => {
+        const short = await serve({ ...fx.options, store: fx.store, rolling: true, absoluteTimeoutSeconds: 2, logger });
+        try {
+          const user = `abs-${name}`;
+          const jar = await login(short.url, user);
+          const sid = decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+          const started = Date.now();
+          let r;
+          // Active all along: a request every 300 ms, each rolling the expiry forward.
+          for (;;) {
+            r = await get(`${short.url}/me`, jar);
+            if (r.json.data.user !== user) break;
+            assert.ok(Date.now() - started < 2000 + 1500, 'still signed in well past the absolute lifetime');
+            await sleep(300);
+          }
+          assert.ok(Date.now() - started >= 1900, `ended after ${Date.now() - started} ms, not before the lifetime`);
+          assert.notEqual(r.json.id, sid, 'a fresh session, not the old one');
+          assert.equal(await cb((d) => short.sessions.store!.get(sid, d)) ?? null, null, 'the old session is gone from the store');
+        } finally {
+          await short.close();
+        }
+      });
+    });
+
+    describe('encryption of stored sessions', () => {
+      const key = () => randomBytes(32).toString('base64');
+      const sidOf = (jar: Record<string, string>) => decodeURIComponent(jar.sid!).slice(2).split('.')[0]!;
+
+      it('AES-256-GCM: the store holds sealed data (user and cookie readable for its indexes), the app reads it back; keys rotate by id', async () => {
+        const k1 = `k1:${key()}`;
+        const k2 = `k2:${key()}`;
+        const enc = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k1], logger });
+        // What the store itself holds: read by an app without keys (same store), or the memory store's own map.
+        const plain = fx.multiProcess ? await serve({ ...fx.options, store: fx.store, logger }) : undefined;
+        const raw = async (sid: string): Promise<Record<string, unknown> | null> => {
+          if (plain) return ((await cb<SessionData | null>((d) => plain.sessions.store!.get(sid, d))) ?? null) as unknown as Record<string, unknown> | null;
+          const text = (enc.sessions.store as unknown as { sessions: Record<string, string> }).sessions[sid];
+          return text ? JSON.parse(text) : null;
+        };
+        try {
+          const jar = await login(enc.url, 'sealed-user');
+          const w = await post(`${enc.url}/set`, { card: '4111-1111', note: 'private' }, jar);
+          assert.equal(w.status, 200, w.body);
+          const sid = sidOf(jar);
+          const stored = (await raw(sid))!;
+          assert.ok(stored, 'stored');
+          assert.match(String(stored['~enc']), /^v1\.k1\./, 'sealed with the first key');
+          assert.equal(stored.card, undefined);
+          assert.doesNotMatch(JSON.stringify(stored), /4111|private|127\.0\.0\.1/, 'no data, address or agent in clear');
+          assert.equal(stored.user, 'sealed-user', 'the indexed user stays readable');
+          assert.ok((stored.cookie as { expires?: string }).expires, 'the expiry stays readable');
+          const me = await get(`${enc.url}/me`, jar);
+          assert.equal(me.json.data.card, '4111-1111');
+          assert.equal(me.json.data.user, 'sealed-user');
+          // listSessions opens them too (address and agent were sealed).
+          const listed = await request(`${enc.url}/sessions`, { headers: { cookie: cookieHeader(jar) } });
+          assert.equal(listed.json.sessions[0].address, '127.0.0.1');
+
+          // Rotation: the new key first, the old one still listed: old sessions open, the next save seals with k2.
+          const rotated = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k2, k1], logger });
+          try {
+            if (!fx.multiProcess) return; // the memory store is this app's alone
+            assert.equal((await get(`${rotated.url}/me`, jar)).json.data.card, '4111-1111');
+            await post(`${rotated.url}/set`, { card: '5500-0000' }, jar);
+            assert.match(String((await raw(sid))!['~enc']), /^v1\.k2\./, 're-sealed with the new key');
+            assert.equal((await get(`${enc.url}/me`, jar)).json.data.user, undefined, 'an app without k2 cannot open it: no session');
+            const jar2 = await login(rotated.url, 'sealed-two');
+            assert.equal((await get(`${rotated.url}/me`, jar2)).json.data.user, 'sealed-two');
+          } finally {
+            await rotated.close();
+          }
+        } finally {
+          await plain?.close();
+          await enc.close();
+        }
+      });
+
+      it('a sealed value moved under another session id does not open', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('nothing outside the process writes to this store');
+        const k = `k1:${key()}`;
+        const enc = await serve({ ...fx.options, store: fx.store, encryptionKeys: [k], logger });
+        const plain = await serve({ ...fx.options, store: fx.store, logger });
+        try {
+          const victim = await login(enc.url, 'victim-enc');
+          const attacker = await login(enc.url, 'attacker-enc');
+          const sealed = (await cb<SessionData | null>((d) => plain.sessions.store!.get(sidOf(victim), d)))!;
+          // Someone with write access to the store copies the victim's sealed value onto the attacker's id.
+          await cb((d) => plain.sessions.store!.set(sidOf(attacker), { ...(sealed as object), user: 'attacker-enc' } as SessionData, d));
+          const me = await get(`${enc.url}/me`, attacker);
+          assert.equal(me.json.data.user, undefined, 'the copy is bound to the victim id (AAD) and reads as no session');
+        } finally {
+          await plain.close();
+          await enc.close();
+        }
+      });
+
+      it('a wrong key list is refused at startup, naming the option and no key', () => {
+        assert.throws(() => clusterSession({ secret: 'x'.repeat(32), store: 'memory', encryptionKeys: ['k1:short'] }), (err: Error) => {
+          assert.match(err.message, /encryptionKeys \(or env SESSION_ENCRYPTION_KEYS\) entry 1/);
+          assert.doesNotMatch(err.message, /short/);
+          return true;
+        });
+      });
+    });
+
+    describe('login throttle', () => {
+      const attempt = (url: string, user: string, password: string, ip = '203.0.113.7') =>
+        request(`${url}/login`, { method: 'POST', body: { user, password }, headers: { 'x-forwarded-for': ip } });
+
+      it('an account locks after maxFailures (429, Retry-After, before the password is checked); other accounts log in; success resets', async () => {
+        const t = await serveThrottle(app.sessions, { maxFailures: 3, maxFailuresPerAddress: 1000, blockSeconds: 60 });
+        try {
+          const user = `victim-${name}-${Date.now()}`;
+          const statuses: number[] = [];
+          for (let i = 0; i < 6; i++) statuses.push((await attempt(t.url, user, 'wrong', `198.51.100.${i}`)).status);
+          assert.deepEqual(statuses, [401, 401, 401, 429, 429, 429], 'locked after the third failure, whatever the address');
+          const locked = await attempt(t.url, user, 'right');
+          assert.equal(locked.status, 429, 'the right password is refused while the account is locked');
+          assert.equal(locked.json.code, 'CS_ERR_SESSION_LOGIN_THROTTLED');
+          assert.equal(locked.json.error, 'too many failed login attempts; try again later');
+          const retry = Number(locked.headers['retry-after']);
+          assert.ok(retry >= 1 && retry <= 60, `Retry-After ${locked.headers['retry-after']}`);
+          assert.equal(locked.headers['cache-control'], 'no-store');
+          assert.equal(locked.cookies.sid, undefined, 'no session for a refused attempt');
+          // Case and Unicode variants of the name share the count.
+          assert.equal((await attempt(t.url, user.toUpperCase(), 'right')).status, 429);
+          const other = await attempt(t.url, `other-${name}-${Date.now()}`, 'right');
+          assert.equal(other.status, 200, other.body);
+          // Success resets: an admin unlock, then two failures and a success, then three more failures before a lock.
+          await t.throttle.reset(user);
+          assert.equal((await attempt(t.url, user, 'wrong')).status, 401);
+          assert.equal((await attempt(t.url, user, 'wrong')).status, 401);
+          assert.equal((await attempt(t.url, user, 'right')).status, 200);
+          const after: number[] = [];
+          for (let i = 0; i < 4; i++) after.push((await attempt(t.url, user, 'wrong')).status);
+          assert.deepEqual(after, [401, 401, 401, 429], 'the success cleared the earlier failures');
+        } finally {
+          await t.close();
+        }
+      });
+
+      it('an address locks after maxFailuresPerAddress across accounts; each further failure doubles the lock', async () => {
+        const t = await serveThrottle(app.sessions, { maxFailures: 100, maxFailuresPerAddress: 4, blockSeconds: 1, maxBlockSeconds: 8 });
+        try {
+          const ip = `192.0.2.${Math.floor(Math.random() * 200) + 1}`;
+          const stamp = `${name}-${Date.now()}`;
+          for (let i = 0; i < 4; i++) assert.equal((await attempt(t.url, `spray${i}-${stamp}`, 'wrong', ip)).status, 401);
+          const first = await attempt(t.url, `fresh-${stamp}`, 'right', ip);
+          assert.equal(first.status, 429, 'a new account from a locked address is refused');
+          assert.equal(first.headers['retry-after'], '1');
+          assert.equal((await attempt(t.url, `fresh-${stamp}`, 'right', '192.0.2.250')).status, 200, 'another address is not locked');
+          // After the 1 s lock, one more failure: locked for 2 s now (blockSeconds doubled once).
+          await until('the first lock ends', async () => ((await attempt(t.url, `probe-${stamp}`, 'wrong', ip)).status === 401 ? true : undefined), 5000);
+          const second = await attempt(t.url, `fresh-${stamp}`, 'right', ip);
+          assert.equal(second.status, 429);
+          assert.equal(second.headers['retry-after'], '2', 'the lock doubled');
+          // The address's failures are not cleared by a success elsewhere (a known login must not buy guesses).
+        } finally {
+          await t.close();
+        }
+      });
+
+      it('two apps with their own store clients share one count', async (t: TestContext) => {
+        if (!fx.multiProcess) return t.skip('process-local store');
+        const other = await serve({ ...fx.options, store: fx.store, logger });
+        const a = await serveThrottle(app.sessions, { maxFailures: 4, blockSeconds: 60 });
+        const b = await serveThrottle(other.sessions, { maxFailures: 4, blockSeconds: 60 });
+        try {
+          const user = `shared-${name}-${Date.now()}`;
+          const statuses: number[] = [];
+          for (let i = 0; i < 8; i++) statuses.push((await attempt(i % 2 ? b.url : a.url, user, 'wrong', `198.51.100.${i}`)).status);
+          assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429, 429, 429]);
+        } finally {
+          await a.close();
+          await b.close();
+          await other.close();
+        }
+      });
     });
 
     describe('across OS processes', { skip: false }, () => {

@@ -6,7 +6,10 @@ import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import { guardCookiePrefix } from '../cookie-guard.ts';
+import { encryptStore } from '../encryption.ts';
 import { guardStore, hasState, isDirty, isFresh, markState, wasSaved } from '../guard.ts';
+import { attachHandle } from '../resolved.ts';
+import { pastAbsolute, stampFirstSave, storeMeta } from '../session-meta.ts';
 import { createStoreHandle } from '../stores/index.ts';
 import type { ClusterSession, SessionHealth } from '../types.ts';
 
@@ -17,6 +20,9 @@ export type CookieSettings = ResolvedConfig['cookie'];
 /** Store mode: express-session on the configured store, every store call bounded, changed sessions saved before the answer. */
 export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const handle = createStoreHandle(config);
+  // Under the guard: the size limit and the request budget see the app's data, the store sees sealed data.
+  encryptStore(handle, config);
+  storeMeta(handle);
   guardStore(handle, config);
   const { cookie } = config;
   const inner = session({
@@ -70,6 +76,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
       // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
       sess.touch();
+      stampFirstSave(sess);
       // While the save runs the response looks sent, as under express-session: a second res.json() throws
       // ERR_HTTP_HEADERS_SENT to its caller and a second end is dropped, so the first answer is the one that goes out.
       const held = heldResponse(res);
@@ -100,11 +107,17 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       if (err) return expected(err) ? sendSessionError(res, err) : next(err);
       // express-session skips the session when its store said 'disconnect' after our check: same answer as above.
       if (!req.session && !handle.isUp()) return sendSessionError(res, unavailable());
-      if (req.session) {
-        if (!hasState(req.session)) markState(req.session as SessionData, req.sessionID, false, true);
-        patchEnd(req, res);
-      }
-      next();
+      const proceed = () => {
+        if (req.session) {
+          if (!hasState(req.session)) markState(req.session as SessionData, req.sessionID, false, true);
+          patchEnd(req, res);
+        }
+        next();
+      };
+      // absoluteTimeoutSeconds: a session older than that ends here however active it was (rolling included):
+      // destroyed in the store, and the request goes on with a fresh, anonymous one.
+      if (!req.session || !pastAbsolute(req.session, config)) return proceed();
+      req.session.regenerate((regenErr?: unknown) => (regenErr ? sendSessionError(res, regenErr) : proceed()));
     });
   };
 
@@ -118,7 +131,7 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const bounded = <T>(work: Promise<T>, ms: number) =>
     deadline(work, ms, () => new StoreUnavailableError(`${handle.name} store did not answer within ${ms} ms`));
 
-  return Object.assign(middleware, {
+  return Object.assign(attachHandle(middleware, handle), {
     config: publicView(config),
     store: handle.store,
     errorHandler,

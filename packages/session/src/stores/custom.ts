@@ -42,6 +42,20 @@ export function createCustomHandle(config: ResolvedConfig, store: Store): StoreH
     waiting.clear();
   });
   const name = (store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'custom') as string;
+  /** Every stored session, through the store's optional all(): the per-user helpers need it. */
+  const sessionsOf = async (what: string): Promise<Array<{ sid: string; sess: SessionData }>> => {
+    if (typeof s.all !== 'function') {
+      throw new NotSupportedError(`${what} needs a store that can list its sessions: ${name} has no all(). Fix: use a store with all(), or one of the built-in stores.`);
+    }
+    const all = await call<SessionData[] | Record<string, SessionData | string> | null>(store, 'all');
+    // Stores answer as an object by id (MemoryStore) or an array whose items carry the id (connect-redis).
+    return Array.isArray(all)
+      ? all.flatMap((x) => {
+          const id = (x as { id?: unknown }).id ?? (x as { _id?: unknown })._id;
+          return typeof id === 'string' ? [{ sid: id, sess: x }] : [];
+        })
+      : Object.entries(all ?? {}).map(([sid, x]) => ({ sid, sess: typeof x === 'string' ? (JSON.parse(x) as SessionData) : x }));
+  };
   return {
     name: 'custom',
     store,
@@ -64,21 +78,12 @@ export function createCustomHandle(config: ResolvedConfig, store: Store): StoreH
     async ping() {
       await call(store, 'get', 'cluster-session-health-probe');
     },
+    async listUser(userId) {
+      return (await sessionsOf('listSessions()')).filter(({ sess }) => userOf(sess, config.userKey) === userId);
+    },
     async destroyUser(userId) {
-      if (typeof s.all !== 'function') {
-        throw new NotSupportedError(`logoutEverywhere() needs a store that can list its sessions: ${name} has no all(). Fix: use a store with all(), or one of the built-in stores.`);
-      }
-      const all = await call<SessionData[] | Record<string, SessionData> | null>(store, 'all');
-      // Stores answer as an object by id (MemoryStore) or an array whose items carry the id (connect-redis).
-      const entries: [string, SessionData][] = Array.isArray(all)
-        ? all.flatMap((x) => {
-            const id = (x as { id?: unknown }).id ?? (x as { _id?: unknown })._id;
-            return typeof id === 'string' ? [[id, x] as [string, SessionData]] : [];
-          })
-        : Object.entries(all ?? {}).map(([id, x]) => [id, typeof x === 'string' ? (JSON.parse(x) as SessionData) : x]);
       let n = 0;
-      for (const [sid, sess] of entries) {
-        if (userOf(sess, config.userKey) !== userId) continue;
+      for (const { sid } of await this.listUser(userId)) {
         await call(store, 'destroy', sid);
         n++;
       }

@@ -1,4 +1,4 @@
-import { MemoryStore } from 'express-session';
+import { MemoryStore, type SessionData } from 'express-session';
 import type { ResolvedConfig } from '../config.ts';
 import { userOf } from '../serializer.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
@@ -11,6 +11,17 @@ export function createMemoryHandle(config: ResolvedConfig): StoreHandle {
     store,
     ...alwaysUp,
     async ping() {},
+    async listUser(userId) {
+      const now = Date.now();
+      const sessions = (store as unknown as { sessions: Record<string, string> }).sessions;
+      const out: Array<{ sid: string; sess: SessionData }> = [];
+      for (const [sid, json] of Object.entries(sessions)) {
+        const sess = JSON.parse(json) as SessionData;
+        const expired = sess.cookie?.expires && new Date(sess.cookie.expires).getTime() <= now;
+        if (!expired && userOf(sess, config.userKey) === userId) out.push({ sid, sess });
+      }
+      return out;
+    },
     async destroyUser(userId) {
       let n = 0;
       const now = Date.now();

@@ -108,6 +108,19 @@ export class ClusterMongoStore extends MongoStore {
     this.coll.then((c) => c.countDocuments(live())).then((n) => cb(null, n), (err) => cb(err));
   }
 
+  async listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
+    const c = await this.coll;
+    const out: Array<{ sid: string; sess: SessionData }> = [];
+    // The user is a top-level field of the document (the session itself is JSON text); earlier documents kept it
+    // at session.user.
+    for await (const doc of c.find({ $and: [{ $or: [{ user: userId }, { 'session.user': userId }] }, live()] })) {
+      const raw = doc.session && typeof doc.session === 'object' && 'json' in doc.session ? doc.session.json : doc.session;
+      const sess = parseSession(raw, this.logger);
+      if (sess) out.push({ sid: String(doc._id), sess });
+    }
+    return out;
+  }
+
   async destroyUser(userId: string): Promise<number> {
     const c = await this.coll;
     const mine = { $or: [{ user: userId }, { 'session.user': userId }] };

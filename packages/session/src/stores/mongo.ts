@@ -57,6 +57,7 @@ export function createMongoHandle(config: ResolvedConfig): StoreHandle {
       await client.db(s.dbName).command({ ping: 1 });
       await ensure();
     },
+    listUser: (userId) => store.listUser(userId),
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       if (owned) await client.close();

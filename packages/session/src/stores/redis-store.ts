@@ -2,7 +2,7 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import { loadedOf, parseSession, setLoaded, userOf, expiresAt } from '../serializer.ts';
+import { loadedOf, originOf, parseSession, setLoaded, userOf, expiresAt } from '../serializer.ts';
 import { denyKey, rawRedis, userIndexKey, type RawRedis } from './redis-client.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -32,10 +32,10 @@ interface IndexStamp {
 const STAMP = '~idx';
 /** By session object (a WeakMap: the session stays plain and set() never adds a key to the caller's object). */
 const stamps = new WeakMap<object, IndexStamp | Omit<IndexStamp, 'sid'>>();
-const stampOf = (sess: object) => stamps.get(sess);
+const stampOf = (sess: object) => stamps.get(originOf(sess));
 function setStamp(sess: object, stamp: IndexStamp | Omit<IndexStamp, 'sid'> | undefined): void {
-  if (stamp) stamps.set(sess, stamp);
-  else stamps.delete(sess);
+  if (stamp) stamps.set(originOf(sess), stamp);
+  else stamps.delete(originOf(sess));
 }
 
 function stringify(sess: SessionData): string {
@@ -223,6 +223,16 @@ export class ClusterRedisStore extends RedisStore {
       return out;
     };
     return reply(cb, run());
+  }
+
+  async listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
+    const sids = await this.raw.members(userIndexKey(this.prefix, userId));
+    const found = await inChunks(sids, 100, async (sid) => {
+      const text = await this.raw.get(this.prefix + sid);
+      const sess = text === null ? null : parse(text, nullLogger);
+      return sess && userOf(sess, this.userKey) === userId ? [{ sid, sess }] : [];
+    });
+    return found.flat();
   }
 
   async destroyUser(userId: string): Promise<number> {

@@ -11,7 +11,7 @@ import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 export { failFastOptions } from './redis-topology.ts';
 
 /** The client the config names: the user's (adopted, never closed by us) or a fail-fast ioredis we own. */
-function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
+export function redisClient(config: ResolvedConfig): { client: unknown; raw: RawRedis; owned: boolean } {
   const s = config.store;
   if (s.type !== 'redis') throw new Error('unreachable');
   if (s.client !== undefined) {
@@ -70,6 +70,7 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
     isUp: () => raw.isReady(),
     whenUp: async (ms) => raw.isReady() || (!everReady && raw.waitReady(ms)),
     ping: () => raw.ping(),
+    listUser: (userId) => store.listUser(userId),
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       if (owned) await raw.close();

@@ -15,7 +15,7 @@ type Cb = (err?: unknown, data?: any) => void;
 const BUSY_TIMEOUT_MS = 20;
 const SWEEP_EVERY_MS = 60_000;
 
-const isBusy = (err: unknown) => {
+export const isBusy = (err: unknown) => {
   const e = err as { errcode?: number; message?: string };
   // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including extended codes (low byte).
   return (typeof e.errcode === 'number' && ((e.errcode & 0xff) === 5 || (e.errcode & 0xff) === 6)) || /database is locked/.test(e.message ?? '');
@@ -25,7 +25,7 @@ const isBusy = (err: unknown) => {
  * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
  * (see `retry`) for writers of other processes on the same host. Creates the directory.
  */
-function openDatabase(file: string): DatabaseSync {
+export function openDatabase(file: string): DatabaseSync {
   mkdirSync(path.dirname(file), { recursive: true });
   const db = new (nodeSqlite().DatabaseSync)(file, { timeout: BUSY_TIMEOUT_MS });
   // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
@@ -68,6 +68,7 @@ export class SqliteStore extends Store {
   private readonly userKey: string;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
+  private readonly table: string;
 
   constructor(file: string, opts: { table: string; ttl: number; userKey: string; logger: Logger; timeoutMs: number }) {
     super();
@@ -75,6 +76,7 @@ export class SqliteStore extends Store {
     this.userKey = opts.userKey;
     this.logger = opts.logger;
     this.timeoutMs = opts.timeoutMs;
+    this.table = opts.table;
     this.db = openDatabase(file);
     const t = opts.table;
     for (let attempt = 0; ; attempt++) {
@@ -186,6 +188,16 @@ export class SqliteStore extends Store {
     return retry(() => Number(this.q.sweep.run(Date.now()).changes), this.timeoutMs);
   }
 
+  listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
+    return retry(() => {
+      const rows = this.db.prepare(`SELECT sid, sess FROM ${this.table} WHERE user = ? AND expires > ?`).all(userId, Date.now()) as Array<{ sid: string; sess: string }>;
+      return rows.flatMap((r) => {
+        const sess = parseSession(r.sess, this.logger);
+        return sess ? [{ sid: r.sid, sess }] : [];
+      });
+    }, this.timeoutMs);
+  }
+
   destroyUser(userId: string): Promise<number> {
     return retry(() => Number(this.q.deleteUser.run(userId, Date.now()).changes), this.timeoutMs);
   }
@@ -219,6 +231,7 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
         store.db.exec('ROLLBACK');
       }, config.storeTimeout);
     },
+    listUser: (userId) => store.listUser(userId),
     destroyUser: (userId) => store.destroyUser(userId),
     async close() {
       store.close();

@@ -1,4 +1,4 @@
-import type { Store } from 'express-session';
+import type { SessionData, Store } from 'express-session';
 import type { StoreName } from '../config.ts';
 
 /** A configured store plus what clusterSession() needs beyond express-session's Store contract. */
@@ -15,6 +15,8 @@ export interface StoreHandle {
   whenUp(ms: number): Promise<boolean>;
   /** One cheap round trip; rejects when the store does not answer. */
   ping(): Promise<void>;
+  /** The live sessions whose `userKey` equals `userId`, each with its id (for listSessions / logoutEverywhere except). */
+  listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>>;
   /** Destroys every session whose `userKey` equals `userId`; resolves with how many existed. */
   destroyUser(userId: string): Promise<number>;
   /** Closes the connections and files this handle created (never a client the user passed in). */
