@@ -16,6 +16,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
   session: () => import('./scenarios/session.ts'),
   jwt: () => import('./scenarios/jwt.ts'),
+  'jwt-crypto': () => import('./scenarios/jwt-crypto.ts'),
   'cluster-scaling': () => import('./scenarios/cluster-scaling.ts'),
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),
