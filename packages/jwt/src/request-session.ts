@@ -77,12 +77,13 @@ export class RequestSession implements SessionController {
     const session = this.current;
     if (!session) return undefined;
     const state = stateOf(session);
-    return this.#needsIssue(session, state) ? this.#issue(session, state) : undefined;
+    // The data is serialized once here and that JSON is what gets signed: nothing runs between the two.
+    const json = JSON.stringify(session);
+    return this.#needsIssue(json, state) ? this.#issue(session, state, json) : undefined;
   }
 
-  #needsIssue(session: JwtSession, state: SessionState): boolean {
+  #needsIssue(json: string, state: SessionState): boolean {
     if (state.force) return true;
-    const json = JSON.stringify(session);
     if (json !== state.snapshot) return json !== state.rejected;
     if (state.isNew) return false; // an untouched new session is not worth a token (express-session's saveUninitialized: false)
     // Sliding expiry: renew past half the lifetime, unless the absolute cap leaves nothing to extend.
@@ -101,12 +102,14 @@ export class RequestSession implements SessionController {
     return Math.min(now + ttl, state.iat0 + Math.max(this.#o.maxAge, ttl));
   }
 
-  async #issue(session: JwtSession, state: SessionState): Promise<void> {
+  async #issue(session: JwtSession, state: SessionState, json = JSON.stringify(session)): Promise<void> {
     const res = this.#res;
     if (res.headersSent) throw new JwtHeadersSentError('save');
-    const json = JSON.stringify(session);
     const data = JSON.parse(json) as Record<string, unknown>;
-    for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
+    // JSON keys are a subset of the own enumerable keys unless a reserved toJSON is set, so when no own key is
+    // reserved no JSON key is either; only then is the parsed data's key list skipped.
+    if (Object.keys(session).some(isReservedName) || typeof (session as { toJSON?: unknown }).toJSON === 'function')
+      for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
     const now = nowSeconds();
     const exp = this.#expiry(state, now);
     if (exp <= now) {

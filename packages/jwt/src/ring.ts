@@ -53,6 +53,16 @@ const DEFAULT_CLOCK_TOLERANCE = 5;
 type ResolvedVerify = ReturnType<typeof verifyOptions>;
 const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
 const ringVerifiers = new WeakMap<KeyRing, (token: string, o: ResolvedVerify) => Promise<VerifiedToken>>();
+type PlainSigner = (claims: JWTPayload & { iat: number; exp: number; jti: string }, o: Pick<SignOptions, 'issuer' | 'audience'>) => Promise<string>;
+const ringPlainSigners = new WeakMap<KeyRing, PlainSigner>();
+
+/**
+ * sign() for claims the caller assembled from JSON data and numbers (the middleware's tokens): the same token
+ * as ring.sign, minus the defensive structuredClone, which cannot change plain JSON data.
+ */
+export function plainSignerOf(ring: KeyRing): PlainSigner {
+  return ringPlainSigners.get(ring) ?? ((claims, o) => ring.sign(claims, { ...o, expiresAt: claims.exp }));
+}
 
 /** verify() with options parsed once by the caller (the middleware's hot path). */
 export function verifierOf(ring: KeyRing): (token: string, o: ResolvedVerify) => Promise<VerifiedToken> {
@@ -163,6 +173,10 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
 
   ringKeys.set(ring, keys);
   ringVerifiers.set(ring, verifyWith);
+  ringPlainSigners.set(ring, async (claims, o) => {
+    const opts = { ...o, expiresAt: claims.exp };
+    return fastSign?.(claims, { now: Math.floor(Date.now() / 1000), ...opts }, true) ?? ring.sign(claims, opts);
+  });
   return ring;
 }
 
