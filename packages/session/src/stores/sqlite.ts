@@ -7,6 +7,7 @@ import type { Logger, ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { parseSession, userOf, expiresAt } from '../serializer.ts';
 import { nodeSqlite } from './node-sqlite.ts';
+import type { DenyFeed } from './deny-view.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -226,14 +227,34 @@ export function createSqliteHandle(config: ResolvedConfig): StoreHandle {
   };
 }
 
-/** Revoked JWT ids in the `<collection>_denylist` table of the shared file, swept every minute. */
-export function sqliteDenyList(config: ResolvedConfig & { store: { type: 'sqlite' } }): DenyList {
+/**
+ * Revoked JWT ids in the `<collection>_denylist` table of the shared file, swept every minute. Triggers bump a
+ * one-row stamp table with every insert or update, so each process can poll one integer (denyListView) instead of
+ * looking the table up per request.
+ */
+export function sqliteDenyList(config: ResolvedConfig & { store: { type: 'sqlite' } }): DenyList & DenyFeed {
   const db = openDatabase(config.store.path);
   const t = `${config.collection}_denylist`;
-  db.exec(`CREATE TABLE IF NOT EXISTS ${t} (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID`);
+  // Several processes may create these at once: retry the schema lock like the WAL switch.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      db.exec(
+        `CREATE TABLE IF NOT EXISTS ${t} (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;` +
+          `CREATE TABLE IF NOT EXISTS ${t}_stamp (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);` +
+          `INSERT OR IGNORE INTO ${t}_stamp (id, v) VALUES (1, 0);` +
+          `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_insert AFTER INSERT ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;` +
+          `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_update AFTER UPDATE ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;`,
+      );
+      break;
+    } catch (err) {
+      if (!isBusy(err) || attempt > 100) throw err;
+    }
+  }
   const add = db.prepare(`INSERT INTO ${t} (jti, expires) VALUES (?, ?) ON CONFLICT(jti) DO UPDATE SET expires = max(expires, excluded.expires)`);
   const has = db.prepare(`SELECT 1 FROM ${t} WHERE jti = ? AND expires > ?`);
   const sweep = db.prepare(`DELETE FROM ${t} WHERE expires <= ?`);
+  const stamp = db.prepare(`SELECT v FROM ${t}_stamp WHERE id = 1`);
+  const live = db.prepare(`SELECT jti, expires FROM ${t} WHERE expires > ?`);
   const timer = setInterval(() => void retry(() => sweep.run(Date.now()), config.storeTimeout).catch(() => {}), 60_000);
   timer.unref();
   return {
@@ -245,6 +266,8 @@ export function sqliteDenyList(config: ResolvedConfig & { store: { type: 'sqlite
       checkJti(jti);
       return (await retry(() => has.get(jti, Date.now()), config.storeTimeout)) !== undefined;
     },
+    stamp: async () => String((await retry(() => stamp.get(), config.storeTimeout))?.v),
+    live: async () => (await retry(() => live.all(Date.now()), config.storeTimeout)).map((r) => [String(r.jti), Number(r.expires)] as [string, number]),
     async close() {
       clearInterval(timer);
       if (db.isOpen) db.close();
