@@ -15,6 +15,7 @@ import type { Row, Scenario } from './lib/types.ts';
 const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
   session: () => import('./scenarios/session.ts'),
+  'sqlite-store': () => import('./scenarios/sqlite-store.ts'),
   jwt: () => import('./scenarios/jwt.ts'),
   'jwt-crypto': () => import('./scenarios/jwt-crypto.ts'),
   'cluster-scaling': () => import('./scenarios/cluster-scaling.ts'),

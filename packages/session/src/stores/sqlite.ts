@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { Store, type SessionData } from 'express-session';
 import type { Logger, ResolvedConfig } from '../config.ts';
@@ -15,6 +16,12 @@ type Cb = (err?: unknown, data?: any) => void;
 /** How long SQLite itself waits for a lock, synchronously (it blocks the event loop, so keep it short). */
 const BUSY_TIMEOUT_MS = 20;
 const SWEEP_EVERY_MS = 60_000;
+/** The sweep deletes in batches sized to take about this long each, yielding to the event loop in between. */
+const SWEEP_BATCH_MS = 4;
+const SWEEP_FIRST_BATCH = 200;
+const SWEEP_MAX_BATCH = 20_000;
+/** The timer's sweep runs in the one process holding this lease (renewed by every sweep it runs). */
+const SWEEP_LEASE_MS = 3 * SWEEP_EVERY_MS;
 
 const isBusy = (err: unknown) => {
   const e = err as { errcode?: number; message?: string };
@@ -63,7 +70,9 @@ async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
  */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
-  private readonly q: Record<'get' | 'set' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweep' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  /** Who this store is in the sweep lease: one sweeper per database file, whichever process got the lease. */
+  private readonly owner = `${process.pid}-${randomUUID()}`;
   private readonly timer: NodeJS.Timeout;
   private readonly ttl: number;
   private readonly userKey: string;
@@ -83,7 +92,8 @@ export class SqliteStore extends Store {
         this.db.exec(
           `CREATE TABLE IF NOT EXISTS ${t} (sid TEXT PRIMARY KEY, sess TEXT NOT NULL, expires INTEGER NOT NULL, user TEXT) WITHOUT ROWID;
            CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t}(expires);
-           CREATE INDEX IF NOT EXISTS ${t}_user ON ${t}(user) WHERE user IS NOT NULL;`,
+           CREATE INDEX IF NOT EXISTS ${t}_user ON ${t}(user) WHERE user IS NOT NULL;
+           CREATE TABLE IF NOT EXISTS ${t}_sweep_lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until INTEGER NOT NULL);`,
         );
         break;
       } catch (err) {
@@ -96,6 +106,10 @@ export class SqliteStore extends Store {
         `INSERT INTO ${t} (sid, sess, expires, user) VALUES (?, ?, ?, ?)
          ON CONFLICT(sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires, user = excluded.user`,
       ),
+      // The common save changes the data only: updating sess alone leaves both indexes untouched (SQLite
+      // rewrites an index only when a column it covers is SET). The WHERE makes it a no-op otherwise, and `set`
+      // falls back to the full upsert, so the row ends up the same either way.
+      setData: this.db.prepare(`UPDATE ${t} SET sess = ? WHERE sid = ? AND expires = ? AND user IS ?`),
       touch: this.db.prepare(`UPDATE ${t} SET expires = ? WHERE sid = ? AND expires > ?`),
       // The stored cookie's expiry moves with the row's, in place (no other field is rewritten, so a newer save
       // is never undone): the next load compares against it to keep touches lazy.
@@ -105,11 +119,16 @@ export class SqliteStore extends Store {
       count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE expires > ?`),
       all: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE expires > ?`),
       clear: this.db.prepare(`DELETE FROM ${t}`),
-      sweep: this.db.prepare(`DELETE FROM ${t} WHERE expires <= ?`),
+      sweepBatch: this.db.prepare(`DELETE FROM ${t} WHERE sid IN (SELECT sid FROM ${t} WHERE expires <= ? LIMIT ?)`),
+      // Taken when free, expired or already ours; `changes` tells whether we hold it.
+      lease: this.db.prepare(
+        `INSERT INTO ${t}_sweep_lease (id, owner, until) VALUES (1, ?, ?)
+         ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE until < ? OR owner = excluded.owner`,
+      ),
       deleteUser: this.db.prepare(`DELETE FROM ${t} WHERE user = ? AND expires > ?`),
       deleteExpired1: this.db.prepare(`DELETE FROM ${t} WHERE sid = ? AND expires <= ?`),
     };
-    this.timer = setInterval(() => void this.sweep().catch(() => {}), SWEEP_EVERY_MS);
+    this.timer = setInterval(() => void this.sweepIfLeader().catch(() => {}), SWEEP_EVERY_MS);
     this.timer.unref();
   }
 
@@ -139,7 +158,10 @@ export class SqliteStore extends Store {
 
   override set(sid: string, sess: SessionData, cb?: Cb): void {
     void this.run(cb, () => {
-      this.q.set.run(sid, JSON.stringify(sess), expiresAt(sess, this.ttl), userOf(sess, this.userKey) ?? null);
+      const json = JSON.stringify(sess);
+      const expires = expiresAt(sess, this.ttl);
+      const user = userOf(sess, this.userKey) ?? null;
+      if (Number(this.q.setData.run(json, sid, expires, user).changes) === 0) this.q.set.run(sid, json, expires, user);
     }).catch(() => {});
   }
 
@@ -182,9 +204,31 @@ export class SqliteStore extends Store {
     }).catch(() => {});
   }
 
-  /** Deletes expired rows; also runs on a timer (unref'd, so it never keeps the process alive). */
-  sweep(): Promise<number> {
-    return retry(() => Number(this.q.sweep.run(Date.now()).changes), this.timeoutMs);
+  /**
+   * Deletes the rows expired by now, in batches sized to ~4 ms each with the event loop served in between: one
+   * DELETE of 100k rows held the loop for over a second. Resolves with how many rows went.
+   */
+  async sweep(): Promise<number> {
+    const now = Date.now();
+    let total = 0;
+    for (let batch = SWEEP_FIRST_BATCH; ; ) {
+      // Sized by CPU time, not wall time: on a busy host a batch's wall time is mostly waiting for a core.
+      const started = process.cpuUsage();
+      const n = await retry(() => Number(this.q.sweepBatch.run(now, batch).changes), this.timeoutMs);
+      total += n;
+      if (n < batch) return total;
+      const used = process.cpuUsage(started);
+      const took = (used.user + used.system) / 1000;
+      batch = Math.max(1, Math.min(SWEEP_MAX_BATCH, Math.round((batch * SWEEP_BATCH_MS) / Math.max(took, 0.1))));
+      await yieldToLoop();
+    }
+  }
+
+  /** The timer's sweep: only in the process holding the lease, so a host's workers do not all sweep the same file. */
+  async sweepIfLeader(): Promise<number | undefined> {
+    const now = Date.now();
+    const held = await retry(() => Number(this.q.lease.run(this.owner, now + SWEEP_LEASE_MS, now).changes) === 1, this.timeoutMs);
+    return held ? this.sweep() : undefined;
   }
 
   destroyUser(userId: string): Promise<number> {
