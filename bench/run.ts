@@ -14,6 +14,7 @@ import type { Row, Scenario } from './lib/types.ts';
 
 const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
+  'balancer-many': () => import('./scenarios/balancer-many.ts'),
   session: () => import('./scenarios/session.ts'),
   'sqlite-store': () => import('./scenarios/sqlite-store.ts'),
   jwt: () => import('./scenarios/jwt.ts'),
