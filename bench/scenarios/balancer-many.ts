@@ -16,12 +16,21 @@ import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
 import { holdClients, nginxConf } from './balancer.ts';
 
+/** Raises the soft descriptor limit to the hard one (or 65536 where allowed); returns the limit in force. */
 function raiseFdLimit(): string {
+  const current = () => execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=SOFT'], { encoding: 'utf8' }).trim();
+  for (const want of ['65536:65536', 'unlimited']) {
+    try {
+      execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${want === 'unlimited' ? execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=HARD'], { encoding: 'utf8' }).trim() : want}`], { stdio: 'ignore' });
+      break;
+    } catch {
+      // not allowed (a container's hard limit): keep what there is
+    }
+  }
   try {
-    execFileSync('prlimit', ['--pid', String(process.pid), '--nofile=65536:65536'], { stdio: 'ignore' });
-    return 'ulimit -n 65536';
+    return `ulimit -n ${current()}`;
   } catch {
-    return 'ulimit -n not raised (needs root and prlimit)';
+    return 'ulimit -n unknown (no prlimit)';
   }
 }
 
