@@ -14,8 +14,11 @@ import type { Row, Scenario } from './lib/types.ts';
 
 const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
+  'balancer-many': () => import('./scenarios/balancer-many.ts'),
   session: () => import('./scenarios/session.ts'),
+  'sqlite-store': () => import('./scenarios/sqlite-store.ts'),
   jwt: () => import('./scenarios/jwt.ts'),
+  'jwt-crypto': () => import('./scenarios/jwt-crypto.ts'),
   'cluster-scaling': () => import('./scenarios/cluster-scaling.ts'),
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),

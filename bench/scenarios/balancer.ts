@@ -21,10 +21,11 @@ import type { Row, Scenario } from '../lib/types.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CONNECTIONS = 64;
 
-const nginxConf = (dir: string, port: number, ups: number[]) => `worker_processes 1;
+export const nginxConf = (dir: string, port: number, ups: number[]) => `worker_processes 1;
+worker_rlimit_nofile 65536;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
 http {
   access_log off;
   upstream up { ${ups.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 256; }
@@ -61,7 +62,7 @@ ${ups.map((p, i) => `  server u${i} 127.0.0.1:${p}`).join('\n')}
 `;
 
 /** Opens `count` keep-alive client connections, each after one answered request; returns a closer. */
-async function holdClients(port: number, count: number): Promise<() => void> {
+export async function holdClients(port: number, count: number): Promise<() => void> {
   const sockets: net.Socket[] = [];
   for (let i = 0; i < count; i += 100) {
     await Promise.all(

@@ -3,7 +3,7 @@ import type { webcrypto } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt, type JWTPayload } from 'jose';
 import { JwtConfigError, JwtInvalidError } from './errors.ts';
 import { kidForSecret, MIN_SECRET_BYTES } from './keys.ts';
-import { checkClaims, checkHeader, keysOf, toInvalid, verifierOf, verifyOptions, type KeyRing, type VerifiedToken, type VerifyOptions } from './ring.ts';
+import { checkClaims, checkHeader, keysOf, plainSignerOf, toInvalid, verifierOf, verifyOptions, type KeyRing, type VerifiedToken, type VerifyOptions } from './ring.ts';
 
 type WebCryptoKey = webcrypto.CryptoKey;
 
@@ -65,9 +65,10 @@ export function createCodec(ring: KeyRing, options: CodecOptions = {}): TokenCod
   if (!options.encrypt) {
     if (ring.signingKid === undefined) throw new JwtConfigError('keys: the first key has no private key or secret, so sessions cannot be signed.');
     const verify = verifierOf(ring);
+    const sign = plainSignerOf(ring);
     return {
       encrypted: false,
-      encode: (claims) => ring.sign(claims, { expiresAt: claims.exp, issuer, audience }),
+      encode: (claims) => sign(claims, { issuer, audience }),
       decode: (token) => verify(token, o),
     };
   }

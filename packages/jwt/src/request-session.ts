@@ -80,13 +80,14 @@ export class RequestSession implements SessionController {
     const session = this.current;
     if (!session) return undefined;
     const state = stateOf(session);
-    return this.#needsIssue(session, state) ? this.#issue(session, state, hold) : undefined;
+    // The data is serialized once here and that JSON is what gets signed: nothing runs between the two.
+    const json = state.ended ? '' : sessionJson(session);
+    return this.#needsIssue(json, state) ? this.#issue(session, state, json, hold) : undefined;
   }
 
-  #needsIssue(session: JwtSession, state: SessionState): boolean {
+  #needsIssue(json: string, state: SessionState): boolean {
     if (state.ended) return false;
     if (state.force) return true;
-    const json = sessionJson(session);
     if (json !== state.snapshot) return json !== state.rejected;
     if (state.isNew) return false; // an untouched new session is not worth a token (express-session's saveUninitialized: false)
     if (this.#o.rolling) return true; // express-session's rolling: a fresh expiry on every response
@@ -106,8 +107,8 @@ export class RequestSession implements SessionController {
     return Math.min(now + ttl, state.iat0 + Math.max(this.#o.maxAge, ttl));
   }
 
-  /** `hold`: the response held for this issue (hold-response.ts), whose headers our own Set-Cookie may still change. */
-  async #issue(session: JwtSession, state: SessionState, hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> {
+  /** `json`: the session's data as serialized by save(); `hold`: the response held for this issue (hold-response.ts), whose headers our own Set-Cookie may still change. */
+  async #issue(session: JwtSession, state: SessionState, json: string, hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> {
     const res = this.#res;
     const ours = <T>(fn: () => T): T => (hold ? hold.unguarded(fn) : fn());
     if (res.headersSent) throw new JwtHeadersSentError('save');
@@ -115,12 +116,14 @@ export class RequestSession implements SessionController {
       // cookie.maxAge = 0 or a past expires: as in express-session the cookie expires; the token is revoked too.
       await this.#revoke(state);
       ours(() => this.#clearCookie());
-      Object.assign(state, { ended: true, expired: false, force: false, snapshot: sessionJson(session) });
+      Object.assign(state, { ended: true, expired: false, force: false, snapshot: json });
       return;
     }
-    const json = sessionJson(session);
     const data = JSON.parse(json) as Record<string, unknown>;
-    for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
+    // JSON keys are a subset of the own enumerable keys unless a reserved toJSON is set, so when no own key is
+    // reserved no JSON key is either; only then is the parsed data's key list skipped.
+    if (Object.keys(session).some(isReservedName) || typeof (session as { toJSON?: unknown }).toJSON === 'function')
+      for (const name of Object.keys(data)) if (isReservedName(name)) throw new JwtReservedClaimError(name);
     const now = nowSeconds();
     const exp = this.#expiry(state, now);
     if (exp <= now) {
@@ -183,7 +186,7 @@ export class RequestSession implements SessionController {
     if (session !== this.current) return; // a session replaced by regenerate() has nothing to save
     const state = stateOf(session);
     try {
-      await this.#issue(session, state);
+      await this.#issue(session, state, sessionJson(session));
     } catch (err) {
       // The caller gets the error; the client keeps its previous token rather than a second failure at the end.
       state.rejected = sessionJson(session);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, jwtVerify, type JWK, type JWTPayload, type JWSHeaderParameters } from 'jose';
 import { seconds, type Duration } from './duration.ts';
 import { JwtConfigError, JwtInvalidError } from './errors.ts';
+import { createHs256Signer, createHs256Verifier, hs256Keys } from './hs256.ts';
 import { buildKeys, publicJwk, type JwtAlgorithm, type KeyRingOptions, type RingKey } from './keys.ts';
 
 export interface SignOptions {
@@ -52,6 +53,16 @@ const DEFAULT_CLOCK_TOLERANCE = 5;
 type ResolvedVerify = ReturnType<typeof verifyOptions>;
 const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
 const ringVerifiers = new WeakMap<KeyRing, (token: string, o: ResolvedVerify) => Promise<VerifiedToken>>();
+type PlainSigner = (claims: JWTPayload & { iat: number; exp: number; jti: string }, o: Pick<SignOptions, 'issuer' | 'audience'>) => Promise<string>;
+const ringPlainSigners = new WeakMap<KeyRing, PlainSigner>();
+
+/**
+ * sign() for claims the caller assembled from JSON data and numbers (the middleware's tokens): the same token
+ * as ring.sign, minus the defensive structuredClone, which cannot change plain JSON data.
+ */
+export function plainSignerOf(ring: KeyRing): PlainSigner {
+  return ringPlainSigners.get(ring) ?? ((claims, o) => ring.sign(claims, { ...o, expiresAt: claims.exp }));
+}
 
 /** verify() with options parsed once by the caller (the middleware's hot path). */
 export function verifierOf(ring: KeyRing): (token: string, o: ResolvedVerify) => Promise<VerifiedToken> {
@@ -122,9 +133,11 @@ export function checkClaims(payload: JWTPayload): asserts payload is JWTPayload 
  */
 export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing {
   const keys = buildKeys(options, label);
-  const byKid = new Map(keys.map((k) => [k.kid, k]));
   const signer = keys[0]!.signKey ? keys[0] : undefined;
-  const algorithms = [...new Set(keys.map((k) => k.alg))] as JwtAlgorithm[];
+  // An all-HMAC ring (the `secret` option) verifies on node:crypto; any asymmetric key keeps the whole ring on jose.
+  const hmacKeys = hs256Keys(keys);
+  const verifyToken = hmacKeys ? createHs256Verifier(hmacKeys) : joseVerifier(keys);
+  const fastSign = signer?.alg === 'HS256' ? createHs256Signer(signer.kid, signer.secretBytes!) : undefined;
 
   const ring: KeyRing = {
     kids: keys.map((k) => k.kid),
@@ -135,6 +148,9 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
         throw new JwtConfigError(`sign: the first key of the ring (kid "${keys[0]!.kid}") has no private key or secret; this ring can only verify.`);
       const now = Math.floor(Date.now() / 1000);
       const exp = opts.expiresAt ?? now + seconds(opts.ttl ?? 900, 'ttl');
+      const fast = fastSign?.(claims, { now, expiresAt: exp, issuer: opts.issuer, audience: opts.audience, jti: opts.jti });
+      if (fast !== undefined) return fast;
+      // Not HS256, or an input jose refuses: jose signs, or throws its own error.
       const jwt = new SignJWT({ ...claims })
         .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
         .setIssuedAt(typeof claims.iat === 'number' ? claims.iat : now)
@@ -151,8 +167,33 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
   };
 
   async function verifyWith(token: string, o: ResolvedVerify): Promise<VerifiedToken> {
-    if (typeof token !== 'string' || token.length === 0) throw new JwtInvalidError('malformed', 'no token');
-    if (token.length > o.maxLength) throw new JwtInvalidError('too_large', `the token is over ${o.maxLength} characters`);
+    checkLength(token, o);
+    return verifyToken(token, o);
+  }
+
+  ringKeys.set(ring, keys);
+  ringVerifiers.set(ring, verifyWith);
+  ringPlainSigners.set(ring, async (claims, o) => {
+    const opts = { ...o, expiresAt: claims.exp };
+    return fastSign?.(claims, { now: Math.floor(Date.now() / 1000), ...opts }, true) ?? ring.sign(claims, opts);
+  });
+  return ring;
+}
+
+/** Refuses an absent or oversized token before any parsing (both verifiers). */
+export function checkLength(token: unknown, o: { maxLength: number }): asserts token is string {
+  if (typeof token !== 'string' || token.length === 0) throw new JwtInvalidError('malformed', 'no token');
+  if (token.length > o.maxLength) throw new JwtInvalidError('too_large', `the token is over ${o.maxLength} characters`);
+}
+
+/**
+ * Verification on jose (after the length checks): every ring with an asymmetric key, and the reference the HS256
+ * fast path is compared against (test/hs256-differential.test.ts).
+ */
+export function joseVerifier(keys: readonly RingKey[]): (token: string, o: ResolvedVerify) => Promise<VerifiedToken> {
+  const byKid = new Map(keys.map((k) => [k.kid, k]));
+  const algorithms = [...new Set(keys.map((k) => k.alg))] as JwtAlgorithm[];
+  return async (token, o) => {
     let kid = '';
     try {
       const { payload } = await jwtVerify(
@@ -168,9 +209,5 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
     } catch (err) {
       throw toInvalid(err);
     }
-  }
-
-  ringKeys.set(ring, keys);
-  ringVerifiers.set(ring, verifyWith);
-  return ring;
+  };
 }

@@ -176,6 +176,13 @@ describe('jwtSession: req.session like express-session', () => {
     const res = await c.send('POST', '/put', { exp: 99999999999 });
     assert.equal(res.json.code, 'CS_ERR_JWT_RESERVED_CLAIM');
     assert.equal((await c.send('GET', '/me')).status, 200);
+    // What decides is the JSON that would be signed: a reserved name JSON drops is fine, a toJSON that adds one is not.
+    const before = c.token;
+    assert.equal((await c.send('POST', '/reserved-undefined')).status, 200);
+    assert.notEqual(c.token, before, 'the note was signed into a new token');
+    assert.equal(decodeJwt(c.token!).note, 'kept');
+    const viaToJson = await c.send('POST', '/reserved-tojson');
+    assert.equal(viaToJson.json.code, 'CS_ERR_JWT_RESERVED_CLAIM');
   });
 
   test('cookie.maxAge works as in express-session: remember-me lifetime, or null for a browser-session cookie', async () => {

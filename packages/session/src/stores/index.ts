@@ -6,6 +6,7 @@ import { createMemoryHandle, memoryDenyList } from './memory.ts';
 import { createMongoHandle, mongoDenyList } from './mongo.ts';
 import { createRedisHandle, redisDenyList } from './redis.ts';
 import { createSqliteHandle, sqliteDenyList } from './sqlite.ts';
+import { denyListView, type DenyFeed } from './deny-view.ts';
 import type { DenyList, StoreHandle } from './types.ts';
 
 export function createStoreHandle(config: ResolvedConfig): StoreHandle {
@@ -41,9 +42,15 @@ export function createDenyList(config: ResolvedConfig): DenyList {
             : memoryDenyList();
   const bounded = <T>(work: Promise<T>, what: string) =>
     deadline(work, config.storeTimeout, () => new StoreUnavailableError(`${s.type} deny list ${what} did not answer within ${config.storeTimeout} ms`));
-  return {
+  const exact: DenyList = {
     add: (jti, exp) => bounded(list.add(jti, exp), 'add'),
     has: (jti) => bounded(list.has(jti), 'has'),
     close: () => list.close(),
   };
+  if (!isFeed(list)) return exact;
+  // Stores with a stamp: each process keeps the list in memory and polls the stamp, no lookup per request.
+  return denyListView(exact, { stamp: () => bounded(list.stamp(), 'stamp'), live: () => bounded(list.live(), 'live') });
 }
+
+const isFeed = (list: DenyList): list is DenyList & DenyFeed =>
+  typeof (list as Partial<DenyFeed>).stamp === 'function' && typeof (list as Partial<DenyFeed>).live === 'function';

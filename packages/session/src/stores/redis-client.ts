@@ -26,6 +26,8 @@ export interface RawRedis {
   /** SET key value PX ms only if the key still holds `expected`, atomically (one script, one slot). */
   replaceIfUnchanged(key: string, expected: string, value: string, ms: number): Promise<boolean>;
   exists(key: string): Promise<boolean>;
+  /** EVAL of a Lua script over keys of one slot (hash-tagged on a Cluster). */
+  script(source: string, keys: string[], args: string[]): Promise<unknown>;
   /**
    * WAIT on the connection (of a Cluster: the master of `key`) that carried the last writes to `key`: resolves
    * with how many replicas acknowledged them within `ms` (at most `replicas` are waited for).
@@ -99,6 +101,7 @@ function fromIoredis(c: Any): RawRedis {
     },
     replaceIfUnchanged: async (key, expected, value, ms) => Number(await c.eval(REPLACE_IF_UNCHANGED, 1, key, expected, value, String(ms))) === 1,
     exists: async (key) => (await c.exists(key)) === 1,
+    script: (source, keys, args) => c.eval(source, keys.length, ...keys, ...args),
     async confirm(key, replicas, ms) {
       if (!c.isCluster) return Number(await c.wait(replicas, ms));
       // A Cluster pipeline goes to the key's master over its one connection; the keyless WAIT rides along.
@@ -160,6 +163,7 @@ function fromNodeRedis(c: Any): RawRedis {
     replaceIfUnchanged: async (key, expected, value, ms) =>
       Number(await c.eval(REPLACE_IF_UNCHANGED, { keys: [key], arguments: [expected, value, String(ms)] })) === 1,
     exists: async (key) => Number(await c.exists(key)) === 1,
+    script: (source, keys, args) => c.eval(source, { keys, arguments: args }),
     confirm: async (key, replicas, ms) =>
       Number(await (isCluster ? c.sendCommand(key, false, ['WAIT', String(replicas), String(ms)]) : c.sendCommand(['WAIT', String(replicas), String(ms)]))),
     ping: async () => void (await (isCluster ? anyOf((c.masters as unknown[]).map(async (m) => (await c.nodeClient(m)).ping())) : c.ping())),

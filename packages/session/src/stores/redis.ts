@@ -6,6 +6,7 @@ import { denyKey, rawRedis, type RawRedis } from './redis-client.ts';
 import type * as RedisStoreModule from './redis-store.ts';
 import { createIoredis } from './redis-topology.ts';
 import { redactUrl } from './url.ts';
+import type { DenyFeed } from './deny-view.ts';
 import { checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 export { failFastOptions } from './redis-topology.ts';
@@ -79,7 +80,7 @@ export function createRedisHandle(config: ResolvedConfig): StoreHandle {
 }
 
 /** Revoked JWT ids as `<prefix>~deny:<jti>` keys with SET PX: each expires with its token. */
-export function redisDenyList(config: ResolvedConfig): DenyList {
+export function redisDenyList(config: ResolvedConfig): DenyList & DenyFeed {
   const { raw, owned } = redisClient(config);
   if (owned) raw.onError(() => {});
   // A fresh client refuses commands until connected (no offline queue): wait for the first connection, bounded.
@@ -87,20 +88,43 @@ export function redisDenyList(config: ResolvedConfig): DenyList {
   const ready = async () => {
     if (!connected) connected = await raw.waitReady(config.storeTimeout);
   };
+  // The feed (live entries by expiry, and a stamp) shares one hash tag, so the script runs in one slot on a Cluster.
+  const feed = [`{${config.prefix}~deny-feed}:live`, `{${config.prefix}~deny-feed}:stamp`];
   return {
     async add(jti, expiresAtMs) {
       checkJti(jti);
       await ready();
       const ms = Math.ceil(expiresAtMs - Date.now());
-      if (ms > 0) await raw.setPx(denyKey(config.prefix, jti), '1', ms);
+      if (ms <= 0) return;
+      await raw.setPx(denyKey(config.prefix, jti), '1', ms);
+      await raw.script(FEED_ADD, feed, [jti, String(Math.ceil(expiresAtMs)), String(Date.now())]);
     },
     async has(jti) {
       checkJti(jti);
       await ready();
       return raw.exists(denyKey(config.prefix, jti));
     },
+    async stamp() {
+      await ready();
+      return String((await raw.get(feed[1]!)) ?? '0');
+    },
+    async live() {
+      await ready();
+      const flat = (await raw.script(FEED_LIVE, [feed[0]!], [String(Date.now())])) as string[];
+      const out: Array<[string, number]> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, Number(flat[i + 1])]);
+      return out;
+    },
     async close() {
       if (owned) await raw.close();
     },
   };
 }
+
+/** Drops expired entries, keeps the later expiry of a jti, bumps the stamp: one atomic step. */
+const FEED_ADD =
+  "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3]) " +
+  "local old = redis.call('ZSCORE', KEYS[1], ARGV[1]) " +
+  "if (not old) or tonumber(old) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) end " +
+  "return redis.call('INCR', KEYS[2])";
+const FEED_LIVE = "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')";

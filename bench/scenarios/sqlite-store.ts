@@ -1,0 +1,143 @@
+/**
+ * The SQLite store's sweep and save, in this process, against what they were (one DELETE of every expired row; an
+ * upsert that rewrites both indexes on every save), on copies of the same database file, alternating in rounds.
+ *
+ * - sweep: 1M sessions, 10% expired; the longest event-loop stall while it runs (perf_hooks
+ *   monitorEventLoopDelay, 1 ms resolution, plus the largest gap between 1 ms timers).
+ * - save: CPU µs per save of a session whose data changed but whose expiry and user did not (the common save).
+ */
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SessionData } from 'express-session';
+// Internal: the store class itself (its sweep and set are what is measured).
+import { SqliteStore } from '../../packages/session/src/stores/sqlite.ts';
+import { alternate, median, ratio } from '../lib/stats.ts';
+import type { Scenario } from '../lib/types.ts';
+
+const silent = { info() {}, warn() {}, error() {} } as never;
+const open = (file: string) => new SqliteStore(file, { table: 'sessions', ttl: 3600, userKey: 'user', logger: silent, timeoutMs: 5000 });
+
+/** Runs `work` while watching the event loop; returns its longest stall in ms. */
+async function stallOf(work: () => Promise<unknown>): Promise<number> {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let last = performance.now();
+  let maxGap = 0;
+  const timer = setInterval(() => {
+    const t = performance.now();
+    maxGap = Math.max(maxGap, t - last);
+    last = t;
+  }, 1);
+  h.enable();
+  await sleep(5);
+  await work();
+  await sleep(5);
+  h.disable();
+  clearInterval(timer);
+  return Math.max(h.max / 1e6, maxGap);
+}
+
+const scenario: Scenario = {
+  name: 'sqlite-store',
+  title: 'SQLite store: longest event-loop stall of the expiry sweep at 1M sessions (10% expired), CPU per save; vs the previous code',
+  async run(ctx) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cs-bench-sqlite-'));
+    try {
+      const rows = ctx.smoke ? 100_000 : 1_000_000;
+      const base = path.join(dir, 'base.sqlite');
+      open(base).close(); // the store's own schema
+      const db = new DatabaseSync(base);
+      const now = Date.now();
+      const insert = db.prepare('INSERT INTO sessions (sid, sess, expires, user) VALUES (?, ?, ?, ?)');
+      const body = JSON.stringify({ cookie: { originalMaxAge: 3_600_000, httpOnly: true, path: '/' }, user: 'u', hits: 1 });
+      db.exec('BEGIN');
+      for (let i = 0; i < rows; i++) insert.run(`sid-${i.toString(36).padStart(8, '0')}`, body, i % 10 === 0 ? now - 1000 - i : now + 3_600_000 + i, `u${i % 5000}`);
+      db.exec('COMMIT');
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      db.close();
+      ctx.log(`sqlite-store: ${rows} rows built`);
+      let copy = 0;
+      const fresh = () => {
+        const file = path.join(dir, `c${copy++}.sqlite`);
+        copyFileSync(base, file);
+        return file;
+      };
+      const sweeps = await alternate(ctx.rounds, {
+        batched: async () => {
+          const store = open(fresh());
+          // Internal hook: the CPU time of each batch, i.e. the stall it causes on a machine with a core to spare.
+          const q = (store as unknown as { q: { sweepBatch: { run(a: number, b: number): { changes: number | bigint } } } }).q;
+          const batch = q.sweepBatch;
+          let longestCpu = 0;
+          q.sweepBatch = {
+            run(a, b) {
+              const c = process.cpuUsage();
+              const r = batch.run(a, b);
+              const u = process.cpuUsage(c);
+              longestCpu = Math.max(longestCpu, (u.user + u.system) / 1000);
+              return r;
+            },
+          };
+          const wall = await stallOf(() => store.sweep());
+          store.close();
+          return { wall, cpu: longestCpu };
+        },
+        single: async () => {
+          const file = fresh();
+          const store = open(file);
+          // The previous sweep: one statement for every expired row.
+          const del = store.db.prepare('DELETE FROM sessions WHERE expires <= ?');
+          let cpu = 0;
+          const wall = await stallOf(async () => {
+            const c = process.cpuUsage();
+            del.run(Date.now());
+            const u = process.cpuUsage(c);
+            cpu = (u.user + u.system) / 1000;
+          });
+          store.close();
+          return { wall, cpu };
+        },
+      });
+
+      // Saves: the same session saved again with new data (same expiry, same user).
+      const saveFile = fresh();
+      const store = open(saveFile);
+      const upsert = store.db.prepare(
+        `INSERT INTO sessions (sid, sess, expires, user) VALUES (?, ?, ?, ?)
+         ON CONFLICT(sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires, user = excluded.user`,
+      );
+      const n = ctx.smoke ? 2000 : 20_000;
+      const exp = now + 3_600_000;
+      const sess = (i: number) => ({ cookie: { originalMaxAge: 3_600_000, expires: new Date(exp).toISOString(), httpOnly: true, path: '/' }, user: 'alice', hits: i }) as unknown as SessionData;
+      const cpu = async (fn: (i: number) => Promise<void> | void) => {
+        const start = process.cpuUsage();
+        for (let i = 0; i < n; i++) await fn(i);
+        const used = process.cpuUsage(start);
+        return (used.user + used.system) / n;
+      };
+      const ours = (i: number) => new Promise<void>((resolve, reject) => store.set(`save-${i % 1000}`, sess(i), (err) => (err ? reject(err) : resolve())));
+      // The previous set(): the same serialization and bookkeeping, then the upsert.
+      const before = (i: number) =>
+        new Promise<void>((resolve) => {
+          upsert.run(`save-${i % 1000}`, JSON.stringify(sess(i)), exp, 'alice');
+          resolve();
+        });
+      for (let i = 0; i < 1000; i++) await ours(i); // the rows exist: saves update
+      const saves = await alternate(ctx.rounds, { ours: () => cpu(ours), before: () => cpu(before) });
+      store.close();
+
+      const m = (v: number[]) => median(v);
+      return [
+        { scenario: 'sqlite-store', metric: `sweep, longest synchronous step, CPU time (${rows} sessions, 10% expired)`, unit: 'ms', ours: m(sweeps.batched.map((x) => x.cpu)), peer: 'one DELETE (previous sweep)', peerValue: m(sweeps.single.map((x) => x.cpu)), ratio: ratio(m(sweeps.single.map((x) => x.cpu)), m(sweeps.batched.map((x) => x.cpu))), target: '<= 20 ms', met: m(sweeps.batched.map((x) => x.cpu)) <= 20, note: 'ratio = previous / ours' },
+        { scenario: 'sqlite-store', metric: `sweep, longest event-loop stall, wall (${rows} sessions, 10% expired)`, unit: 'ms', ours: m(sweeps.batched.map((x) => x.wall)), peer: 'one DELETE (previous sweep)', peerValue: m(sweeps.single.map((x) => x.wall)), ratio: ratio(m(sweeps.single.map((x) => x.wall)), m(sweeps.batched.map((x) => x.wall))), note: 'monitorEventLoopDelay; includes waiting for a core on a busy machine' },
+        { scenario: 'sqlite-store', metric: 'save with new data, same expiry and user: CPU per save', unit: 'µs', ours: m(saves.ours), peer: 'upsert of every column (previous set)', peerValue: m(saves.before), ratio: ratio(m(saves.before), m(saves.ours)), note: `${n} saves x ${ctx.rounds} rounds; ratio = previous / ours` },
+      ];
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
+export default scenario;

@@ -1,0 +1,199 @@
+import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { base64url, type JWTPayload } from 'jose';
+import { JwtInvalidError } from './errors.ts';
+import type { RingKey } from './keys.ts';
+
+/**
+ * HS256 on node:crypto for rings whose keys are all HMAC secrets. jose's HS256 goes through WebCrypto and costs
+ * ~24 µs CPU per sign or verify under load; createHmac + timingSafeEqual costs 2-3 µs. Everything else stays on jose.
+ *
+ * This is a step-by-step copy of what jose 6's `jwtVerify` / `SignJWT` do for a compact HS256 JWS, in the same
+ * order, so that it accepts and rejects exactly the same tokens with the same reason (test/hs256-differential.test.ts
+ * compares the two over the attack suite and thousands of generated mutations). It reuses jose's own base64url
+ * decoder (its quirks: padding and whitespace tolerated, trailing bits ignored) and the same strict UTF-8 decoder.
+ */
+
+type Claims = JWTPayload & { exp: number; iat: number; jti: string };
+interface Hs256Verify {
+  issuer?: string | string[];
+  audience?: string | string[];
+  clockTolerance: number;
+}
+
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+const NON_ASCII = /[^\x00-\x7f]/;
+const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
+/** Protected-header segments that passed every header check, by segment text: the checks are pure functions of it. */
+const HEADER_CACHE_LIMIT = 64;
+
+const malformed = (why: string) => new JwtInvalidError('malformed', why);
+const claimFailed = (why: string) => new JwtInvalidError('claim', why);
+
+/** jose's isObject: a plain object (JSON.parse only ever yields Object.prototype objects or arrays). */
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function decodeSegment(value: string): Uint8Array {
+  try {
+    return base64url.decode(value);
+  } catch {
+    throw malformed('a token part is not base64url');
+  }
+}
+
+function parseJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(strictDecoder.decode(bytes));
+  } catch {
+    throw malformed(`the ${what} is not a JSON object`);
+  }
+  if (!isPlainObject(parsed)) throw malformed(`the ${what} is not a JSON object`);
+  return parsed;
+}
+
+interface HeaderVerdict {
+  key: KeyObject;
+  kid: string;
+  b64: boolean;
+}
+
+/** Every kid of the ring must be HS256 (the caller checks); returns undefined otherwise. */
+export function hs256Keys(keys: readonly RingKey[]): Map<string, KeyObject> | undefined {
+  if (keys.length === 0 || keys.some((k) => k.alg !== 'HS256' || k.secretBytes === undefined)) return undefined;
+  return new Map(keys.map((k) => [k.kid, createSecretKey(k.secretBytes!)]));
+}
+
+export function createHs256Verifier(keys: ReadonlyMap<string, KeyObject>): (token: string, o: Hs256Verify) => { payload: Claims; kid: string } {
+  const headers = new Map<string, HeaderVerdict>();
+
+  // jose's order: parseProtectedHeader, validateCrit, validateB64, alg present and allowed, an unencoded payload must
+  // be ASCII, then the key resolver (checkHeader in ring.ts: no key-carrying headers, a known kid bound to the alg).
+  function checkProtectedHeader(segment: string, payloadSegment: string): HeaderVerdict {
+    const header = parseJson(decodeSegment(segment), 'header');
+    let b64 = true;
+    if (header.crit !== undefined) {
+      const { crit } = header;
+      if (!Array.isArray(crit) || crit.length === 0 || crit.some((p) => typeof p !== 'string' || p.length === 0))
+        throw malformed('"crit" must be an array of non-empty strings');
+      for (const p of crit as string[]) {
+        if (p !== 'b64') throw new JwtInvalidError('alg', `extension header "${p}" is not recognized`);
+        if (!Object.hasOwn(header, p) || header[p] === undefined) throw malformed(`extension header "${p}" is missing`);
+      }
+      if (crit.includes('b64')) {
+        if (typeof header.b64 !== 'boolean') throw malformed('"b64" must be a boolean');
+        b64 = header.b64;
+      }
+    }
+    const { alg } = header;
+    if (typeof alg !== 'string' || !alg) throw malformed('the "alg" header is missing');
+    if (alg !== 'HS256') throw new JwtInvalidError('alg', '"alg" not allowed');
+    if (!b64 && NON_ASCII.test(payloadSegment)) throw malformed('the payload is not ASCII');
+    for (const name of FORBIDDEN_HEADERS)
+      if (header[name] !== undefined) throw new JwtInvalidError('header', `the "${name}" header is not accepted: keys come from the key ring only`);
+    const { kid } = header;
+    if (typeof kid !== 'string') throw new JwtInvalidError('kid', 'the token has no "kid" header');
+    const key = keys.get(kid);
+    if (!key) throw new JwtInvalidError('kid', 'the token\'s "kid" is not in the key ring');
+    return { key, kid, b64 };
+  }
+
+  return function verifyHs256(token, o) {
+    const parts = token.split('.');
+    if (parts.length !== 3) throw malformed('not a compact JWS');
+    const [h, p, s] = parts as [string, string, string];
+    let verdict = headers.get(h);
+    if (verdict === undefined) {
+      // Only a header that passed is remembered; what passed depends on the segment alone (the payload check above
+      // runs again below for every token), so a cached verdict gives the same answer as checking again.
+      verdict = checkProtectedHeader(h, p);
+      if (headers.size >= HEADER_CACHE_LIMIT) headers.delete(headers.keys().next().value!);
+      headers.set(h, verdict);
+    }
+    // jose: the signing input must be ASCII (encodeAsciiMember), then the signature must decode, then match.
+    if (NON_ASCII.test(p)) throw malformed('the payload is not ASCII');
+    const signature = decodeSegment(s);
+    const mac = createHmac('sha256', verdict.key).update(`${h}.${p}`).digest();
+    if (signature.length !== mac.length || !timingSafeEqual(signature, mac))
+      throw new JwtInvalidError('signature', 'the signature (or encryption tag) does not match');
+    if (!verdict.b64) throw malformed('JWTs must not use an unencoded payload');
+    return { payload: checkClaimsSet(parseJson(decodeSegment(p), 'claims set'), o), kid: verdict.kid };
+  };
+}
+
+/** jose's validateClaimsSet with requiredClaims exp/iat/jti (+ iss/aud when configured), then checkClaims. */
+function checkClaimsSet(claims: Record<string, unknown>, o: Hs256Verify): Claims {
+  const { issuer, audience, clockTolerance } = o;
+  const required = ['exp', 'iat', 'jti'];
+  if (audience !== undefined) required.push('aud');
+  if (issuer !== undefined) required.push('iss');
+  for (const claim of new Set(required.reverse()))
+    if (!Object.hasOwn(claims, claim)) throw claimFailed(`missing required "${claim}" claim`);
+  if (issuer !== undefined && !(Array.isArray(issuer) ? issuer : [issuer]).includes(claims.iss as string)) throw claimFailed('unexpected "iss" claim value');
+  if (audience !== undefined) {
+    const wanted = typeof audience === 'string' ? [audience] : audience;
+    const aud = claims.aud;
+    const ok = typeof aud === 'string' ? wanted.includes(aud) : Array.isArray(aud) ? wanted.some((a) => aud.includes(a)) : false;
+    if (!ok) throw claimFailed('unexpected "aud" claim value');
+  }
+  const now = Math.floor(new Date().getTime() / 1000);
+  const numeric = (claim: string): number | undefined => {
+    const value = claims[claim];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number') throw claimFailed(`"${claim}" claim must be a number`);
+    return value;
+  };
+  numeric('iat');
+  const nbf = numeric('nbf');
+  if (nbf !== undefined && nbf > now + clockTolerance) throw claimFailed('"nbf" claim timestamp check failed');
+  const exp = numeric('exp');
+  if (exp !== undefined && exp <= now - clockTolerance) throw new JwtInvalidError('expired', 'the token has expired');
+  // checkClaims (ring.ts), inlined to keep this module free of a cycle.
+  if (typeof claims.exp !== 'number') throw claimFailed('the token has no "exp"');
+  if (typeof claims.iat !== 'number') throw claimFailed('the token has no "iat"');
+  if (typeof claims.jti !== 'string' || claims.jti.length === 0 || claims.jti.length > 128) throw claimFailed('the token has no usable "jti"');
+  return claims as Claims;
+}
+
+interface Hs256SignOptions {
+  expiresAt: number;
+  now: number;
+  issuer?: string;
+  audience?: string | string[];
+  jti?: string;
+}
+
+/**
+ * SignJWT({...claims}).setProtectedHeader({ alg, kid, typ }).setIssuedAt().setExpirationTime().setJti()[.setIssuer()
+ * .setAudience()].sign(): the same bytes (test/hs256-differential.test.ts compares). Returns undefined for any
+ * input jose would refuse, so the caller lets jose throw its own error.
+ */
+export function createHs256Signer(kid: string, secret: Uint8Array): (claims: JWTPayload, o: Hs256SignOptions, plain?: boolean) => string | undefined {
+  const key = createSecretKey(secret);
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', kid, typ: 'JWT' })).toString('base64url');
+  // `plain`: the caller built `claims` itself from JSON.parse output and numbers, so jose's structuredClone (1.4 µs,
+  // the largest step) cannot change anything: a clone of plain JSON data serializes to the same text.
+  return (claims, o, plain = false) => {
+    const iat = typeof claims.iat === 'number' ? claims.iat : o.now;
+    const jti = o.jti ?? (typeof claims.jti === 'string' ? claims.jti : randomUUID());
+    if (!Number.isFinite(iat) || !Number.isFinite(o.expiresAt) || typeof jti !== 'string') return undefined;
+    if (o.issuer !== undefined && typeof o.issuer !== 'string') return undefined;
+    const { audience } = o;
+    if (audience !== undefined && typeof audience !== 'string' && (!Array.isArray(audience) || audience.some((a) => typeof a !== 'string'))) return undefined;
+    if (typeof claims.nbf === 'number' && !Number.isFinite(claims.nbf)) return undefined;
+    let set: Record<string, unknown>;
+    try {
+      set = plain ? { ...claims } : (structuredClone({ ...claims }) as Record<string, unknown>);
+    } catch {
+      return undefined;
+    }
+    set.iat = iat;
+    set.exp = o.expiresAt;
+    set.jti = jti;
+    if (o.issuer !== undefined) set.iss = o.issuer;
+    if (audience !== undefined) set.aud = audience;
+    const json = JSON.stringify(set);
+    if (json === undefined) return undefined;
+    const input = `${header}.${Buffer.from(json).toString('base64url')}`;
+    return `${input}.${createHmac('sha256', key).update(input).digest('base64url')}`;
+  };
+}
