@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { stickyHeaders } from './cookie.ts';
-import { forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
+import { clientAddress, forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
 import { BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, BodyFramer, writeMessage, writePieces } from './framing.ts';
 import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseRequestHead, type RequestHead, type ResponseHead } from './http1.ts';
@@ -172,6 +172,16 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     if (req.framing.kind === BODY_LENGTH && config.limits.bodySize && req.framing.length > config.limits.bodySize) {
       return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
     }
+    const limiter = this.ctx.limiter;
+    if (limiter !== undefined) {
+      const wait = limiter.take(clientAddress(req, this.ip, config), this.ctx.now);
+      if (wait > 0) {
+        this.ctx.totals.rejected++;
+        // Pipelined requests behind this one are still read (and limited) after the answer.
+        if (this.bodyDone && offset < buf.length) this.buf = buf.subarray(offset);
+        return this.reject(429, ProxyCodes.rateLimited, 'too many requests from this address', wait);
+      }
+    }
     this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
 
     const forward = forwardHead(req, this.ip, config);
@@ -316,7 +326,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
       this.dispatch(true);
       return false;
     }
-    let head = res.head;
+    let head = res.head + this.ctx.addHeaders;
     if (this.insertCookie) head += stickyHeaders(config.cookie.name, u.id, config.cookie.secure);
     // A body ended by closing, or a request body still arriving, means the client connection ends with it.
     if (res.framing.kind === BODY_UNTIL_CLOSE || !this.bodyDone || this.ctx.closing) this.closeAfter = true;
