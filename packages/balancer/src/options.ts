@@ -86,7 +86,7 @@ const RATE = /^([0-9]+(?:\.[0-9]+)?)\/(s|m)$/;
 const rateLimitSchema = v.strictObject({
   /** Sustained requests per client address: a number per second, or '50/s' / '600/m'. */
   rate: v.pipe(
-    v.union([v.pipe(v.number(), v.minValue(0.001), v.maxValue(1_000_000)), v.pipe(v.string(), v.regex(RATE), v.check((t) => Number(RATE.exec(t)![1]) > 0))]),
+    v.union([v.pipe(v.number(), v.minValue(0.001), v.maxValue(1_000_000)), v.pipe(v.string(), v.regex(RATE), v.check((t) => Number(RATE.exec(t)?.[1] ?? 0) > 0))]),
     words({ allowed: "requests per second (a number) or '50/s' / '600/m'", example: "'50/s'" }),
   ),
   /** Requests a client may make at once above the rate (the bucket's size); default twice the per-second rate. */

@@ -48,6 +48,17 @@ function namesOf(x509: X509Certificate): string[] {
   return names;
 }
 
+/** The names a certificate file is valid for (exportConfig writes them as nginx server_name / HAProxy ACLs). */
+export function certificateNames(path: string, index: number, where: string): string[] {
+  const option = `tls.certs[${index}].cert (--tls-cert)`;
+  try {
+    return namesOf(new X509Certificate(read(path, option, where, 'certificate')));
+  } catch (err) {
+    if (err instanceof BalancerConfigError) throw err;
+    return fail({ where, error: BalancerConfigError }, { option, value: path, allowed: 'a PEM certificate (-----BEGIN CERTIFICATE-----)', fix: 'pass the certificate file, not the key or a DER file' });
+  }
+}
+
 /** Reads and checks every pair; throws BalancerConfigError naming the option (and CLI flag) and the path. */
 function loadAll(pairs: readonly CertPair[], where: string): Loaded[] {
   return pairs.map((pair, i) => {
