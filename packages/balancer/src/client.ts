@@ -342,7 +342,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     if (config.compress && res.framing.kind !== BODY_NONE && compressible(res.status, head, res.framing.length)) {
       if (this.accepts !== ENC_NONE) {
         head = compressedHead(head, res.framing.header, this.accepts);
-        compressor = this.compressor = new Compressor(this.accepts, res.framing.kind === BODY_CHUNKED, this);
+        compressor = this.compressor = new Compressor(this.accepts, res.framing.kind === BODY_CHUNKED, res.framing.length, this);
       } else head += varyLine(head);
     }
     head += this.ctx.addHeaders;
