@@ -180,6 +180,17 @@ describe('balance and export', () => {
     }
   });
 
+  test('export with the edge flags: TLS, HSTS, redirect, rate limit, gzip and cache in the file', async () => {
+    const ca = testCA(path.join(dir, 'tls-export'));
+    const c = ca.issue('site', ['localhost']);
+    const { code, out } = await run(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001', '--listen', '8443', '--tls-cert', c.cert, '--tls-key', c.key, '--hsts', '600', '--redirect-http', '8080', '--rate-limit', '20/s', '--burst', '40', '--compress', '--cache']);
+    assert.equal(code, 0, out);
+    for (const line of [/listen 127\.0\.0\.1:8443 ssl;/, /max-age=600/, /return 308 https:\/\/\$host:8443\$request_uri;/, /limit_req zone=cs_rate burst=40 nodelay;/, /gzip on;/, /proxy_cache cs_static;/]) assert.match(out, line);
+    const bad = await run(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001', '--rate-limit', 'lots']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /--rate-limit "lots" is not a rate like 50\/s or 600\/m/);
+  });
+
   test('export prints a config', async () => {
     const { code, out } = await run(['export', 'haproxy', '--upstream', 'http://127.0.0.1:4001', '--strategy', 'cookie', '--listen', '8081']);
     assert.equal(code, 0);

@@ -153,6 +153,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       ...(v.listen ? { listen: addressFlag('listen', v.listen as string) } : {}),
       ...shared(v),
       health: { path: (v['health-path'] as string | undefined) ?? '/healthz' },
+      ...(v.cache ? { cache: true } : {}),
     }),
   );
   return 0;
