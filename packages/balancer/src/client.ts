@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { acceptEncoding, compressedHead, compressible, Compressor, ENC_NONE, pickEncoding, varyLine, type CompressSink } from './compress.ts';
 import { stickyHeaders } from './cookie.ts';
-import { clientAddress, forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
+import { clientAddress, forwardHead, hashKey, IDEMPOTENT, trusts } from './forward.ts';
 import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, BodyFramer, writeMessage, writePieces } from './framing.ts';
 import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseRequestHead, type RequestHead, type ResponseHead } from './http1.ts';
@@ -112,7 +112,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
-    if (limits.perClient && open > limits.perClient) {
+    // A trusted proxy carries many clients on its connections: the per-address cap is theirs, not its own.
+    if (limits.perClient && open > limits.perClient && (ctx.config.trustedProxies === undefined || !trusts(ctx.config, this.ip))) {
       // One address must not take every slot (nginx limit_conn, HAProxy sc_conn_cur): answered at once.
       ctx.totals.rejected++;
       this.reject(429, ProxyCodes.tooManyConnections, `more than ${limits.perClient} connections from one address`, 1);

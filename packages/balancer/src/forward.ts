@@ -34,7 +34,7 @@ export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig
 }
 
 /** Whether the X-Forwarded-* of this peer are believed: trustProxy (every peer), or a peer in trustedProxies. */
-function trusts(config: BalancerConfig, ip: string): boolean {
+export function trusts(config: BalancerConfig, ip: string): boolean {
   return config.trustProxy || (config.trustedProxies !== undefined && config.trustedProxies.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4'));
 }
 

@@ -2,6 +2,7 @@
 // believed only from the configured proxies, and the bucket table bounded.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Balancer } from '@cluster-session/balancer';
 import { RateLimiter } from '../src/rate-limit.ts';
@@ -83,6 +84,22 @@ describe('rate limit', () => {
     assert.deepEqual(chain, [200, 200, 200, 429]);
     const echo = JSON.parse((await get(`${lb.url}/whoami`, '127.0.0.50', { 'x-forwarded-for': '192.0.2.45' })).body).headers;
     assert.equal(echo['x-forwarded-for'], '192.0.2.45, 127.0.0.50', 'a trusted proxy\'s list is kept and extended');
+  });
+
+  test('limits.perClient does not cap a trusted proxy (it carries many clients), and still caps anyone else', async () => {
+    const capped = await balancer({ upstreams: [a.url], health: false, limits: { perClient: 1 }, trustedProxies: ['127.0.0.50'] });
+    try {
+      const hold = (from: string) =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect({ port: Number(new URL(capped.url).port), host: '127.0.0.1', localAddress: from }, () => resolve(s));
+        });
+      const held = [await hold('127.0.0.50'), await hold('127.0.0.60')];
+      assert.equal((await get(`${capped.url}/whoami`, '127.0.0.50')).status, 200, 'second connection of the trusted proxy');
+      assert.equal((await get(`${capped.url}/whoami`, '127.0.0.60')).status, 429, 'second connection of another address');
+      for (const s of held) s.destroy();
+    } finally {
+      await capped.close(100);
+    }
   });
 
   test('a bad trustedProxies entry or rate is a startup error naming the option', async () => {
