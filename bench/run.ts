@@ -23,6 +23,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),
   metrics: () => import('./scenarios/metrics.ts'),
+  edge: () => import('./scenarios/edge.ts'),
 };
 
 const { values, positionals } = parseArgs({

@@ -15,7 +15,7 @@ test('npm run bench -- --smoke: every scenario produces figures', { timeout: 300
   const code = await proc.exited;
   const out = proc.output();
   assert.equal(code, 0, out);
-  for (const scenario of ['balancer', 'session', 'jwt', 'cluster-scaling', 'reload', 'sticky']) {
+  for (const scenario of ['balancer', 'session', 'jwt', 'cluster-scaling', 'reload', 'sticky', 'edge']) {
     const rows = out.split('\n').filter((l) => l.startsWith(`| ${scenario} |`));
     assert.ok(rows.length > 0, `no row for ${scenario}:\n${out}`);
     assert.ok(rows.some((r) => /\| \d[\d.]* ?(req\/s|ms|MiB|MB)? \|/.test(r)), `${scenario} printed no figure:\n${rows.join('\n')}`);

@@ -46,6 +46,8 @@ export interface StackConfig {
   strategy: Strategy;
   /** Environment for both instances on top of the caller's: one secret and one SQLite file for the whole stack. */
   shared: Record<string, string>;
+  /** TLS_CERT / TLS_KEY: the balancer speaks HTTPS (the files are checked by the balancer, which names them). */
+  tls: { cert: string; key: string } | undefined;
 }
 
 // An env variable that is not a usable value is a configuration error: exit code 2, like the CLI's.
@@ -128,6 +130,12 @@ export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = proc
     throw bad(what, fix ?? 'correct the variable named above');
   }
 
+  const cert = env.TLS_CERT || '';
+  const key = env.TLS_KEY || '';
+  if ((cert === '') !== (key === '')) {
+    throw bad(`${cert ? 'TLS_CERT is set without TLS_KEY' : 'TLS_KEY is set without TLS_CERT'}: HTTPS needs both`, 'set TLS_CERT=cert.pem and TLS_KEY=key.pem (PEM files), or unset both for plain HTTP');
+  }
+
   const s = session.store;
   const storeAddress = s.type === 'sqlite' ? s.path : s.type === 'redis' ? redactUrl(s.url) : s.type === 'mongo' && s.url ? redactUrl(s.url) : undefined;
   return {
@@ -143,6 +151,7 @@ export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = proc
     sticky,
     strategy,
     shared,
+    tls: cert ? { cert: path.resolve(cwd, cert), key: path.resolve(cwd, key) } : undefined,
   };
 }
 

@@ -120,7 +120,8 @@ const portOf = (url: string | undefined, fallback: number) => {
 };
 
 function banner(c: StackConfig): string {
-  const open = c.host === '0.0.0.0' || c.host === '::' ? `http://${hostname()}:${c.port}` : `http://${c.host === '127.0.0.1' ? 'localhost' : c.host}:${c.port}`;
+  const scheme = c.tls ? 'https' : 'http';
+  const open = c.host === '0.0.0.0' || c.host === '::' ? `${scheme}://${hostname()}:${c.port}` : `${scheme}://${c.host === '127.0.0.1' ? 'localhost' : c.host}:${c.port}`;
   const sessions = c.mode === 'jwt' ? `JWT (stateless; revocation on the ${c.store} store)` : `${c.store} store${c.storeAddress ? ` at ${c.storeAddress}` : ''}`;
   const [a, b] = c.instances as [StackConfig['instances'][0], StackConfig['instances'][0]];
   return [
@@ -128,7 +129,7 @@ function banner(c: StackConfig): string {
     `cluster-session example is ready: open ${open}`,
     `  sessions : ${sessions}`,
     `  instances: a on :${a.port}, b on :${b.port}, ${c.workers} workers each (clusters ${a.cluster}, ${b.cluster})`,
-    `  balancer : ${c.strategy}, status page http://localhost:${c.adminPort}`,
+    `  balancer : ${c.strategy}${c.tls ? ', HTTPS (TLS_CERT; Secure cookies, HSTS)' : ''}, status page http://localhost:${c.adminPort}`,
     `  metrics  : balancer http://localhost:${c.adminPort}/metrics, a http://localhost:${a.metricsPort}/metrics, b http://localhost:${b.metricsPort}/metrics`,
     `  try      : npx cluster-session status --name ${a.cluster}`,
     `             npx cluster-session reload --name ${b.cluster}   (new workers, no request lost, still signed in)`,
@@ -150,9 +151,16 @@ async function startBalancer(c: StackConfig): Promise<Balancer> {
       // client connection (HAProxy `http-reuse never`).
       reuse: 'client',
       admin: { port: c.adminPort, host: '127.0.0.1' },
+      // HTTPS at the balancer: the instances learn it from X-Forwarded-Proto (they trust loopback proxies), so the
+      // session cookie gets Secure; HSTS for a day (a development certificate should not pin a browser for a year).
+      ...(c.tls ? { tls: { certs: [c.tls], hsts: 86_400 } } : {}),
       log: (line) => console.error(`[balancer] ${line}`),
     });
   } catch (err) {
+    // A TLS file that does not load: the balancer's message names the variable's file; a configuration error.
+    if ((err as { code?: string }).code === 'CS_ERR_BALANCER_CONFIG' && c.tls) {
+      throw new StackError((err as Error).message.replace(/\(--tls-cert\)/, '(TLS_CERT)').replace(/\(--tls-key\)/, '(TLS_KEY)'), 'point TLS_CERT and TLS_KEY at a PEM certificate and its key', 2);
+    }
     // Taken since the check above (another process was quicker): the balancer's own message names the port.
     if ((err as { code?: string }).code === 'CS_ERR_BALANCER_LISTEN') throw new StackError((err as Error).message, `stop that process, or start the stack elsewhere: PORT=${c.port + 100} npm start`);
     throw err;

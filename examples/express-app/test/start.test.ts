@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cookieHeader, freePort, needs, oldNode, processTag, request, startNode, startProcess, startRedis, type Proc } from '@cluster-session/testkit';
+import { Agent, fetch } from 'undici';
+import { cookieHeader, freePort, needs, oldNode, processTag, request, startNode, startProcess, startRedis, testCA, type Proc } from '@cluster-session/testkit';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const START = path.join(SRC, 'start.ts');
@@ -196,6 +197,37 @@ describe('npm start: ports and names', () => {
     assert.equal((await request(`http://127.0.0.1:${p.port}/healthz`)).status, 200);
     assert.equal(await second.proc.stop('SIGTERM', 20_000), 0);
     assertClean(tag, name);
+  });
+});
+
+describe('npm start over HTTPS (TLS_CERT / TLS_KEY)', () => {
+  test('the balancer speaks HTTPS with the certificate: login over TLS gets a Secure session cookie and HSTS; a missing key is a two-line error', async () => {
+    const ca = testCA(path.join(dir, 'tls'));
+    const cert = ca.issue('site', ['localhost', '127.0.0.1']);
+    const tag = processTag();
+    const bad = await launch({ ...(await ports()).env, TLS_CERT: cert.cert }, tag).result();
+    assert.equal(bad.code, 2, bad.out);
+    assert.match(bad.out, /TLS_CERT is set without TLS_KEY: HTTPS needs both/);
+
+    const p = await ports();
+    const run = launch({ ...p.env, TLS_CERT: cert.cert, TLS_KEY: cert.key }, tag);
+    const dispatcher = new Agent({ connect: { ca: ca.pem } });
+    try {
+      await run.proc.waitFor(/is ready: open https:\/\/localhost:\d+/, 30_000);
+      assert.match(run.proc.output(), /balancer : round-robin, HTTPS/);
+      const login = await fetch(`https://127.0.0.1:${p.port}/login`, { dispatcher, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'wonderland' }) });
+      assert.equal(login.status, 200, await login.clone().text());
+      const cookie = login.headers.getSetCookie().find((c) => /HttpOnly/i.test(c)) ?? '';
+      assert.match(cookie, /; Secure/i, `the session cookie is Secure behind TLS: ${cookie}`);
+      assert.equal(login.headers.get('strict-transport-security'), 'max-age=86400');
+      const me = await fetch(`https://127.0.0.1:${p.port}/me`, { dispatcher, headers: { cookie: cookie.split(';')[0]! } });
+      assert.equal(me.status, 200);
+      assert.equal(await run.proc.stop('SIGTERM', 20_000), 0);
+    } finally {
+      await dispatcher.close();
+      await run.proc.stop('SIGKILL');
+    }
+    assertClean(tag, `example-${p.port}`);
   });
 });
 

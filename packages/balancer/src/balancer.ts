@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type http from 'node:http';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { createAdminServer } from './admin.ts';
 import { ClientConn } from './client.ts';
 import type { ProxyContext, Timed } from './context.ts';
@@ -8,7 +9,10 @@ import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors
 import { HealthChecker } from './health.ts';
 import { balancerRegistry, Tally } from './metrics.ts';
 import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { createRedirectServer } from './redirect.ts';
 import { History, InstanceCache } from './stack.ts';
+import { Certificates, createTlsServer } from './tls.ts';
 import { Selector } from './strategy.ts';
 import { Upstream, type UpstreamStatus } from './upstream.ts';
 
@@ -20,8 +24,10 @@ export interface BalancerStatus {
 }
 
 export interface Balancer {
-  /** `http://host:port` the balancer listens on. */
+  /** `http://host:port` (`https://` with tls) the balancer listens on. */
   readonly url: string;
+  /** The plain-HTTP redirect listener (`tls.redirect`), when given. */
+  readonly redirectUrl: string | undefined;
   /** The status page, when `admin` was given. */
   readonly adminUrl: string | undefined;
   /** Adds an instance at runtime; it takes traffic at once (and is checked like the others). */
@@ -31,6 +37,12 @@ export interface Balancer {
   /** Drains an instance, then forgets it. */
   remove(id: string): Promise<void>;
   status(): BalancerStatus;
+  /**
+   * Re-reads the TLS certificate and key files (SIGHUP in the CLI). New handshakes use them; open connections are
+   * untouched. A file that does not load keeps the previous certificates and logs one line; resolves whether the
+   * new ones were taken (false too when TLS is off).
+   */
+  reloadTls(): boolean;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -57,6 +69,8 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     perClient: new Map(),
     metrics: config.metrics,
     own: new Tally(),
+    limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
+    addHeaders: config.tls && config.tls.hsts > 0 ? `Strict-Transport-Security: max-age=${config.tls.hsts}\r\n` : '',
     log,
     retryAfter() {
       // The soonest moment something may change: an ejection ending or the next health check.
@@ -73,16 +87,22 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     const now = (ctx.now = Date.now());
     for (const c of clients) if (c.deadline !== 0 && now >= c.deadline) c.onTimeout();
     for (const o of origins) if (o.deadline !== 0 && now >= o.deadline) o.onTimeout();
+    ctx.limiter?.sweep(now);
   }, tick);
   sweep.unref();
 
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+  // Read (and checked) before anything listens: a bad file is a startup error naming the option and the path.
+  const certs = config.tls ? new Certificates(config.tls.certs, log) : undefined;
+  const accept = (socket: net.Socket) => {
     if (ctx.closing) {
       socket.destroy();
       return;
     }
     new ClientConn(ctx, socket);
-  });
+  };
+  const server: net.Server = certs
+    ? createTlsServer(certs, accept, config.timeouts.clientHeaders)
+    : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
   // Beyond this many open client connections new ones are closed at once instead of exhausting descriptors.
   server.maxConnections = config.limits.connections;
   server.on('drop', () => ctx.totals.rejected++);
@@ -95,11 +115,25 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
 
   let admin: http.Server | undefined;
   let adminUrl: string | undefined;
-  const hostPort = (s: net.Server) => {
+  const hostPort = (s: net.Server, scheme = 'http') => {
     const a = s.address() as net.AddressInfo;
-    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    return `${scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   };
-  const url = hostPort(server);
+  const url = hostPort(server, certs ? 'https' : 'http');
+  let redirect: http.Server | undefined;
+  let redirectUrl: string | undefined;
+  if (certs && config.tls && config.tls.redirect) {
+    const r = config.tls.redirect;
+    redirect = createRedirectServer(certs, () => (server.address() as net.AddressInfo).port);
+    try {
+      await listen(redirect, r.port, r.host, 'tls.redirect');
+    } catch (err) {
+      clearInterval(sweep);
+      server.close();
+      throw err;
+    }
+    redirectUrl = hostPort(redirect);
+  }
 
   const find = (id: string): Upstream => {
     const u = upstreams.find((x) => x.id === id);
@@ -140,6 +174,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       checker?.stop();
       clearInterval(sweep);
       server.close();
+      redirect?.close();
       throw err;
     }
     adminUrl = hostPort(admin);
@@ -148,7 +183,11 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
 
   return {
     url,
+    redirectUrl,
     adminUrl,
+    reloadTls() {
+      return certs !== undefined && certs.reload(server as tls.Server);
+    },
     add(input) {
       const cfg = upstreamConfig(input, 'add()');
       const existing = upstreams.find((x) => x.id === cfg.id);
@@ -187,6 +226,8 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       server.close();
       admin?.close();
       admin?.closeAllConnections();
+      redirect?.close();
+      redirect?.closeAllConnections();
       // Idle keep-alive clients and WebSocket tunnels (they would never finish) go now; clients mid-request get
       // Connection: close after their response.
       for (const c of clients) if ((c as ClientConn).closableNow()) c.destroy();

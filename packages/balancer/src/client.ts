@@ -1,7 +1,8 @@
 import type net from 'node:net';
+import { acceptEncoding, compressedHead, compressible, Compressor, ENC_NONE, pickEncoding, varyLine, type CompressSink } from './compress.ts';
 import { stickyHeaders } from './cookie.ts';
-import { forwardHead, hashKey, IDEMPOTENT } from './forward.ts';
-import { BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, BodyFramer, writeMessage, writePieces } from './framing.ts';
+import { clientAddress, forwardHead, hashKey, IDEMPOTENT, trusts } from './forward.ts';
+import { BODY_CHUNKED, BODY_LENGTH, BODY_NONE, BODY_UNTIL_CLOSE, BodyFramer, writeMessage, writePieces } from './framing.ts';
 import { HEAD_BAD, HEAD_MORE, HEAD_TOO_LARGE, HeadReader } from './head.ts';
 import { parseRequestHead, type RequestHead, type ResponseHead } from './http1.ts';
 import { errorResponse, type ProxyContext, type Timed } from './context.ts';
@@ -30,7 +31,7 @@ const STATUS_CODES: Record<number, string> = { 405: ProxyCodes.methodNotAllowed,
  * answer as it arrives. Retries and ejection follow retry.ts. Answers the balancer writes itself (400, 431,
  * 502, 503, 504...) are small JSON bodies.
  */
-export class ClientConn implements Timed, OriginHandler, IdlePool {
+export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink {
   readonly socket: net.Socket;
   deadline: number;
   private readonly ctx: ProxyContext;
@@ -69,6 +70,9 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
   /** Response bytes (interim or final) went to the client: from here on nothing can be retried. */
   private started = false;
   private closeAfter = false;
+  /** compress: the coding the current request accepts (ENC_*), and the compressor of the answer in progress. */
+  private accepts = ENC_NONE;
+  private compressor: Compressor | null = null;
   /** Metrics (metrics.ts): when the current request's head was parsed, and the last instance it was sent to. */
   private t0 = 0;
   private last: Upstream | null = null;
@@ -96,6 +100,10 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     });
     socket.on('drain', () => {
       if (this.phase === C_DRAIN) return this.next();
+      if (this.compressor !== null) {
+        if (this.phase === C_WAIT) this.deadline = 0;
+        return this.compressor.resume(); // the instance resumes when the compressor can take more (writable())
+      }
       if (this.origin === null) return;
       // The instance was waiting on us: it is the one that may time out again, not this client.
       if (this.phase === C_WAIT) this.deadline = 0;
@@ -104,7 +112,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     socket.on('end', () => this.onEnd());
     socket.on('error', () => {});
     socket.on('close', () => this.onClose());
-    if (limits.perClient && open > limits.perClient) {
+    // A trusted proxy carries many clients on its connections: the per-address cap is theirs, not its own.
+    if (limits.perClient && open > limits.perClient && (ctx.config.trustedProxies === undefined || !trusts(ctx.config, this.ip))) {
       // One address must not take every slot (nginx limit_conn, HAProxy sc_conn_cur): answered at once.
       ctx.totals.rejected++;
       this.reject(429, ProxyCodes.tooManyConnections, `more than ${limits.perClient} connections from one address`, 1);
@@ -172,7 +181,19 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     if (req.framing.kind === BODY_LENGTH && config.limits.bodySize && req.framing.length > config.limits.bodySize) {
       return this.reject(413, ProxyCodes.bodyTooLarge, `request body larger than ${config.limits.bodySize} bytes`);
     }
+    const limiter = this.ctx.limiter;
+    if (limiter !== undefined) {
+      const wait = limiter.take(clientAddress(req, this.ip, config), this.ctx.now);
+      if (wait > 0) {
+        this.ctx.totals.rejected++;
+        // Pipelined requests behind this one are still read (and limited) after the answer.
+        if (this.bodyDone && offset < buf.length) this.buf = buf.subarray(offset);
+        return this.reject(429, ProxyCodes.rateLimited, 'too many requests from this address', wait);
+      }
+    }
     this.replayable = this.bodyDone && IDEMPOTENT.has(req.method);
+    // HTTP/1.0 clients cannot read the chunked framing a compressed body needs; HEAD answers carry no body.
+    this.accepts = config.compress && req.minor === 1 && req.method !== 'HEAD' ? pickEncoding(acceptEncoding(req.headers)) : ENC_NONE;
 
     const forward = forwardHead(req, this.ip, config);
     this.head = forward.head;
@@ -317,15 +338,44 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
       return false;
     }
     let head = res.head;
+    let compressor: Compressor | null = null;
+    // Decided on the instance's head as framing.ts wrote it (its framing line last), before the balancer's additions.
+    if (config.compress && res.framing.kind !== BODY_NONE && compressible(res.status, head, res.framing.length)) {
+      if (this.accepts !== ENC_NONE) {
+        head = compressedHead(head, res.framing.header, this.accepts);
+        compressor = this.compressor = new Compressor(this.accepts, res.framing.kind === BODY_CHUNKED, res.framing.length, this);
+      } else head += varyLine(head);
+    }
+    head += this.ctx.addHeaders;
     if (this.insertCookie) head += stickyHeaders(config.cookie.name, u.id, config.cookie.secure);
     // A body ended by closing, or a request body still arriving, means the client connection ends with it.
     if (res.framing.kind === BODY_UNTIL_CLOSE || !this.bodyDone || this.ctx.closing) this.closeAfter = true;
     head += this.closeAfter ? 'Connection: close\r\n\r\n' : '\r\n';
     this.started = true;
+    if (compressor !== null) {
+      this.written(this.socket.write(head, 'latin1'));
+      return compressor.write(body);
+    }
     return this.written(writeMessage(this.socket, head, body));
   }
 
+  // CompressSink: the compressor of the current answer.
+
+  write(pieces: Buffer[]): boolean {
+    return this.written(writePieces(this.socket, pieces));
+  }
+
+  writable(): void {
+    this.origin?.resume();
+  }
+
+  done(): void {
+    this.compressor = null;
+    if (this.phase !== C_CLOSED) this.next();
+  }
+
   onData(pieces: Buffer[]): boolean {
+    if (this.compressor !== null) return this.compressor.write(pieces);
     if (this.phase === C_TUNNEL) {
       // One idle timer for the tunnel, refreshed by bytes either way (HAProxy's `timeout tunnel`).
       this.deadline = this.ctx.now + this.ctx.config.timeouts.tunnel;
@@ -361,6 +411,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
     u.release();
     this.origin = null;
     this.upstream = null;
+    // A compressed answer is complete once its last chunk is out: done() goes on from there.
+    if (this.compressor !== null) return this.compressor.end();
     this.next();
   }
 
@@ -524,6 +576,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool {
 
   private onClose(): void {
     this.ctx.clients.delete(this);
+    this.compressor?.destroy();
+    this.compressor = null;
     const open = this.ctx.perClient.get(this.ip)! - 1;
     if (open === 0) this.ctx.perClient.delete(this.ip);
     else this.ctx.perClient.set(this.ip, open);

@@ -1,5 +1,6 @@
 import type { Tally } from './metrics.ts';
 import type { BalancerConfig } from './options.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import type { Selector } from './strategy.ts';
 
 /** A connection the timeout sweep looks at. `deadline` 0 means no timer runs. */
@@ -28,6 +29,10 @@ export interface ProxyContext {
   readonly metrics: boolean;
   /** The balancer's own answers to requests no instance was tried for. */
   readonly own: Tally;
+  /** The per-client token bucket (rateLimit), when on. */
+  readonly limiter: RateLimiter | undefined;
+  /** Field lines the balancer adds to every proxied answer (Strict-Transport-Security), '' for none. */
+  readonly addHeaders: string;
   log(message: string): void;
   /** Seconds a client should wait before trying again when no instance is available. */
   retryAfter(): number;

@@ -14,7 +14,8 @@ export type BalancerErrorCode =
   | 'CS_ERR_BALANCER_BAD_GATEWAY'
   | 'CS_ERR_BALANCER_GATEWAY_TIMEOUT'
   | 'CS_ERR_BALANCER_METHOD_NOT_ALLOWED'
-  | 'CS_ERR_BALANCER_TOO_MANY_CONNECTIONS';
+  | 'CS_ERR_BALANCER_TOO_MANY_CONNECTIONS'
+  | 'CS_ERR_BALANCER_RATE_LIMITED';
 
 /** The family of every error this package throws or answers with; `code` is stable and safe to branch on. */
 export class BalancerError extends ClusterSessionError<BalancerErrorCode> {
@@ -83,6 +84,11 @@ export class TooManyConnectionsError extends BalancerError {
   static readonly status = 429;
 }
 
+export class RateLimitedError extends BalancerError {
+  static override readonly code = 'CS_ERR_BALANCER_RATE_LIMITED';
+  static readonly status = 429;
+}
+
 /** The codes of the proxy's own answers, by name (what client.ts writes). */
 export const ProxyCodes = {
   badRequest: BadRequestError.code,
@@ -95,4 +101,5 @@ export const ProxyCodes = {
   gatewayTimeout: GatewayTimeoutError.code,
   methodNotAllowed: MethodNotAllowedError.code,
   tooManyConnections: TooManyConnectionsError.code,
+  rateLimited: RateLimitedError.code,
 } as const;

@@ -17,9 +17,11 @@ export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig
     sticky = readCookie(req.cookie, config.cookie.name);
     if (sticky) headers = stripCookie(headers, config.cookie.name);
   }
-  const forwardedFor = config.trustProxy && req.forwardedFor ? `${req.forwardedFor}, ${ip}` : ip;
-  const proto = (config.trustProxy && req.forwardedProto) || 'http';
-  const host = (config.trustProxy && req.forwardedHost) || req.host;
+  const trust = trusts(config, ip);
+  const forwardedFor = trust && req.forwardedFor ? `${req.forwardedFor}, ${ip}` : ip;
+  // Where TLS ends here, this hop is https whatever a client claims: the instance's Secure cookies then work.
+  const proto = config.tls ? 'https' : (trust && req.forwardedProto) || 'http';
+  const host = (trust && req.forwardedHost) || req.host;
   // HTTP/1.0 clients cannot read chunked answers: ask the instance in 1.0 too, it then frames by length or close.
   // Start line, Host, framing and Connection are written here from validated values, never copied from the client.
   let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n`;
@@ -31,11 +33,29 @@ export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig
   return { head, sticky };
 }
 
-/** ip-hash key: the client address, or behind a trusted proxy the address that proxy saw (last X-Forwarded-For). */
+/** Whether the X-Forwarded-* of this peer are believed: trustProxy (every peer), or a peer in trustedProxies. */
+export function trusts(config: BalancerConfig, ip: string): boolean {
+  return config.trustProxy || (config.trustedProxies !== undefined && config.trustedProxies.check(ip, ip.includes(':') ? 'ipv6' : 'ipv4'));
+}
+
+/**
+ * The client's address as far as it can be believed: the peer, or behind trusted proxies the right-most
+ * X-Forwarded-For entry that is not itself a trusted proxy (entries further left were written by the client).
+ */
+export function clientAddress(req: RequestHead, ip: string, config: BalancerConfig): string {
+  if (!req.forwardedFor || !trusts(config, ip)) return ip;
+  const entries = req.forwardedFor.split(',');
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const entry = trimOws(entries[i]!);
+    if (entry === '') return ip;
+    // trustProxy believes one hop (the peer's); trustedProxies walk left while the entry is one of them.
+    if (config.trustProxy || i === 0 || !trusts(config, entry)) return entry;
+  }
+  return ip;
+}
+
+/** ip-hash key: the client address, or behind a trusted proxy the address that proxy saw. */
 export function hashKey(req: RequestHead, ip: string, config: BalancerConfig): string {
   if (config.strategy !== 'ip-hash') return '';
-  const xff = config.trustProxy ? req.forwardedFor : '';
-  if (!xff) return ip;
-  const comma = xff.lastIndexOf(',');
-  return trimOws(comma === -1 ? xff : xff.slice(comma + 1));
+  return clientAddress(req, ip, config);
 }

@@ -34,6 +34,19 @@ const NONE: Framing = { kind: BODY_NONE, length: -1, header: '' };
 const UNTIL_CLOSE: Framing = { kind: BODY_UNTIL_CLOSE, length: -1, header: '' };
 const CHUNKED: Framing = { kind: BODY_CHUNKED, length: -1, header: 'Transfer-Encoding: chunked\r\n' };
 
+/** The framing field of a body the balancer re-encodes itself (compression): always chunked. */
+export const CHUNKED_HEADER = CHUNKED.header;
+const CRLF = Buffer.from('\r\n');
+/** The last chunk, without trailers. */
+export const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+/** One chunk of a body the balancer produced (never of received bytes): size line, the data, CRLF. */
+export function chunkPieces(data: Buffer): Buffer[] {
+  // An empty chunk would read as the last one.
+  if (data.length === 0) return [];
+  return [Buffer.from(`${data.length.toString(16)}\r\n`, 'latin1'), data, CRLF];
+}
+
 function counted(length: number): Framing {
   return { kind: length === 0 ? BODY_NONE : BODY_LENGTH, length, header: `Content-Length: ${length}\r\n` };
 }

@@ -15,6 +15,7 @@ export {
   GatewayTimeoutError,
   MethodNotAllowedError,
   TooManyConnectionsError,
+  RateLimitedError,
   ProxyCodes,
   type BalancerErrorCode,
 } from './errors.ts';

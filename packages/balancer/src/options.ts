@@ -1,5 +1,6 @@
 import { COOKIE_NAME, fail, parseOptions, words, type OptionContext } from '@cluster-session/core';
 import { hash32 } from '@cluster-session/hash';
+import { BlockList, isIP } from 'node:net';
 import * as v from 'valibot';
 import { BalancerConfigError } from './errors.ts';
 
@@ -66,6 +67,34 @@ const healthSchema = v.strictObject({
   passive: v.optional(v.pipe(v.union([v.literal(false), passiveSchema]), words({ allowed: 'false or { failures, window, cooldown }', example: 'false' }))),
 });
 
+const certPair = v.strictObject({
+  cert: v.pipe(v.string(), v.minLength(1), words({ allowed: 'the path of a PEM certificate (chain) file', example: "'/etc/ssl/example.pem'" })),
+  key: v.pipe(v.string(), v.minLength(1), words({ allowed: 'the path of its PEM private key file', example: "'/etc/ssl/example.key'" })),
+});
+
+const tlsSchema = v.strictObject({
+  /** Certificate/key pairs; with several, SNI picks the one whose names cover the requested host (first = default). */
+  certs: v.pipe(v.array(certPair), v.minLength(1), words({ allowed: 'a non-empty array of { cert, key } file paths', example: "[{ cert: 'site.pem', key: 'site.key' }]" })),
+  /** Strict-Transport-Security max-age in seconds on every proxied answer; 0 (default) sends none. */
+  hsts: int(0, 63_072_000, 0, '31536000'),
+  /** A plain-HTTP listener answering every request with a 308 to the same host and path over HTTPS. */
+  redirect: v.optional(v.pipe(address, words({ allowed: 'a port number or { port, host }', example: '80' }))),
+});
+
+const RATE = /^([0-9]+(?:\.[0-9]+)?)\/(s|m)$/;
+
+const rateLimitSchema = v.strictObject({
+  /** Sustained requests per client address: a number per second, or '50/s' / '600/m'. */
+  rate: v.pipe(
+    v.union([v.pipe(v.number(), v.minValue(0.001), v.maxValue(1_000_000)), v.pipe(v.string(), v.regex(RATE), v.check((t) => Number(RATE.exec(t)?.[1] ?? 0) > 0))]),
+    words({ allowed: "requests per second (a number) or '50/s' / '600/m'", example: "'50/s'" }),
+  ),
+  /** Requests a client may make at once above the rate (the bucket's size); default twice the per-second rate. */
+  burst: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1_000_000), words({ allowed: 'an integer from 1 to 1000000', example: '100' }))),
+  /** Client addresses tracked at once; beyond, the longest-idle ones are forgotten (bounded memory). */
+  maxClients: int(100, 10_000_000, 100_000),
+});
+
 /** Every option of createBalancer(), described once: the types, defaults and error words derive from here. */
 const schema = v.strictObject({
   listen: address,
@@ -128,6 +157,20 @@ const schema = v.strictObject({
   ),
   /** Trust X-Forwarded-* from the client (only behind another proxy you control). */
   trustProxy: bool(false, 'true'),
+  /**
+   * Addresses or CIDR ranges of your own proxies: X-Forwarded-* are trusted from these peers only (finer than
+   * trustProxy), and the rate limit keys on the client address they report.
+   */
+  trustedProxies: v.optional(
+    v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), words({ allowed: 'IP addresses or CIDR ranges', example: "['10.0.0.0/8', '192.0.2.7']" })),
+    [],
+  ),
+  /** TLS on the listener (HTTPS only; HTTP/1.1 by ALPN, TLS 1.2+). Off unless given. */
+  tls: v.optional(v.pipe(tlsSchema, words({ allowed: '{ certs: [{ cert, key }], hsts, redirect }', example: "{ certs: [{ cert: 'site.pem', key: 'site.key' }] }" }))),
+  /** Token bucket per client address: beyond it a request gets 429 with Retry-After. Off unless given. */
+  rateLimit: v.optional(v.pipe(rateLimitSchema, words({ allowed: '{ rate, burst, maxClients }', example: "{ rate: '50/s', burst: 100 }" }))),
+  /** Compress compressible answers (brotli or gzip, by Accept-Encoding) the instance sent uncompressed. */
+  compress: bool(false, 'true'),
   /** The sticky cookie of the `cookie` strategy. */
   cookie: v.optional(
     v.strictObject({
@@ -185,6 +228,12 @@ export interface BalancerConfig {
   readonly retryOn: ReadonlySet<number>;
   readonly reuse: Reuse;
   readonly trustProxy: boolean;
+  /** trustedProxies, ready to check a peer address against; undefined when none were given. */
+  readonly trustedProxies: BlockList | undefined;
+  readonly tls: false | { readonly certs: readonly { readonly cert: string; readonly key: string }[]; readonly hsts: number; readonly redirect: false | { readonly host: string; readonly port: number } };
+  /** Tokens per millisecond and the bucket size. */
+  readonly rateLimit: false | { readonly perMs: number; readonly burst: number; readonly maxClients: number };
+  readonly compress: boolean;
   readonly cookie: { readonly name: string; readonly secure: boolean };
   readonly log: ((message: string) => void) | undefined;
 }
@@ -225,6 +274,32 @@ function defaultPerClient(connections: number, trustProxy: boolean): number {
   return trustProxy ? 0 : Math.max(1, Math.min(256, Math.floor(connections / 4)));
 }
 
+/** trustedProxies as a BlockList (node:net's matcher of addresses and subnets, both families). */
+function trusted(ctx: OptionContext, list: readonly string[]): BlockList | undefined {
+  if (list.length === 0) return undefined;
+  const blocks = new BlockList();
+  list.forEach((entry, i) => {
+    const [address, bits, extra] = entry.split('/');
+    const family = isIP(address ?? '');
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : /^[0-9]{1,3}$/.test(bits) ? Number(bits) : -1;
+    if (family === 0 || extra !== undefined || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      fail(ctx, { option: `trustedProxies[${i}]`, value: entry, allowed: 'an IP address or CIDR range', example: "'10.0.0.0/8'", fix: 'write the address of your proxy, e.g. 192.0.2.7 or 10.0.0.0/8' });
+    }
+    blocks.addSubnet(address!, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  });
+  return blocks;
+}
+
+function rateLimit(r: { rate: number | string; burst?: number | undefined; maxClients: number }) {
+  let perSecond: number;
+  if (typeof r.rate === 'number') perSecond = r.rate;
+  else {
+    const m = RATE.exec(r.rate)!;
+    perSecond = Number(m[1]) / (m[2] === 'm' ? 60 : 1);
+  }
+  return Object.freeze({ perMs: perSecond / 1000, burst: r.burst ?? Math.max(1, Math.ceil(perSecond * 2)), maxClients: r.maxClients });
+}
+
 /** Validates one upstream entry given to lb.add(). */
 export function upstreamConfig(input: unknown, where = 'add()'): UpstreamConfig {
   const ctx = { where, error: BalancerConfigError };
@@ -259,6 +334,10 @@ export function balancerConfig(options: BalancerOptions, where = 'createBalancer
     retryOn: new Set(o.retryOn),
     reuse: o.reuse,
     trustProxy: o.trustProxy,
+    trustedProxies: trusted(ctx, o.trustedProxies),
+    tls: o.tls ? Object.freeze({ certs: o.tls.certs, hsts: o.tls.hsts, redirect: o.tls.redirect ?? false }) : false,
+    rateLimit: o.rateLimit ? rateLimit(o.rateLimit) : false,
+    compress: o.compress,
     cookie: o.cookie,
     log: o.log,
   });

@@ -80,7 +80,7 @@ Options:
 
   balance: () => `Usage: cluster-session balance --listen PORT --upstream URL [--upstream URL...] [options]
 
-Runs the HTTP/WebSocket load balancer in the foreground (SIGINT/SIGTERM: finish in-flight requests, exit 0).
+Runs the HTTP/WebSocket load balancer in the foreground (SIGINT/SIGTERM: finish in-flight requests, exit 0; SIGHUP: reload certificates).
 
 Options:
       --listen PORT|HOST:PORT   address to listen on (host defaults to 127.0.0.1)
@@ -97,7 +97,23 @@ Options:
       --reuse shared|client instance connections pooled across clients (default) or one per client connection
                             (use client in front of Node clusters: they deal connections, not requests)
       --trust-proxy         trust X-Forwarded-* from the client (only behind your own proxy)
-  -h, --help                this help`,
+      --tls-cert FILE       PEM certificate (chain): HTTPS on --listen (repeat with --tls-key for SNI; the
+                            first pair is the default). TLS 1.2+, ALPN http/1.1
+      --tls-key FILE        PEM private key of the --tls-cert before it
+      --hsts SECONDS        Strict-Transport-Security max-age on every answer (TLS only; default none)
+      --redirect-http PORT|HOST:PORT  plain listener answering 308 to the same host and path over HTTPS
+      --rate-limit N/s|N/m  requests per client address (token bucket); beyond: 429 with Retry-After
+      --burst N             requests above the rate a client may make at once (default twice the rate per second)
+      --trusted-proxy A     trust X-Forwarded-* only from proxy address or CIDR A (repeat); the rate limit
+                            then keys on the client address it reports
+      --compress            brotli/gzip compressible answers by Accept-Encoding (the instance's own encoding kept)
+      --max-conn-per-client N   open connections per client address, 429 beyond (0 = no cap; default
+                            a quarter of the connection limit, at most 256)
+      --max-header-count N  header fields a request may have, 431 beyond (default 100)
+  -h, --help                this help
+
+SIGHUP re-reads the --tls-cert/--tls-key files: new connections get the new certificate, open ones go on; a file
+that does not load keeps the previous certificate (one log line says why).`,
 
   export: () => `Usage: cluster-session export nginx|haproxy --upstream URL [--upstream URL...] [options]
 
@@ -109,6 +125,20 @@ Options:
       --listen PORT|HOST:PORT   address the server should listen on (default 127.0.0.1:8080)
       --health-path PATH    health check path (default /healthz)
       --reuse shared|client keepalive pool (default), or no pool / HAProxy http-reuse never
+      --tls-cert FILE       PEM certificate (chain): HTTPS on --listen (repeat with --tls-key for SNI; the
+                            first pair is the default). TLS 1.2+, ALPN http/1.1
+      --tls-key FILE        PEM private key of the --tls-cert before it
+      --hsts SECONDS        Strict-Transport-Security max-age (TLS only; default none)
+      --redirect-http PORT|HOST:PORT  plain listener answering 308 to the same host and path over HTTPS
+      --rate-limit N/s|N/m  requests per client address (token bucket); beyond: 429 with Retry-After
+      --burst N             requests above the rate a client may make at once (default twice the rate per second)
+      --trusted-proxy A     trust X-Forwarded-* only from proxy address or CIDR A (repeat); the rate limit
+                            then keys on the client address it reports
+      --compress            brotli/gzip compressible answers by Accept-Encoding (the instance's own encoding kept)
+      --max-conn-per-client N   open connections per client address, 429 beyond (0 = no cap; default
+                            a quarter of the connection limit, at most 256)
+      --max-header-count N  header fields a request may have, 431 beyond (default 100)
+      --cache               cache static assets (nginx proxy_cache, HAProxy cache) for the Cache-Control they carry
   -h, --help                this help`,
 } satisfies Record<string, () => string>;
 

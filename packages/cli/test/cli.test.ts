@@ -3,12 +3,14 @@
 // status and stop through this binary too.)
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { freePort, request, startNode, waitForPort } from '@cluster-session/testkit';
+import tls from 'node:tls';
+import { Agent, fetch } from 'undici';
+import { freePort, request, startNode, testCA, waitForPort } from '@cluster-session/testkit';
 
 const BIN = new URL('../bin/cluster-session.js', import.meta.url).pathname;
 const APP = new URL('../../cluster/test/fixtures/app.ts', import.meta.url).pathname;
@@ -129,6 +131,64 @@ describe('balance and export', () => {
       await proc.stop('SIGKILL');
       await Promise.all([a.close(), b.close()]);
     }
+  });
+
+  test('balance over TLS: HTTPS with the CA, 308 from the plain port, SIGHUP reloads the certificate, a missing key names the flag', async () => {
+    const ca = testCA(path.join(dir, 'tls'));
+    const first = ca.issue('first', ['localhost', '127.0.0.1']);
+    const second = ca.issue('second', ['localhost', '127.0.0.1']);
+    const live = { cert: path.join(dir, 'tls', 'live.pem'), key: path.join(dir, 'tls', 'live.key') };
+    copyFileSync(first.cert, live.cert);
+    copyFileSync(first.key, live.key);
+    const missing = await run(['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--tls-cert', live.cert, '--tls-key', path.join(dir, 'none.key')]);
+    assert.equal(missing.code, 2, missing.out);
+    assert.match(missing.out, /^cluster-session balance: .*option tls\.certs\[0\]\.key \(--tls-key\) is ".*none\.key": expected a readable PEM private key file \(ENOENT\).*\[CS_ERR_BALANCER_CONFIG\]\n$/);
+    const unpaired = await run(['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--tls-cert', live.cert]);
+    assert.match(unpaired.out, /1 --tls-cert for 0 --tls-key: give them in pairs/);
+
+    const a = await instance('a');
+    const [port, plain] = [await freePort(), await freePort()];
+    const proc = startNode([BIN, 'balance', '--listen', String(port), '--upstream', a.url, '--tls-cert', live.cert, '--tls-key', live.key, '--redirect-http', String(plain), '--hsts', '600'], { env });
+    const fingerprint = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, ca: ca.pem }, () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.end();
+        });
+        s.on('error', reject);
+      });
+    try {
+      await proc.waitFor(/balancer listening on https:\/\/127\.0\.0\.1:\d+ \(round-robin, 1 instances\), redirecting http:\/\/127\.0\.0\.1:\d+ to HTTPS/);
+      const agent = new Agent({ connect: { ca: ca.pem } });
+      const r = await fetch(`https://127.0.0.1:${port}/whoami`, { dispatcher: agent });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('strict-transport-security'), 'max-age=600');
+      await agent.close();
+      const redirect = await request(`http://127.0.0.1:${plain}/p?q`, { headers: { host: `127.0.0.1:${plain}` } });
+      assert.equal(redirect.status, 308);
+      assert.equal(redirect.headers.location, `https://127.0.0.1:${port}/p?q`);
+      assert.equal(await fingerprint(), first.fingerprint);
+      copyFileSync(second.cert, live.cert);
+      copyFileSync(second.key, live.key);
+      process.kill(proc.pid, 'SIGHUP');
+      await proc.waitFor(/TLS certificates reloaded/);
+      assert.equal(await fingerprint(), second.fingerprint);
+      assert.equal(await proc.stop('SIGTERM'), 0);
+    } finally {
+      await proc.stop('SIGKILL');
+      await a.close();
+    }
+  });
+
+  test('export with the edge flags: TLS, HSTS, redirect, rate limit, gzip and cache in the file', async () => {
+    const ca = testCA(path.join(dir, 'tls-export'));
+    const c = ca.issue('site', ['localhost']);
+    const { code, out } = await run(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001', '--listen', '8443', '--tls-cert', c.cert, '--tls-key', c.key, '--hsts', '600', '--redirect-http', '8080', '--rate-limit', '20/s', '--burst', '40', '--compress', '--cache']);
+    assert.equal(code, 0, out);
+    for (const line of [/listen 127\.0\.0\.1:8443 ssl;/, /max-age=600/, /return 308 https:\/\/\$host:8443\$request_uri;/, /limit_req zone=cs_rate burst=40 nodelay;/, /gzip on;/, /proxy_cache cs_static;/]) assert.match(out, line);
+    const bad = await run(['export', 'nginx', '--upstream', 'http://127.0.0.1:4001', '--rate-limit', 'lots']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /--rate-limit "lots" is not a rate like 50\/s or 600\/m/);
   });
 
   test('export prints a config', async () => {

@@ -18,3 +18,4 @@ export { startRedisSentinel, type RedisSentinel, type RedisSentinelOptions, type
 export { needs, oldNode, which } from './binaries.ts';
 export { chromiumOptions } from './browser.ts';
 export { startPrometheus, type PrometheusOptions, type PrometheusServer, type PromAlert, type PromSample } from './prometheus.ts';
+export { testCA, type TestCA, type TestCert } from './certs.ts';

@@ -12,10 +12,63 @@ function upstreams(values: string[] | undefined): Array<{ url: string; weight?: 
   });
 }
 
+/** --tls-cert/--tls-key pairs, in order: the first is the default certificate, the others are picked by SNI. */
+function tlsFlags(v: Values) {
+  const certs = (v['tls-cert'] as string[] | undefined) ?? [];
+  const keys = (v['tls-key'] as string[] | undefined) ?? [];
+  if (certs.length !== keys.length) throw new CliUsageError(`${certs.length} --tls-cert for ${keys.length} --tls-key: give them in pairs, each --tls-cert followed by its --tls-key`);
+  const hsts = intFlag('hsts', v.hsts, 0, 63_072_000);
+  if (certs.length === 0) {
+    if (v['redirect-http'] !== undefined || hsts !== undefined) throw new CliUsageError('--redirect-http and --hsts need TLS: add --tls-cert FILE --tls-key FILE');
+    return {};
+  }
+  return {
+    tls: {
+      certs: certs.map((cert, i) => ({ cert, key: keys[i]! })),
+      ...(hsts !== undefined ? { hsts } : {}),
+      ...(v['redirect-http'] !== undefined ? { redirect: addressFlag('redirect-http', v['redirect-http'] as string) } : {}),
+    },
+  };
+}
+
+/** --rate-limit N/s|N/m [--burst N], --trusted-proxy, --compress, --max-conn-per-client, --max-header-count. */
+function edgeFlags(v: Values) {
+  const rate = v['rate-limit'] as string | undefined;
+  if (rate !== undefined && !/^[0-9]+(?:\.[0-9]+)?\/(s|m)$/.test(rate)) throw new CliUsageError(`--rate-limit ${JSON.stringify(rate)} is not a rate like 50/s or 600/m`);
+  const burst = intFlag('burst', v.burst, 1, 1_000_000);
+  if (burst !== undefined && rate === undefined) throw new CliUsageError('--burst needs --rate-limit, e.g. --rate-limit 50/s --burst 100');
+  const perClient = intFlag('max-conn-per-client', v['max-conn-per-client'], 0, 1_000_000);
+  const headerCount = intFlag('max-header-count', v['max-header-count'], 1, 10_000);
+  const trusted = v['trusted-proxy'] as string[] | undefined;
+  return {
+    ...(rate !== undefined ? { rateLimit: { rate, ...(burst !== undefined ? { burst } : {}) } } : {}),
+    ...(trusted?.length ? { trustedProxies: trusted } : {}),
+    ...(v.compress ? { compress: true } : {}),
+    ...(perClient !== undefined || headerCount !== undefined
+      ? { limits: { ...(perClient !== undefined ? { perClient } : {}), ...(headerCount !== undefined ? { headerCount } : {}) } }
+      : {}),
+  };
+}
+
+const EDGE_FLAGS = {
+  'tls-cert': { type: 'string', multiple: true },
+  'tls-key': { type: 'string', multiple: true },
+  hsts: { type: 'string' },
+  'redirect-http': { type: 'string' },
+  'rate-limit': { type: 'string' },
+  burst: { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
+  compress: { type: 'boolean' },
+  'max-conn-per-client': { type: 'string' },
+  'max-header-count': { type: 'string' },
+} as const;
+
 const shared = (v: Values) => ({
   upstreams: upstreams(v.upstream as string[] | undefined),
   strategy: choiceFlag<Strategy>('strategy', v.strategy, STRATEGIES),
   reuse: choiceFlag('reuse', v.reuse, ['shared', 'client'] as const) ?? 'shared',
+  ...tlsFlags(v),
+  ...edgeFlags(v),
 });
 
 /** `cluster-session balance ...`: resolves with the exit code once the balancer has stopped. */
@@ -32,6 +85,7 @@ export async function balance(argv: string[]): Promise<number> {
     'trust-proxy': { type: 'boolean' },
     'upstream-status': { type: 'string', multiple: true },
     'no-metrics': { type: 'boolean' },
+    ...EDGE_FLAGS,
   });
   if (v.help) return help('balance');
   if (!v.listen) throw new CliUsageError('--listen PORT is required');
@@ -52,12 +106,20 @@ export async function balance(argv: string[]): Promise<number> {
     log: (message) => console.error(`[balancer] ${message}`),
   });
   const s = lb.status();
-  console.log(`balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances)${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`);
+  console.log(
+    `balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances)${lb.redirectUrl ? `, redirecting ${lb.redirectUrl} to HTTPS` : ''}${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`,
+  );
+  // SIGHUP re-reads the certificate files (renewal without a restart). A --config reload may be chained here.
+  const hup = () => {
+    if (lb.url.startsWith('https:')) lb.reloadTls();
+  };
+  process.on('SIGHUP', hup);
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
       console.error(`[balancer] ${signal}: finishing in-flight requests`);
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      process.off('SIGHUP', hup);
       void lb.close().then(resolve);
     };
     process.on('SIGINT', stop);
@@ -76,6 +138,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'health-path': { type: 'string' },
       reuse: { type: 'string' },
+      ...EDGE_FLAGS,
+      cache: { type: 'boolean' },
     },
     true,
   );
@@ -89,6 +153,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       ...(v.listen ? { listen: addressFlag('listen', v.listen as string) } : {}),
       ...shared(v),
       health: { path: (v['health-path'] as string | undefined) ?? '/healthz' },
+      ...(v.cache ? { cache: true } : {}),
     }),
   );
   return 0;
