@@ -50,6 +50,9 @@ Options:
       --policy rr|os        connection scheduling (default rr)
       --metrics [HOST:]PORT serve Prometheus /metrics (every worker, labelled by slot) and /status.json
                             (host defaults to 127.0.0.1)
+      --log-format text|json  text: each line timestamped, [slot N pid P]; json: one object a line (an app's
+                            JSON line keeps its fields and gains slot, pid, time); workers get LOG_FORMAT
+                            (default: LOG_FORMAT env, else text)
   -h, --help                this help`,
 
   reload: () => `Usage: cluster-session reload [--name NAME]

@@ -115,7 +115,13 @@ const schema = v.strictObject({
       words({ allowed: 'a port number or { port, host }', example: '9464' }),
     ),
   ),
-  /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
+  /**
+   * How worker output and the primary's own messages are written: 'text' (each line timestamped and prefixed
+   * with its slot and pid) or 'json' (one JSON object a line: a worker's JSON line gains slot, pid and time; any
+   * other line becomes { level, time, slot, pid, msg }). Workers get LOG_FORMAT unless their env sets it.
+   */
+  logFormat: v.optional(v.pipe(v.picklist(['text', 'json']), words({ env: 'LOG_FORMAT', allowed: "'text' or 'json'", example: "'json'" })), 'text'),
+  /** Where the primary's own messages go (default: stderr, as `logFormat` says). */
   log: v.optional(v.pipe(v.custom<(line: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (line: string) => void' }))),
   /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
   signals: bool(true, 'false'),
@@ -149,6 +155,7 @@ export interface ResolvedOptions {
   readonly control: string | false;
   readonly metrics: { readonly port: number; readonly host: string } | undefined;
   readonly signals: boolean;
+  readonly logFormat: 'text' | 'json';
   readonly log: ((line: string) => void) | undefined;
 }
 
@@ -212,6 +219,7 @@ export function resolveOptions(input: ClusterOptions, env: Env, controlPath: (na
     control: o.control === true ? controlPath(name) : o.control === false ? false : path.resolve(o.control),
     metrics: o.metrics,
     signals: o.signals,
+    logFormat: o.logFormat,
     log: o.log,
   });
 }

@@ -10,6 +10,7 @@ import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
 import { startMetricsServer, type MetricsServer } from './metrics.ts';
 import { RoundRobinListeners } from './round-robin.ts';
+import { primaryLine } from './output.ts';
 import { createStickyRouter } from './sticky.ts';
 import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
 
@@ -31,6 +32,7 @@ export class ClusterPrimary implements Cluster {
   readonly #slots: Slot[];
   readonly #live = new Set<WorkerProcess>();
   readonly #env: Record<string, string>;
+  readonly #line: (message: string) => string;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #ops: Promise<unknown> = Promise.resolve();
@@ -73,7 +75,10 @@ export class ClusterPrimary implements Cluster {
         secret: o.generateSecret ? randomBytes(32).toString('base64url') : undefined,
       }),
     };
+    // The app's logger follows the cluster's format unless the app's own environment chose one.
+    if (o.env.LOG_FORMAT === undefined) env.LOG_FORMAT = o.logFormat;
     this.#env = env;
+    this.#line = primaryLine(o.logFormat, o.name);
     if (!o.sticky && o.schedulingPolicy === 'rr') this.#rr = new RoundRobinListeners(this.#handoff);
     this.#hooks = {
       conn: (wp, id, taken) => (taken ? this.#handoff.acked(wp, id) : this.#handoff.declined(wp, id)),
@@ -88,7 +93,7 @@ export class ClusterPrimary implements Cluster {
 
   log(line: string): void {
     if (this.#o.log) this.#o.log(line);
-    else process.stderr.write(`[cluster-session ${this.name}] ${line}\n`);
+    else process.stderr.write(`${this.#line(line)}\n`);
   }
 
   async start(): Promise<void> {
@@ -149,7 +154,7 @@ export class ClusterPrimary implements Cluster {
   }
 
   #spawn(slot: number): WorkerProcess {
-    const wp = new WorkerProcess(slot, { ...this.#env, ...slotEnv(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks);
+    const wp = new WorkerProcess(slot, { ...this.#env, ...slotEnv(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks, this.#o.logFormat);
     this.#live.add(wp);
     void wp.exited.then((info) => {
       this.#live.delete(wp);

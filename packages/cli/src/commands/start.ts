@@ -27,6 +27,7 @@ export async function start(argv: string[]): Promise<number> {
       'stable-after': { type: 'string' },
       policy: { type: 'string' },
       metrics: { type: 'string' },
+      'log-format': { type: 'string' },
     },
     true,
   );
@@ -64,6 +65,7 @@ export async function start(argv: string[]): Promise<number> {
       : {}),
     ...(flag('policy') !== undefined ? { schedulingPolicy: choiceFlag('policy', flag('policy'), ['rr', 'os'] as const)! } : {}),
     ...(flag('metrics') !== undefined ? { metrics: addressFlag('metrics', flag('metrics')!) } : {}),
+    ...(flag('log-format') !== undefined ? { logFormat: choiceFlag('log-format', flag('log-format'), ['text', 'json'] as const)! } : {}),
   };
   const cluster = await startCluster(options);
   await cluster.stopped;
