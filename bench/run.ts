@@ -20,6 +20,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   reload: () => import('./scenarios/reload.ts'),
   sticky: () => import('./scenarios/sticky.ts'),
   metrics: () => import('./scenarios/metrics.ts'),
+  'access-log': () => import('./scenarios/access-log.ts'),
 };
 
 const { values, positionals } = parseArgs({

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type http from 'node:http';
 import net from 'node:net';
+import { AccessLog } from './access-log.ts';
 import { createAdminServer } from './admin.ts';
 import { ClientConn } from './client.ts';
 import type { ProxyContext, Timed } from './context.ts';
@@ -31,6 +32,8 @@ export interface Balancer {
   /** Drains an instance, then forgets it. */
   remove(id: string): Promise<void>;
   status(): BalancerStatus;
+  /** Opens the access log's file again (after logrotate moved it; SIGUSR1 in `cluster-session balance`). */
+  reopenLogs(): void;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -49,6 +52,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   const ctx: ProxyContext = {
     config,
     selector,
+    access: config.accessLog ? new AccessLog(config.accessLog.path, config.accessLog.format, log) : null,
     now: Date.now(),
     closing: false,
     clients,
@@ -178,6 +182,11 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       log(`instance ${u.id} (${u.url}) removed`);
     },
     status,
+    reopenLogs() {
+      if (!ctx.access) return;
+      ctx.access.reopen();
+      log(`access log ${ctx.access.path} reopened`);
+    },
     async close(graceMs = 5_000) {
       if (ctx.closing) return;
       ctx.closing = true;
@@ -197,6 +206,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       for (const o of origins) o.destroy();
       clearInterval(sweep);
       await closed;
+      await ctx.access?.close();
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { AccessLog } from './access-log.ts';
 import type { Tally } from './metrics.ts';
 import type { BalancerConfig } from './options.ts';
 import type { Selector } from './strategy.ts';
@@ -11,8 +12,11 @@ export interface Timed {
 
 /** State shared by every connection of one balancer. */
 export interface ProxyContext {
-  readonly config: BalancerConfig;
-  readonly selector: Selector;
+  /** Replaced as a whole by reconfigure() (a SIGHUP): a connection reads it per use, never keeps a copy. */
+  config: BalancerConfig;
+  selector: Selector;
+  /** The access log, or null (the I/O path then does nothing more per request than test this). */
+  access: AccessLog | null;
   /**
    * Coarse clock, refreshed by the timeout sweep (like nginx's cached time): setting a deadline per request costs
    * an addition instead of a timer.

@@ -99,7 +99,11 @@ Options:
       --retries N           extra attempts on other instances when safe (default 2)
       --reuse shared|client instance connections pooled across clients (default) or one per client connection
                             (use client in front of Node clusters: they deal connections, not requests)
-      --trust-proxy         trust X-Forwarded-* from the client (only behind your own proxy)
+      --trust-proxy         trust X-Forwarded-* and X-Request-Id from the client (only behind your own proxy)
+      --access-log -|FILE   write an access log line per request to stdout or FILE (SIGUSR1 reopens FILE)
+      --access-log-format json|combined  one JSON object a line (default), or nginx's combined format plus
+                            rt= (seconds), ua= (instance) and rid= (request id)
+      --no-request-id       do not add X-Request-Id (by default a new UUID, or a trusted proxy's)
   -h, --help                this help`,
 
   export: () => `Usage: cluster-session export nginx|haproxy --upstream URL [--upstream URL...] [options]

@@ -32,10 +32,15 @@ export async function balance(argv: string[]): Promise<number> {
     'trust-proxy': { type: 'boolean' },
     'upstream-status': { type: 'string', multiple: true },
     'no-metrics': { type: 'boolean' },
+    'access-log': { type: 'string' },
+    'access-log-format': { type: 'string' },
+    'no-request-id': { type: 'boolean' },
   });
   if (v.help) return help('balance');
   if (!v.listen) throw new CliUsageError('--listen PORT is required');
   const retries = intFlag('retries', v.retries, 0);
+  const accessFormat = choiceFlag('access-log-format', v['access-log-format'], ['json', 'combined'] as const);
+  if (accessFormat && !v['access-log']) throw new CliUsageError('--access-log-format needs --access-log - or --access-log FILE');
   const { upstreams: ups, ...rest } = shared(v);
   // --upstream-status URL, in --upstream order: the instance's `start --metrics` address for the status page.
   const statuses = (v['upstream-status'] as string[] | undefined) ?? [];
@@ -49,6 +54,8 @@ export async function balance(argv: string[]): Promise<number> {
     ...(v.admin ? { admin: addressFlag('admin', v.admin as string) } : {}),
     ...(retries !== undefined ? { retries } : {}),
     trustProxy: v['trust-proxy'] === true,
+    ...(v['no-request-id'] ? { requestId: false } : {}),
+    ...(v['access-log'] ? { accessLog: { path: v['access-log'] as string, format: accessFormat ?? 'json' } } : {}),
     log: (message) => console.error(`[balancer] ${message}`),
   });
   const s = lb.status();
@@ -60,6 +67,9 @@ export async function balance(argv: string[]): Promise<number> {
       process.off('SIGTERM', stop);
       void lb.close().then(resolve);
     };
+    // logrotate's postrotate (as for nginx): the access log goes on in a new file at the same path.
+    const reopen = () => lb.reopenLogs();
+    process.on('SIGUSR1', reopen);
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
