@@ -25,7 +25,7 @@ export interface AccessEntry {
   headers: string;
 }
 
-export type AccessLogFormat = 'json' | 'combined';
+type AccessLogFormat = 'json' | 'combined';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const two = (n: number) => (n < 10 ? `0${n}` : String(n));
