@@ -4,7 +4,7 @@ import sonicBoom, { type SonicBoom as Boom } from 'sonic-boom';
 const SonicBoom = sonicBoom as unknown as typeof Boom;
 
 /** What one answered request leaves in the access log. */
-export interface AccessEntry {
+interface AccessEntry {
   /** Direct peer address. */
   client: string;
   method: string;
