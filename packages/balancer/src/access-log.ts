@@ -35,10 +35,12 @@ function timeLocal(d: Date): string {
   return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
 }
 
+const REFERER = /(?:^|\r\n)referer:[ \t]*([^\r]*?)[ \t]*\r\n/i;
+const USER_AGENT = /(?:^|\r\n)user-agent:[ \t]*([^\r]*?)[ \t]*\r\n/i;
+
 /** One header's value from CRLF-ended field lines ('' when absent). Only runs when the access log is on. */
-function field(headers: string, lower: string): string {
-  const re = new RegExp(`(?:^|\\r\\n)${lower}:[ \\t]*([^\\r]*?)[ \\t]*\\r\\n`, 'i');
-  return re.exec(headers)?.[1] ?? '';
+function field(headers: string, re: RegExp): string {
+  return headers === '' ? '' : (re.exec(headers)?.[1] ?? '');
 }
 
 /** nginx's escaping in log_format (escape=default): `"`, `\` and bytes outside printable ASCII as \xHH. */
@@ -51,8 +53,8 @@ function quoted(s: string): string {
  * upstream address and request id. The exported nginx configuration declares the same log_format (export.ts).
  */
 function combinedLine(e: AccessEntry, now: Date): string {
-  const referer = field(e.headers, 'referer');
-  const agent = field(e.headers, 'user-agent');
+  const referer = field(e.headers, REFERER);
+  const agent = field(e.headers, USER_AGENT);
   return (
     `${e.client} - - [${timeLocal(now)}] "${quoted(`${e.method} ${e.path} HTTP/1.${e.minor}`)}" ${e.status} ${e.bytes} ` +
     `"${referer ? quoted(referer) : '-'}" "${agent ? quoted(agent) : '-'}" rt=${e.seconds.toFixed(3)} ua="${e.upstream}" rid=${e.requestId || '-'}\n`
@@ -60,8 +62,8 @@ function combinedLine(e: AccessEntry, now: Date): string {
 }
 
 function jsonLine(e: AccessEntry, now: Date): string {
-  const referer = field(e.headers, 'referer');
-  const agent = field(e.headers, 'user-agent');
+  const referer = field(e.headers, REFERER);
+  const agent = field(e.headers, USER_AGENT);
   return `${JSON.stringify({
     time: now.toISOString(),
     client: e.client,

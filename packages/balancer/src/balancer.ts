@@ -9,6 +9,7 @@ import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors
 import { HealthChecker } from './health.ts';
 import { balancerRegistry, Tally } from './metrics.ts';
 import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
+import { reconfigure, type ReconfigureReport } from './reconfigure.ts';
 import { History, InstanceCache } from './stack.ts';
 import { Selector } from './strategy.ts';
 import { Upstream, type UpstreamStatus } from './upstream.ts';
@@ -32,6 +33,12 @@ export interface Balancer {
   /** Drains an instance, then forgets it. */
   remove(id: string): Promise<void>;
   status(): BalancerStatus;
+  /**
+   * Applies new options (validated as createBalancer's) without dropping a connection: added instances take
+   * traffic, removed ones drain; strategy, health, limits, timeouts, retries, the access log follow. Rejects with
+   * BalancerConfigError, applying nothing, when the options are invalid or change listen, admin or metrics.
+   */
+  reconfigure(options: CreateBalancerOptions): ReconfigureReport;
   /** Opens the access log's file again (after logrotate moved it; SIGUSR1 in `cluster-session balance`). */
   reopenLogs(): void;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
@@ -40,6 +47,7 @@ export interface Balancer {
 
 /** createBalancer()'s options (`log` included: it receives state changes, never secrets). */
 export type CreateBalancerOptions = BalancerOptions;
+export type { ReconfigureReport };
 
 /** Starts a balancer; resolves once it listens (rejects with ListenError or BalancerConfigError). */
 export async function createBalancer(options: CreateBalancerOptions): Promise<Balancer> {
@@ -64,7 +72,8 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     log,
     retryAfter() {
       // The soonest moment something may change: an ejection ending or the next health check.
-      let ms = config.health ? config.health.interval : Infinity;
+      const { health } = ctx.config;
+      let ms = health ? health.interval : Infinity;
       for (const u of upstreams) if (u.downUntil > ctx.now) ms = Math.min(ms, u.downUntil - ctx.now);
       return Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
     },
@@ -94,7 +103,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   // After the bind: a failed bind is the rejection above, reported once.
   server.on('error', (err) => log(`listener error: ${err.message}`));
 
-  const checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
+  let checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
   checker?.start();
 
   let admin: http.Server | undefined;
@@ -113,7 +122,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
 
   const status = (): BalancerStatus => ({
     url,
-    strategy: config.strategy,
+    strategy: ctx.config.strategy,
     totals: { ...ctx.totals, openConnections: clients.size },
     upstreams: upstreams.map((u) => u.snapshot(ctx.now)), // the clock routing uses, so status and routing agree
   });
@@ -182,6 +191,36 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       log(`instance ${u.id} (${u.url}) removed`);
     },
     status,
+    reconfigure(options) {
+      if (ctx.closing) throw new BalancerConfigError('reconfigure: the balancer is closing');
+      const report = reconfigure(
+        {
+          ctx,
+          upstreams,
+          restartHealth(health) {
+            checker?.stop();
+            checker = health ? new HealthChecker(health, upstreams, log) : undefined;
+            checker?.start();
+          },
+          setMaxConnections: (n) => (server.maxConnections = n),
+          boundPort: (server.address() as net.AddressInfo).port,
+          retire(u) {
+            u.retire();
+            void u.idleNow().then(() => log(`instance ${u.id} (${u.url}) removed (drained)`));
+          },
+          log,
+        },
+        balancerConfig(options, 'reconfigure'),
+      );
+      const parts = [
+        report.added.length ? `added ${report.added.join(', ')}` : '',
+        report.removed.length ? `removing ${report.removed.join(', ')} (draining)` : '',
+        report.changed.length ? `changed ${report.changed.join(', ')}` : '',
+        report.options.length ? `options ${report.options.join(', ')}` : '',
+      ].filter(Boolean);
+      log(`reconfigured: ${parts.join('; ') || 'nothing changed'}`);
+      return report;
+    },
     reopenLogs() {
       if (!ctx.access) return;
       ctx.access.reopen();

@@ -82,10 +82,16 @@ Options:
   -h, --help                this help`,
 
   balance: () => `Usage: cluster-session balance --listen PORT --upstream URL [--upstream URL...] [options]
+       cluster-session balance --config FILE [options]
 
-Runs the HTTP/WebSocket load balancer in the foreground (SIGINT/SIGTERM: finish in-flight requests, exit 0).
+Runs the HTTP/WebSocket load balancer in the foreground (SIGINT/SIGTERM: finish in-flight requests, exit 0;
+SIGHUP: re-read --config and apply it without dropping a connection; SIGUSR1: reopen the access log).
 
 Options:
+      --config FILE         JSON or YAML file of the balancer's options (listen, upstreams, strategy, health,
+                            limits, timeouts, retries, accessLog...); flags given override its keys. SIGHUP
+                            re-reads it: added instances take traffic, removed ones drain; an invalid file is
+                            refused in one log line and the running configuration stays
       --listen PORT|HOST:PORT   address to listen on (host defaults to 127.0.0.1)
       --upstream URL        an instance, e.g. http://127.0.0.1:4001 (repeat; URL#WEIGHT sets a weight)
       --strategy NAME       ${strategies} (default round-robin)
