@@ -14,11 +14,12 @@ Runs an app on every core (a cluster), balances several instances, and exports t
 
 Commands:
   start <entry>             run <entry> on N workers in the foreground (SIGHUP reloads, SIGTERM/SIGINT drain and stop)
-  reload                    zero-downtime rolling reload of a running cluster
+  reload                    zero-downtime rolling reload of a running cluster (--update-env: with this shell's environment)
+  scale N                   change the worker count of a running cluster, through the reload path
   status                    each worker of a running cluster: pid, state, uptime, restarts, memory, CPU, requests
   stop                      graceful stop of a running cluster
   balance                   run the HTTP/WebSocket load balancer in the foreground
-  export nginx|haproxy      print nginx or HAProxy configuration for the same upstreams
+  export nginx|haproxy|apache|systemd   print a proxy configuration for the same upstreams, or a systemd unit
 
 Options:
   -h, --help                this help; 'cluster-session <command> --help' for a command's options
@@ -28,10 +29,14 @@ Exit codes: 0 done, 1 a runtime failure, 2 a wrong command line or configuration
 Control sockets live in ${runtimeDir()} (CLUSTER_SESSION_RUNTIME_DIR overrides).`,
 
   start: () => `Usage: cluster-session start <entry> [options] [-- app args]
+       cluster-session start --config FILE [options]
 
 Runs <entry> on N workers in the foreground: SIGHUP reloads, SIGTERM/SIGINT drain and exit 0, a second SIGINT stops at once.
 
 Options:
+      --config FILE         JSON or YAML file of startCluster() options (entry, workers, env, args, execArgv,
+                            port, readyTimeout, killTimeout, maxMemory, logFormat...); flags given override its
+                            keys; every reload re-reads it (env, args, entry, workers, timeouts may change)
   -i, --instances N|max     worker count (default: WORKERS env, else CPU count)
       --port P              PORT for the workers; the port the primary listens on with --sticky
       --sticky              route each client address to the same worker (the primary accepts connections)
@@ -55,9 +60,21 @@ Options:
                             (default: LOG_FORMAT env, else text)
   -h, --help                this help`,
 
-  reload: () => `Usage: cluster-session reload [--name NAME]
+  reload: () => `Usage: cluster-session reload [--update-env] [--name NAME]
 
 Rolling reload: one worker at a time, the new one ready before the old one drains. Exit 1 if aborted (the old workers keep serving).
+A cluster started with --config re-reads its file first; a file that is refused leaves every worker as it is.
+
+Options:
+      --update-env          the new workers start from this shell's environment (it replaces the primary's)
+      --name NAME           the cluster (default: the only one running)
+  -h, --help                this help`,
+
+  scale: () => `Usage: cluster-session scale N [--name NAME]
+
+Changes the worker count of a running cluster, queued with reloads: new workers start one at a time, each ready
+before the next; removed ones drain as a reload's old workers do. The count stays across reloads until a
+--config file's workers value itself changes.
 
 Options:
       --name NAME           the cluster (default: the only one running)

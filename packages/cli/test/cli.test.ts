@@ -34,7 +34,7 @@ async function instance(name: string): Promise<{ url: string; close(): Promise<v
 
 describe('help and version', () => {
   test('--help of the binary and of every command, in one style, exit 0', async () => {
-    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['status', '--help'], ['stop', '--help'], ['balance', '--help'], ['export', '--help']]) {
+    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['scale', '--help'], ['status', '--help'], ['stop', '--help'], ['balance', '--help'], ['export', '--help']]) {
       const { code, out } = await run(args);
       assert.equal(code, 0, args.join(' '));
       const command = args.length === 2 ? ` ${args[0]}` : '';
