@@ -129,16 +129,28 @@ Options:
       --no-request-id       do not add X-Request-Id (by default a new UUID, or a trusted proxy's)
   -h, --help                this help`,
 
-  export: () => `Usage: cluster-session export nginx|haproxy --upstream URL [--upstream URL...] [options]
+  export: () => `Usage: cluster-session export nginx|haproxy|apache --upstream URL [--upstream URL...] [options]
+       cluster-session export systemd [--name NAME] [options] -- <start arguments>
 
-Prints a complete nginx or HAProxy configuration with the same upstreams and strategy.
+Prints a complete nginx, HAProxy or Apache httpd (mod_proxy_balancer) configuration with the same upstreams and
+strategy, an access log in the balancer's format and an X-Request-Id per request; or a systemd unit that runs
+'cluster-session start <start arguments>' (reload = SIGHUP, graceful stop above the drain, sandboxed).
 
-Options:
+Options (nginx, haproxy, apache):
       --upstream URL        an instance (repeat; URL#WEIGHT sets a weight)
       --strategy NAME       ${strategies} (default round-robin)
       --listen PORT|HOST:PORT   address the server should listen on (default 127.0.0.1:8080)
       --health-path PATH    health check path (default /healthz)
       --reuse shared|client keepalive pool (default), or no pool / HAProxy http-reuse never
+
+Options (systemd):
+      --name NAME           the cluster and unit name (default app)
+      --user USER           run as USER (default: DynamicUser, a fresh unprivileged user)
+      --working-directory DIR   the app's directory (default: the current one)
+      --read-write DIR      a directory the app may write, e.g. .data (repeatable; the rest is read-only)
+      --env NAME=VALUE      an Environment= line (repeatable; NODE_ENV=production is set)
+      --kill-timeout MS     the drain bound TimeoutStopSec must exceed (default: the start arguments', else 5000)
+      --node PATH           the node binary (default: the one running this command)
   -h, --help                this help`,
 } satisfies Record<string, () => string>;
 

@@ -73,7 +73,7 @@ describe('usage and configuration errors: exit 2, one line, naming the fix', () 
     [['balance', '--listen', 'abc', '--upstream', 'http://127.0.0.1:1'], /--listen "abc" is not a port/],
     [['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--strategy', 'cokie'], /--strategy "cokie" is not one of round-robin, least-conn, ip-hash, cookie; did you mean cookie\?/],
     [['balance', '--listen', '0', '--upstream', 'not a url'], /option upstreams\[0\]\.url is "not a url".*\[CS_ERR_BALANCER_CONFIG\]/],
-    [['export', 'apache', '--upstream', 'http://127.0.0.1:1'], /nginx or haproxy \(got apache\)/],
+    [['export', 'caddy', '--upstream', 'http://127.0.0.1:1'], /nginx, haproxy, apache or systemd \(got caddy\)/],
   ];
   for (const [args, reason] of cases) {
     test(args.join(' '), async () => {

@@ -1,5 +1,8 @@
 import { createBalancer, exportConfig, STRATEGIES, type CreateBalancerOptions, type Strategy } from '@cluster-session/balancer';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readConfigFile } from '../config-file.ts';
+import { systemdUnit } from '../systemd.ts';
 import { CliUsageError } from '../errors.ts';
 import { addressFlag, choiceFlag, intFlag, parseFlags, type Values } from '../flags.ts';
 import { help } from '../help.ts';
@@ -134,8 +137,50 @@ export async function balance(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `cluster-session export nginx|haproxy ...`: prints the configuration; resolves with the exit code. */
+/** `cluster-session export systemd [options] -- <start arguments>`: prints a unit running `cluster-session start`. */
+function exportSystemd(argv: string[]): number {
+  const dash = argv.indexOf('--');
+  const { values: v } = parseFlags(dash === -1 ? argv : argv.slice(0, dash), {
+    name: { type: 'string' },
+    user: { type: 'string' },
+    'working-directory': { type: 'string' },
+    'kill-timeout': { type: 'string' },
+    'read-write': { type: 'string', multiple: true },
+    env: { type: 'string', multiple: true },
+    node: { type: 'string' },
+  });
+  if (v.help) return help('export');
+  const args = dash === -1 ? [] : argv.slice(dash + 1);
+  if (args.length === 0) throw new CliUsageError('export systemd needs the start arguments after --, e.g. export systemd --name app -- server.js -i max');
+  const name = (v.name as string | undefined) ?? 'app';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new CliUsageError(`--name ${JSON.stringify(name)}: letters, digits, ".", "_" or "-" only`);
+  const env: Record<string, string> = {};
+  for (const e of (v.env as string[] | undefined) ?? []) {
+    const eq = e.indexOf('=');
+    if (eq < 1) throw new CliUsageError(`--env ${JSON.stringify(e)} is not NAME=VALUE`);
+    env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  const killTimeout = intFlag('kill-timeout', v['kill-timeout'], 1) ?? Number(/--kill-timeout[= ](\d+)/.exec(args.join(' '))?.[1] ?? 5000);
+  const hasName = args.some((a) => a === '--name' || a.startsWith('--name='));
+  process.stdout.write(
+    systemdUnit({
+      name,
+      workingDirectory: path.resolve((v['working-directory'] as string | undefined) ?? process.cwd()),
+      args: hasName ? args : [...args, '--name', name],
+      node: path.resolve((v.node as string | undefined) ?? process.execPath),
+      bin: fileURLToPath(new URL('../../bin/cluster-session.js', import.meta.url)),
+      user: v.user as string | undefined,
+      killTimeout,
+      writable: (v['read-write'] as string[] | undefined) ?? [],
+      env,
+    }),
+  );
+  return 0;
+}
+
+/** `cluster-session export nginx|haproxy|apache|systemd ...`: prints the configuration; resolves with the exit code. */
 export async function exportCommand(argv: string[]): Promise<number> {
+  if (argv[0] === 'systemd') return exportSystemd(argv.slice(1));
   const { values: v, positionals } = parseFlags(
     argv,
     {
@@ -149,8 +194,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   );
   if (v.help) return help('export');
   const target = positionals[0];
-  if (positionals.length !== 1 || (target !== 'nginx' && target !== 'haproxy')) {
-    throw new CliUsageError(`needs exactly one target, nginx or haproxy (got ${positionals.length ? positionals.join(' ') : 'none'})`);
+  if (positionals.length !== 1 || (target !== 'nginx' && target !== 'haproxy' && target !== 'apache')) {
+    throw new CliUsageError(`needs exactly one target, nginx, haproxy, apache or systemd (got ${positionals.length ? positionals.join(' ') : 'none'})`);
   }
   process.stdout.write(
     exportConfig(target, {
