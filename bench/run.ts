@@ -24,6 +24,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   sticky: () => import('./scenarios/sticky.ts'),
   metrics: () => import('./scenarios/metrics.ts'),
   edge: () => import('./scenarios/edge.ts'),
+  'access-log': () => import('./scenarios/access-log.ts'),
 };
 
 const { values, positionals } = parseArgs({

@@ -2,7 +2,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
 import { clusterSession, csrf, login, loginThrottle, logout, LoginThrottledError, type ClusterSessionConfig } from '@cluster-session/session';
+import type { Logger } from 'pino';
 import { clearLoginFlash, readLoginFlash, setLoginFlash } from './flash.ts';
+import { createLogger, requestLogger } from './logger.ts';
 import { authenticate } from './users.ts';
 import { loginPage, notFoundPage, profilePage, sessionLabel, type ServedBy } from './views.ts';
 
@@ -18,6 +20,8 @@ export interface AppOptions {
   session?: ClusterSessionConfig;
   /** Shown on every page and in /me so you can watch requests hop between instances. */
   instance?: string;
+  /** The app's pino logger; by default LOG_LEVEL and LOG_FORMAT from the environment (logger.ts). */
+  logger?: Logger;
 }
 
 const MAX_FIELD = 256;
@@ -42,8 +46,11 @@ export function createApp(options: AppOptions = {}) {
     sessions: sessionLabel(sessions.config.mode, sessions.config.store.type),
     ...(process.env.CLUSTER_SESSION_NAME ? { cluster: process.env.CLUSTER_SESSION_NAME } : {}),
   };
+  const logger = options.logger ?? createLogger();
   const app = express();
   app.disable('x-powered-by');
+  // First, so every answer (errors and 404s included) is logged with its request id.
+  app.use(requestLogger(logger));
   app.use((_req, res, next) => {
     res.setHeader('Content-Security-Policy', CSP);
     res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -135,7 +142,7 @@ export function createApp(options: AppOptions = {}) {
   // Every error becomes a short JSON answer with a precise status; the stack stays in the log, never on the wire.
   const onError: ErrorRequestHandler = (err, req, res, _next) => {
     const status = httpStatus(err);
-    if (status >= 500) console.error(`${req.method} ${req.originalUrl}: ${err instanceof Error ? err.stack : String(err)}`);
+    if (status >= 500) req.log.error({ err }, `${req.method} ${req.originalUrl} failed`);
     if (res.headersSent) return void res.end();
     const error = status >= 500 && status !== 503 ? 'internal error' : publicMessage(err, status);
     res.status(status).json({ error, ...(typeof err?.code === 'string' ? { code: err.code } : {}) });

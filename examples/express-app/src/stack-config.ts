@@ -5,7 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { checkConfig, ConfigError, redactUrl } from '@cluster-session/session';
+import { createLogger, LogConfigError } from './logger.ts';
 
 /** A failure `npm start` explains in two lines: what failed, and what to do about it. */
 export class StackError extends Error {
@@ -94,6 +96,12 @@ export function readStackConfig(env: NodeJS.ProcessEnv = process.env, cwd = proc
   const workers = env.WORKERS || String(availableParallelism());
   if (!/^(max|[1-9]\d{0,3})$/.test(workers)) {
     throw bad(`WORKERS is ${JSON.stringify(workers)}: expected a number of workers per instance or 'max'`, 'set WORKERS=2, or unset it for one per CPU');
+  }
+  try {
+    createLogger(env, new PassThrough());
+  } catch (err) {
+    if (err instanceof LogConfigError) throw bad(err.message, err.fix);
+    throw err;
   }
   const stickyRaw = env.STICKY ?? '';
   if (!['', '0', '1', 'true', 'false'].includes(stickyRaw)) {

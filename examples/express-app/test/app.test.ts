@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { cookieHeader, needs, request, startRedis, type RedisServer } from '@cluster-session/testkit';
+import { PassThrough } from 'node:stream';
 import { createApp } from '../src/app.ts';
+import { createLogger } from '../src/logger.ts';
 
 const skip = needs('redis-server');
 
@@ -15,6 +17,15 @@ describe('example app HTTP contract', { skip }, () => {
   let server: Server;
   let app: ReturnType<typeof createApp>;
   let url: string;
+  // The app's pino lines, as LOG_FORMAT=json writes them.
+  const logged: Array<Record<string, any>> = [];
+  const logOut = new PassThrough();
+  let partial = '';
+  logOut.on('data', (c: Buffer) => {
+    const lines = (partial + c.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) logged.push(JSON.parse(line));
+  });
 
   before(async () => {
     // AOF on: the outage test restarts Redis and expects the logins made before it (as Redis in production keeps them).
@@ -22,6 +33,7 @@ describe('example app HTTP contract', { skip }, () => {
     app = createApp({
       instance: 'test',
       session: { store: { type: 'redis', url: redis.url }, secret: 'example-app-test-secret-0123456789' },
+      logger: createLogger({ LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, logOut),
     });
     server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
@@ -49,6 +61,29 @@ describe('example app HTTP contract', { skip }, () => {
     const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? []);
     assert.ok(!cookies.some((c) => c.startsWith('sid=')), 'an anonymous visit creates no session');
     assert.deepEqual(cookies.map((c) => c.split('=')[0]), ['csrf'], "only the form's CSRF cookie (signed, no store write)");
+  });
+
+  test('every answer is logged as one pino JSON line with the request id the balancer set; no cookie, no secret', async () => {
+    const id = 'c0ffee00-1111-4222-8333-444455556666';
+    const res = await request(`${url}/me`, { headers: { 'x-request-id': id, cookie: 'cs.sid=s%3Asecret-session-value' } });
+    assert.equal(res.status, 401);
+    assert.equal(res.headers['x-request-id'], id, 'the id goes back to the client too');
+    let line: Record<string, any> | undefined;
+    for (let i = 0; i < 100 && !line; i++) {
+      line = logged.find((l) => l.req?.id === id);
+      if (!line) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(line, 'logged');
+    assert.equal(line.level, 30);
+    assert.equal(typeof line.time, 'number');
+    assert.equal(line.pid, process.pid);
+    assert.deepEqual(line.req, { id, method: 'GET', url: '/me' });
+    assert.equal(line.res.statusCode, 401);
+    assert.equal(line.msg, 'GET /me 401');
+    assert.doesNotMatch(JSON.stringify(logged), /secret-session-value/);
+    // An id that is not a plausible one is replaced, not logged as sent.
+    const forged = await request(`${url}/me`, { headers: { 'x-request-id': 'bad id\twith spaces' } });
+    assert.match(forged.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
   });
 
   test('stylesheet, script and icon are served without a session; /favicon.ico points at the SVG', async () => {

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
+import { AccessLog } from './access-log.ts';
 import { createAdminServer } from './admin.ts';
 import { ClientConn } from './client.ts';
 import type { ProxyContext, Timed } from './context.ts';
@@ -11,6 +12,7 @@ import { balancerRegistry, Tally } from './metrics.ts';
 import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { createRedirectServer } from './redirect.ts';
+import { reconfigure, type ReconfigureReport } from './reconfigure.ts';
 import { History, InstanceCache } from './stack.ts';
 import { Certificates, createTlsServer } from './tls.ts';
 import { Selector } from './strategy.ts';
@@ -43,12 +45,22 @@ export interface Balancer {
    * new ones were taken (false too when TLS is off).
    */
   reloadTls(): boolean;
+  /**
+   * Applies new options (validated as createBalancer's) without dropping a connection: added instances take
+   * traffic, removed ones drain; strategy, health, limits, timeouts, retries, the access log follow. Rejects with
+   * BalancerConfigError, applying nothing, when the options are invalid or change listen, admin, metrics or tls
+   * (the certificate files are re-read by reloadTls).
+   */
+  reconfigure(options: CreateBalancerOptions): ReconfigureReport;
+  /** Opens the access log's file again (after logrotate moved it; SIGUSR1 in `cluster-session balance`). */
+  reopenLogs(): void;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
 
 /** createBalancer()'s options (`log` included: it receives state changes, never secrets). */
 export type CreateBalancerOptions = BalancerOptions;
+export type { ReconfigureReport };
 
 /** Starts a balancer; resolves once it listens (rejects with ListenError or BalancerConfigError). */
 export async function createBalancer(options: CreateBalancerOptions): Promise<Balancer> {
@@ -61,6 +73,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   const ctx: ProxyContext = {
     config,
     selector,
+    access: config.accessLog ? new AccessLog(config.accessLog.path, config.accessLog.format, log) : null,
     now: Date.now(),
     closing: false,
     clients,
@@ -74,7 +87,8 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
     log,
     retryAfter() {
       // The soonest moment something may change: an ejection ending or the next health check.
-      let ms = config.health ? config.health.interval : Infinity;
+      const { health } = ctx.config;
+      let ms = health ? health.interval : Infinity;
       for (const u of upstreams) if (u.downUntil > ctx.now) ms = Math.min(ms, u.downUntil - ctx.now);
       return Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
     },
@@ -110,7 +124,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
   // After the bind: a failed bind is the rejection above, reported once.
   server.on('error', (err) => log(`listener error: ${err.message}`));
 
-  const checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
+  let checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
   checker?.start();
 
   let admin: http.Server | undefined;
@@ -143,7 +157,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
 
   const status = (): BalancerStatus => ({
     url,
-    strategy: config.strategy,
+    strategy: ctx.config.strategy,
     totals: { ...ctx.totals, openConnections: clients.size },
     upstreams: upstreams.map((u) => u.snapshot(ctx.now)), // the clock routing uses, so status and routing agree
   });
@@ -217,6 +231,41 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       log(`instance ${u.id} (${u.url}) removed`);
     },
     status,
+    reconfigure(options) {
+      if (ctx.closing) throw new BalancerConfigError('reconfigure: the balancer is closing');
+      const report = reconfigure(
+        {
+          ctx,
+          upstreams,
+          restartHealth(health) {
+            checker?.stop();
+            checker = health ? new HealthChecker(health, upstreams, log) : undefined;
+            checker?.start();
+          },
+          setMaxConnections: (n) => (server.maxConnections = n),
+          boundPort: (server.address() as net.AddressInfo).port,
+          retire(u) {
+            u.retire();
+            void u.idleNow().then(() => log(`instance ${u.id} (${u.url}) removed (drained)`));
+          },
+          log,
+        },
+        balancerConfig(options, 'reconfigure'),
+      );
+      const parts = [
+        report.added.length ? `added ${report.added.join(', ')}` : '',
+        report.removed.length ? `removing ${report.removed.join(', ')} (draining)` : '',
+        report.changed.length ? `changed ${report.changed.join(', ')}` : '',
+        report.options.length ? `options ${report.options.join(', ')}` : '',
+      ].filter(Boolean);
+      log(`reconfigured: ${parts.join('; ') || 'nothing changed'}`);
+      return report;
+    },
+    reopenLogs() {
+      if (!ctx.access) return;
+      ctx.access.reopen();
+      log(`access log ${ctx.access.path} reopened`);
+    },
     async close(graceMs = 5_000) {
       if (ctx.closing) return;
       ctx.closing = true;
@@ -238,6 +287,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       for (const o of origins) o.destroy();
       clearInterval(sweep);
       await closed;
+      await ctx.access?.close();
     },
   };
 }

@@ -76,6 +76,9 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
   /** Metrics (metrics.ts): when the current request's head was parsed, and the last instance it was sent to. */
   private t0 = 0;
   private last: Upstream | null = null;
+  /** Access log: the request's id, and the socket's bytesWritten when the request began. */
+  private requestId = '';
+  private w0 = 0;
 
   constructor(ctx: ProxyContext, socket: net.Socket) {
     this.ctx = ctx;
@@ -164,7 +167,10 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
   private start(req: RequestHead, buf: Buffer, offset: number): void {
     const { config } = this.ctx;
     this.ctx.totals.requests++;
-    if (this.ctx.metrics) this.t0 = performance.now();
+    if (this.ctx.metrics || this.ctx.access !== null) {
+      this.t0 = performance.now();
+      this.w0 = this.socket.bytesWritten;
+    }
     this.last = null;
     this.req = req;
     this.started = false;
@@ -198,6 +204,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     const forward = forwardHead(req, this.ip, config);
     this.head = forward.head;
     this.sticky = forward.sticky;
+    this.requestId = forward.requestId;
 
     this.phase = this.bodyDone ? C_WAIT : C_BODY;
     this.deadline = 0;
@@ -404,6 +411,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     }
     u.countStatus(status);
     if (this.ctx.metrics) u.tally.record(status, (performance.now() - this.t0) / 1000);
+    if (this.ctx.access !== null) this.logAccess(status, u);
     // An application 500 on one route must not eject every instance; a good answer brings one back at once.
     const verdict = answerVerdict(status);
     if (verdict === ANSWER_FAILURE) this.noteFailure(u, `answered ${status}`);
@@ -430,6 +438,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     this.started = true;
     u.countStatus(101);
     if (this.ctx.metrics) u.tally.record(101, (performance.now() - this.t0) / 1000);
+    if (this.ctx.access !== null) this.logAccess(101, u);
     if (this.buf !== null) {
       this.origin!.write([this.buf]);
       this.buf = null;
@@ -530,9 +539,30 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
     // A head that did not parse took no time at the balancer worth measuring: 0 s.
     if (this.ctx.metrics) (this.last?.tally ?? this.ctx.own).record(status, this.req === null ? 0 : (performance.now() - this.t0) / 1000);
+    const w0 = this.req === null ? this.socket.bytesWritten : this.w0;
     this.socket.write(errorResponse(status, code, reason, close, retryAfter, this.req?.method === 'HEAD'));
+    if (this.ctx.access !== null) this.logAccess(status, this.last, w0);
     if (close) return this.finish(); // a client that never reads or never stops sending must not keep the socket
     this.next();
+  }
+
+  /** One access-log line for the exchange that just ended (only called while the access log is on). */
+  private logAccess(status: number, u: Upstream | null, w0 = this.w0): void {
+    const req = this.req;
+    const socket = this.socket;
+    this.ctx.access!.write({
+      client: this.ip,
+      method: req?.method ?? '-',
+      path: req?.target ?? '-',
+      minor: req?.minor ?? 1,
+      status,
+      bytes: socket.bytesWritten - w0,
+      upstream: u === null ? '-' : u.url.slice(7),
+      // A head that did not parse took no time at the balancer worth measuring.
+      seconds: req === null ? 0 : (performance.now() - this.t0) / 1000,
+      requestId: req === null ? '' : this.requestId,
+      headers: req?.headers ?? '',
+    });
   }
 
   private abort(): void {
@@ -581,6 +611,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     const open = this.ctx.perClient.get(this.ip)! - 1;
     if (open === 0) this.ctx.perClient.delete(this.ip);
     else this.ctx.perClient.set(this.ip, open);
+    const tunnel = this.phase === C_TUNNEL;
     this.phase = C_CLOSED;
     if (this.own !== null) {
       // reuse 'client': these connections were this client's alone and end with it.
@@ -588,6 +619,8 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     }
     const origin = this.origin;
     if (origin !== null) {
+      // The client went away before its answer ended: nginx's 499, so the log shows requests that never finished.
+      if (this.ctx.access !== null && this.req !== null && !tunnel) this.logAccess(499, this.upstream);
       // Mid-exchange: the instance socket holds half a conversation and cannot be reused.
       origin.discard();
       this.origin = null;

@@ -1,3 +1,4 @@
+import type { AccessLog } from './access-log.ts';
 import type { Tally } from './metrics.ts';
 import type { BalancerConfig } from './options.ts';
 import type { RateLimiter } from './rate-limit.ts';
@@ -12,8 +13,11 @@ export interface Timed {
 
 /** State shared by every connection of one balancer. */
 export interface ProxyContext {
-  readonly config: BalancerConfig;
-  readonly selector: Selector;
+  /** Replaced as a whole by reconfigure() (a SIGHUP): a connection reads it per use, never keeps a copy. */
+  config: BalancerConfig;
+  selector: Selector;
+  /** The access log, or null (the I/O path then does nothing more per request than test this). */
+  access: AccessLog | null;
   /**
    * Coarse clock, refreshed by the timeout sweep (like nginx's cached time): setting a deadline per request costs
    * an addition instead of a timer.
@@ -30,7 +34,8 @@ export interface ProxyContext {
   /** The balancer's own answers to requests no instance was tried for. */
   readonly own: Tally;
   /** The per-client token bucket (rateLimit), when on. */
-  readonly limiter: RateLimiter | undefined;
+  /** Replaced by reconfigure() when rateLimit changes. */
+  limiter: RateLimiter | undefined;
   /** Field lines the balancer adds to every proxied answer (Strict-Transport-Security), '' for none. */
   readonly addHeaders: string;
   log(message: string): void;

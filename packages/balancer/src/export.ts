@@ -1,13 +1,15 @@
 import { BalancerConfigError } from './errors.ts';
 import { haproxyBackend, haproxyBind, haproxyBindNote, haproxyFrontend, haproxyGlobal, haproxySections, nginxExtraServers, nginxHttp, nginxServer, nginxStaticLocation, type ExportExtras } from './export-edge.ts';
+import { apache } from './export-apache.ts';
 import { balancerConfig, type BalancerConfig, type BalancerOptions } from './options.ts';
 
-export type ExportTarget = 'nginx' | 'haproxy';
+export type ExportTarget = 'nginx' | 'haproxy' | 'apache';
 
 /**
- * The same upstreams, strategy, health checks and timeouts as configuration for nginx or HAProxy, for production
- * setups that put one of those in front instead of the bundled balancer. Output is a complete config file that
- * `nginx -t -c FILE` / `haproxy -c -f FILE` accept.
+ * The same upstreams, strategy, health checks and timeouts as configuration for nginx, HAProxy or Apache httpd,
+ * for production setups that put one of those in front instead of the bundled balancer. Output is a complete
+ * config file that `nginx -t -c FILE` / `haproxy -c -f FILE` / `apache2ctl -t -f FILE` accept, with an access
+ * log in the bundled balancer's format (accessLog's path, else stdout) and an X-Request-Id per request.
  */
 export function exportConfig(
   target: ExportTarget,
@@ -19,7 +21,8 @@ export function exportConfig(
   const trusted = options.trustedProxies ?? [];
   if (target === 'nginx') return nginx(config, extras, trusted);
   if (target === 'haproxy') return haproxy(config, extras, trusted);
-  throw new BalancerConfigError(`exportConfig: target ${JSON.stringify(target)} is not nginx or haproxy. Fix: pass 'nginx' or 'haproxy'.`);
+  if (target === 'apache') return apache(config);
+  throw new BalancerConfigError(`exportConfig: target ${JSON.stringify(target)} is not nginx, haproxy or apache. Fix: pass 'nginx', 'haproxy' or 'apache'.`);
 }
 
 /** Statuses nginx `proxy_next_upstream http_NNN` and HAProxy `retry-on` know. */
@@ -88,6 +91,7 @@ function nginx(c: BalancerConfig, x: ExportExtras, trusted: readonly string[]): 
             proxy_set_header X-Forwarded-For ${c.trustProxy ? '$proxy_add_x_forwarded_for' : '$remote_addr'};
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Request-Id $cs_request_id;
             proxy_connect_timeout ${seconds(c.timeouts.connect)};
             proxy_read_timeout ${seconds(c.timeouts.response)};
             proxy_send_timeout ${seconds(c.timeouts.response)};
@@ -109,7 +113,7 @@ events {
 }
 
 http {
-    access_log off;
+${nginxAccessLog(c)}
     client_header_timeout ${seconds(c.timeouts.clientHeaders)};
     keepalive_timeout ${seconds(c.timeouts.keepAlive)};
     large_client_header_buffers 4 ${Math.ceil(c.limits.headerSize / 1024)}k;
@@ -146,6 +150,23 @@ ${sticky}        }
     }
 ${nginxExtraServers(c, listenAddress(c), `        location / {\n${proxied}            proxy_buffering off;\n${sticky}        }\n`)}}
 `;
+}
+
+/** The balancer's access log as nginx log_format (combined plus rt/ua/rid, or JSON) and its request id. */
+function nginxAccessLog(c: BalancerConfig): string {
+  // Not /dev/stdout: nginx opens its log, which fails when stdout is a socket (systemd's journal): a file in the prefix.
+  const to = c.accessLog && c.accessLog.path !== '-' ? c.accessLog.path : 'access.log';
+  const json = c.accessLog && c.accessLog.format === 'json';
+  const format = json
+    ? `log_format cluster_session escape=json '{"time":"$time_iso8601","client":"$remote_addr","method":"$request_method","path":"$request_uri","protocol":"$server_protocol","status":$status,"bytes":$bytes_sent,"upstream":"$upstream_addr","duration":$request_time,"requestId":"$cs_request_id","referer":"$http_referer","userAgent":"$http_user_agent"}';`
+    : `log_format cluster_session '$remote_addr - $remote_user [$time_local] "$request" $status $bytes_sent "$http_referer" "$http_user_agent" rt=$request_time ua="$upstream_addr" rid=$cs_request_id';`;
+  return [
+    c.trustProxy
+      ? '    # X-Request-Id: a trusted proxy\'s, else nginx\'s own $request_id (as the bundled balancer does).\n    map $http_x_request_id $cs_request_id {\n        ""      $request_id;\n        default $http_x_request_id;\n    }'
+      : '    # X-Request-Id: always nginx\'s own (a client cannot choose the id of its request).\n    map $request_id $cs_request_id {\n        default $request_id;\n    }',
+    `    ${format}`,
+    `    access_log ${to} cluster_session;`,
+  ].join('\n');
 }
 
 /**
@@ -195,6 +216,8 @@ global
     maxconn 4096
     # limits.headerCount (HAProxy counts the start line too)
     tune.http.maxhdr ${c.limits.headerCount + 1}
+    # HAProxy writes its log lines to its own stdout (the journal under systemd).
+    log stdout format raw local0 info
 ${haproxyGlobal(c)}
 defaults
     mode http
@@ -212,7 +235,15 @@ defaults
 
 frontend cluster_session_in
 ${haproxyBindNote(c)}    bind ${listenAddress(c)}${haproxyBind(c)}
-${haproxyPerClient(c)}${haproxyFrontend(c, trusted)}    option forwardfor${c.trustProxy ? '' : '\n    http-request del-header X-Forwarded-For'}
+${haproxyPerClient(c)}    log global
+    # A request id per request (a UUID, as the bundled balancer's), sent to the instance and logged.
+    unique-id-format %[uuid()]
+${c.trustProxy ? '' : '    # A client cannot choose the id of its request (the bundled balancer replaces it too).\n    http-request del-header X-Request-Id\n'}    unique-id-header X-Request-Id
+    http-request capture req.hdr(Referer) len 256
+    http-request capture req.hdr(User-Agent) len 256
+    # The bundled balancer's combined format (rt= is milliseconds here).
+    log-format "%ci - - [%tr] \\"%HM %HU %HV\\" %ST %B \\"%[capture.req.hdr(0)]\\" \\"%[capture.req.hdr(1)]\\" rt=%Ta ua=\\"%si:%sp\\" rid=%ID"
+${haproxyFrontend(c, trusted)}    option forwardfor${c.trustProxy ? '' : '\n    http-request del-header X-Forwarded-For'}
     http-request set-header X-Forwarded-Host %[req.hdr(host)]
     default_backend cluster_session
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readCookie, stripCookie } from './cookie.ts';
 import type { RequestHead } from './http1.ts';
 import type { BalancerConfig } from './options.ts';
@@ -6,11 +7,16 @@ import { trimOws } from './syntax.ts';
 /** Methods whose repetition has the same effect as one request (RFC 9110 9.2.2): the only ones ever resent. */
 export const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
+/** A request id worth keeping from a trusted proxy: printable, no spaces, short (a UUID, a trace id...). */
+const REQUEST_ID = /^[A-Za-z0-9._:@=+/-]{1,128}$/;
+
 /**
  * The head sent to the instance: the client's headers minus hop-by-hop ones (removed while parsing) and minus the
- * sticky cookie (HAProxy's `indirect`), plus X-Forwarded-* and the balancer's own framing and Connection.
+ * sticky cookie (HAProxy's `indirect`), plus X-Forwarded-*, X-Request-Id and the balancer's own framing and
+ * Connection. The request id is the one a trusted proxy sent (when it looks like an id), else a new UUID: a
+ * client cannot choose the id that names its request in the logs. `traceparent` is forwarded as it came.
  */
-export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig): { head: string; sticky: string } {
+export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig): { head: string; sticky: string; requestId: string } {
   let headers = req.headers;
   let sticky = '';
   if (config.strategy === 'cookie' && req.cookie) {
@@ -28,9 +34,12 @@ export function forwardHead(req: RequestHead, ip: string, config: BalancerConfig
   if (req.host) head += `Host: ${req.host}\r\n`;
   head += `${headers}X-Forwarded-For: ${forwardedFor}\r\nX-Forwarded-Proto: ${proto}\r\n`;
   if (host) head += `X-Forwarded-Host: ${host}\r\n`;
+  let requestId = req.requestId;
+  if (config.requestId) requestId = config.trustProxy && REQUEST_ID.test(requestId) ? requestId : randomUUID();
+  if (requestId) head += `X-Request-Id: ${requestId}\r\n`;
   head += req.framing.header;
   head += req.upgrade ? `Connection: upgrade\r\nUpgrade: ${req.upgrade}\r\n\r\n` : 'Connection: keep-alive\r\n\r\n';
-  return { head, sticky };
+  return { head, sticky, requestId };
 }
 
 /** Whether the X-Forwarded-* of this peer are believed: trustProxy (every peer), or a peer in trustedProxies. */

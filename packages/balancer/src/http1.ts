@@ -27,6 +27,8 @@ export interface RequestHead {
   forwardedFor: string;
   forwardedProto: string;
   forwardedHost: string;
+  /** The client's X-Request-Id ('' when none): kept only from a trusted proxy (forward.ts). */
+  requestId: string;
 }
 
 /** A parse failure: the status to answer with and a one-line reason for the client. */
@@ -77,6 +79,7 @@ export function parseRequestHead(head: string, maxFields: number): RequestHead |
   let forwardedFor = '';
   let forwardedProto = '';
   let forwardedHost = '';
+  let requestId = '';
   let fields = 0;
   let pos = eol + 2;
   while (pos < head.length) {
@@ -86,7 +89,7 @@ export function parseRequestHead(head: string, maxFields: number): RequestHead |
     const next = end + 2;
     const len = colon - pos;
     let drop = false;
-    if (len === 4 || len === 6 || len === 2 || len === 7 || len === 10 || len === 14 || len === 15 || len === 16 || len === 17) {
+    if (len === 4 || len === 6 || len === 2 || len === 7 || len === 10 || len === 12 || len === 14 || len === 15 || len === 16 || len === 17) {
       const name = head.slice(pos, colon).toLowerCase();
       drop = true;
       switch (name) {
@@ -124,6 +127,9 @@ export function parseRequestHead(head: string, maxFields: number): RequestHead |
           break;
         case 'x-forwarded-host':
           forwardedHost ||= trimOws(head.slice(colon + 1, end));
+          break;
+        case 'x-request-id':
+          requestId ||= trimOws(head.slice(colon + 1, end));
           break;
         case 'te':
         case 'trailer':
@@ -182,6 +188,7 @@ export function parseRequestHead(head: string, maxFields: number): RequestHead |
     forwardedFor,
     forwardedProto,
     forwardedHost,
+    requestId,
   };
 }
 

@@ -1,4 +1,4 @@
-export { createBalancer, type Balancer, type BalancerStatus, type CreateBalancerOptions } from './balancer.ts';
+export { createBalancer, type Balancer, type BalancerStatus, type CreateBalancerOptions, type ReconfigureReport } from './balancer.ts';
 export { exportConfig, type ExportTarget } from './export.ts';
 export {
   BalancerError,

@@ -155,7 +155,7 @@ const schema = v.strictObject({
     ),
     'shared',
   ),
-  /** Trust X-Forwarded-* from the client (only behind another proxy you control). */
+  /** Trust X-Forwarded-* (and X-Request-Id) from the client (only behind another proxy you control). */
   trustProxy: bool(false, 'true'),
   /**
    * Addresses or CIDR ranges of your own proxies: X-Forwarded-* are trusted from these peers only (finer than
@@ -171,6 +171,28 @@ const schema = v.strictObject({
   rateLimit: v.optional(v.pipe(rateLimitSchema, words({ allowed: '{ rate, burst, maxClients }', example: "{ rate: '50/s', burst: 100 }" }))),
   /** Compress compressible answers (brotli or gzip, by Accept-Encoding) the instance sent uncompressed. */
   compress: bool(false, 'true'),
+  /**
+   * Send every request to its instance with an X-Request-Id: a new UUID, or the one a trusted proxy sent
+   * (`trustProxy`). false forwards the client's header, if any, untouched.
+   */
+  requestId: bool(true, 'false'),
+  /**
+   * The access log: a file path or '-' (stdout), or { path, format } with format 'json' (one object a line) or
+   * 'combined' (nginx's and Apache's, plus request time, upstream and request id). Reopened by reopenLogs()
+   * (SIGUSR1 in `cluster-session balance`). Off unless given.
+   */
+  accessLog: v.optional(
+    v.pipe(
+      v.union([
+        v.pipe(v.string(), v.minLength(1), v.transform((path) => ({ path, format: 'json' as const }))),
+        v.strictObject({
+          path: v.pipe(v.string(), v.minLength(1)),
+          format: v.optional(v.picklist(['json', 'combined']), 'json'),
+        }),
+      ]),
+      words({ allowed: "a file path, '-' for stdout, or { path, format: 'json' | 'combined' }", example: "{ path: '/var/log/cluster-session/access.log', format: 'combined' }" }),
+    ),
+  ),
   /** The sticky cookie of the `cookie` strategy. */
   cookie: v.optional(
     v.strictObject({
@@ -234,6 +256,8 @@ export interface BalancerConfig {
   /** Tokens per millisecond and the bucket size. */
   readonly rateLimit: false | { readonly perMs: number; readonly burst: number; readonly maxClients: number };
   readonly compress: boolean;
+  readonly requestId: boolean;
+  readonly accessLog: false | { readonly path: string; readonly format: 'json' | 'combined' };
   readonly cookie: { readonly name: string; readonly secure: boolean };
   readonly log: ((message: string) => void) | undefined;
 }
@@ -338,6 +362,8 @@ export function balancerConfig(options: BalancerOptions, where = 'createBalancer
     tls: o.tls ? Object.freeze({ certs: o.tls.certs, hsts: o.tls.hsts, redirect: o.tls.redirect ?? false }) : false,
     rateLimit: o.rateLimit ? rateLimit(o.rateLimit) : false,
     compress: o.compress,
+    requestId: o.requestId,
+    accessLog: o.accessLog ?? false,
     cookie: o.cookie,
     log: o.log,
   });

@@ -14,9 +14,10 @@ export class Upstream {
   readonly url: string;
   readonly host: string;
   readonly port: number;
-  readonly weight: number;
+  /** Changed in place by reconfigure() (the same instance, a new weight): its counters and state stay. */
+  weight: number;
   /** The instance's cluster status base URL (`--metrics`), when given: the status page shows its workers. */
-  readonly status: string | undefined;
+  status: string | undefined;
   /** Active health check verdict (true until checks say otherwise, as in nginx and HAProxy). */
   healthy = true;
   checksPassed = 0;

@@ -23,8 +23,8 @@ const CASES = process.env.BALANCER_FUZZ_CASES ? Number(process.env.BALANCER_FUZZ
 const REQUEST_CASES = CASES ?? 800;
 const RESPONSE_CASES = CASES ?? 500;
 
-/** Fields that are the proxy's business, not the application's: never compared end to end. */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'content-length', 'upgrade', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/** Fields that are the proxy's business, not the application's (X-Request-Id: the balancer sets its own): never compared end to end. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'content-length', 'upgrade', 'host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id']);
 
 /** SP/HT only (not String.prototype.trim, which also takes U+00A0). */
 const ows = (s: string) => s.replace(/^[ \t]+|[ \t]+$/g, '');

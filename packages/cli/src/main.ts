@@ -3,7 +3,7 @@ import { isClusterSessionError, suggest } from '@cluster-session/core';
 import { CliUsageError } from './errors.ts';
 import { help } from './help.ts';
 
-const COMMANDS = ['start', 'reload', 'status', 'stop', 'balance', 'export'] as const;
+const COMMANDS = ['start', 'reload', 'scale', 'status', 'stop', 'balance', 'export'] as const;
 type Command = (typeof COMMANDS)[number];
 
 async function run(command: Command, argv: string[]): Promise<number> {
@@ -12,6 +12,7 @@ async function run(command: Command, argv: string[]): Promise<number> {
     case 'start':
       return (await import('./commands/start.ts')).start(argv);
     case 'reload':
+    case 'scale':
     case 'status':
     case 'stop':
       return (await import('./commands/control.ts')).control(command, argv);

@@ -36,7 +36,7 @@ async function instance(name: string): Promise<{ url: string; close(): Promise<v
 
 describe('help and version', () => {
   test('--help of the binary and of every command, in one style, exit 0', async () => {
-    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['status', '--help'], ['stop', '--help'], ['balance', '--help'], ['export', '--help']]) {
+    for (const args of [['--help'], ['start', '--help'], ['reload', '--help'], ['scale', '--help'], ['status', '--help'], ['stop', '--help'], ['balance', '--help'], ['export', '--help']]) {
       const { code, out } = await run(args);
       assert.equal(code, 0, args.join(' '));
       const command = args.length === 2 ? ` ${args[0]}` : '';
@@ -75,7 +75,7 @@ describe('usage and configuration errors: exit 2, one line, naming the fix', () 
     [['balance', '--listen', 'abc', '--upstream', 'http://127.0.0.1:1'], /--listen "abc" is not a port/],
     [['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--strategy', 'cokie'], /--strategy "cokie" is not one of round-robin, least-conn, ip-hash, cookie; did you mean cookie\?/],
     [['balance', '--listen', '0', '--upstream', 'not a url'], /option upstreams\[0\]\.url is "not a url".*\[CS_ERR_BALANCER_CONFIG\]/],
-    [['export', 'apache', '--upstream', 'http://127.0.0.1:1'], /nginx or haproxy \(got apache\)/],
+    [['export', 'caddy', '--upstream', 'http://127.0.0.1:1'], /nginx, haproxy, apache or systemd \(got caddy\)/],
   ];
   for (const [args, reason] of cases) {
     test(args.join(' '), async () => {

@@ -16,7 +16,27 @@ import {
  * Only the owner can reach it (0700 directory), so it needs no authentication of its own.
  */
 
-export type ControlCommand = 'status' | 'reload' | 'stop';
+export type ControlCommand = 'status' | 'reload' | 'stop' | 'scale';
+const COMMANDS: readonly string[] = ['status', 'reload', 'stop', 'scale'];
+
+/** What a command carries besides its name: `reload --update-env` the caller's environment, `scale` the count. */
+export interface ControlBody {
+  env?: Record<string, string>;
+  workers?: number;
+}
+
+/** A whole environment fits (`reload --update-env`); anything longer is not a command of ours. */
+const MAX_REQUEST = 1024 * 1024;
+
+function bodyOf(request: Record<string, unknown>): ControlBody {
+  const body: ControlBody = {};
+  const env = request.env;
+  if (env !== null && typeof env === 'object' && !Array.isArray(env) && Object.values(env).every((x) => typeof x === 'string')) {
+    body.env = env as Record<string, string>;
+  }
+  if (typeof request.workers === 'number') body.workers = request.workers;
+  return body;
+}
 
 /** Directory holding control sockets: CLUSTER_SESSION_RUNTIME_DIR, else $XDG_RUNTIME_DIR/cluster-session, else tmpdir. */
 export function runtimeDir(): string {
@@ -65,7 +85,7 @@ function listenOn(server: net.Server, socketPath: string): Promise<void> {
   });
 }
 
-type ControlHandler = (command: ControlCommand) => Promise<unknown>;
+type ControlHandler = (command: ControlCommand, body: ControlBody) => Promise<unknown>;
 
 /** Listens on `socketPath`; a stale socket left by a killed primary is replaced, a live one is an error. */
 export async function startControlServer(socketPath: string, handler: ControlHandler): Promise<net.Server> {
@@ -82,20 +102,22 @@ export async function startControlServer(socketPath: string, handler: ControlHan
     let buffer = '';
     socket.on('data', (chunk: string) => {
       buffer += chunk;
-      if (buffer.length > 4096) return void socket.destroy();
+      if (buffer.length > MAX_REQUEST) return void socket.destroy();
       const nl = buffer.indexOf('\n');
       if (nl === -1) return;
-      let command: unknown;
+      let request: Record<string, unknown> = {};
       try {
-        command = (JSON.parse(buffer.slice(0, nl)) as { command?: unknown }).command;
+        const parsed: unknown = JSON.parse(buffer.slice(0, nl));
+        if (parsed !== null && typeof parsed === 'object') request = parsed as Record<string, unknown>;
       } catch {
-        command = undefined;
+        // not JSON: answered as an unknown command below
       }
-      if (command !== 'status' && command !== 'reload' && command !== 'stop') {
+      const command = request.command;
+      if (typeof command !== 'string' || !COMMANDS.includes(command)) {
         socket.end(`${JSON.stringify({ ok: false, error: { code: ClusterControlError.code, message: 'unknown command' } })}\n`);
         return;
       }
-      handler(command).then(
+      handler(command as ControlCommand, bodyOf(request)).then(
         (result) => socket.end(`${JSON.stringify({ ok: true, result })}\n`),
         (err: { message?: string; code?: string }) =>
           socket.end(`${JSON.stringify({ ok: false, error: { code: err.code ?? ClusterControlError.code, message: err.message ?? String(err) } })}\n`),
@@ -123,8 +145,8 @@ export async function startControlServer(socketPath: string, handler: ControlHan
   return server;
 }
 
-/** Sends one command to a running primary and returns its result. */
-export function controlRequest(socketPath: string, command: ControlCommand, timeoutMs = 120_000): Promise<unknown> {
+/** Sends one command (with its body: `env`, `workers`) to a running primary and returns its result. */
+export function controlRequest(socketPath: string, command: ControlCommand, timeoutMs = 120_000, body: ControlBody = {}): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     let data = '';
@@ -133,7 +155,7 @@ export function controlRequest(socketPath: string, command: ControlCommand, time
       socket.destroy();
       reject(new ClusterControlTimeoutError(`no answer from ${socketPath} within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => socket.write(`${JSON.stringify({ command })}\n`));
+    socket.once('connect', () => socket.write(`${JSON.stringify({ ...body, command })}\n`));
     socket.on('data', (chunk: string) => (data += chunk));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

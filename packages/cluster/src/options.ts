@@ -115,14 +115,31 @@ const schema = v.strictObject({
       words({ allowed: 'a port number or { port, host }', example: '9464' }),
     ),
   ),
-  /** Where the primary's own messages go (default: stderr, prefixed with the cluster name). */
+  /**
+   * How worker output and the primary's own messages are written: 'text' (each line timestamped and prefixed
+   * with its slot and pid) or 'json' (one JSON object a line: a worker's JSON line gains slot, pid and time; any
+   * other line becomes { level, time, slot, pid, msg }). Workers get LOG_FORMAT unless their env sets it.
+   */
+  logFormat: v.optional(v.pipe(v.picklist(['text', 'json']), words({ env: 'LOG_FORMAT', allowed: "'text' or 'json'", example: "'json'" })), 'text'),
+  /** Where the primary's own messages go (default: stderr, as `logFormat` says). */
   log: v.optional(v.pipe(v.custom<(line: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (line: string) => void' }))),
+  /**
+   * Called at the start of every reload (SIGHUP, `cluster-session reload`, reload()) for the options the new
+   * workers get: `cluster-session start --config FILE` re-reads its file here. What it returns is validated as
+   * these options are; env, args, execArgv, entry, workers and the timeouts may change, the sockets (port,
+   * sticky, policy, control, metrics, name) may not. A throw or an invalid result refuses the reload.
+   */
+  reconfigure: v.optional(
+    // Its result is checked as the options are, where it is called (primary.ts): typed loosely here.
+    v.pipe(v.custom<() => object | Promise<object>>((f) => typeof f === 'function'), words({ allowed: 'a function () => options' })),
+  ),
   /** Handle SIGHUP (reload), SIGTERM/SIGINT (graceful stop, then exit 0; second SIGINT: now). */
   signals: bool(true, 'false'),
 });
 
 /** What startCluster() accepts. */
 export type ClusterOptions = v.InferInput<typeof schema>;
+
 export type StickyOptions = v.InferInput<typeof stickySchema>;
 export type BackoffOptions = NonNullable<ClusterOptions['backoff']>;
 
@@ -149,6 +166,8 @@ export interface ResolvedOptions {
   readonly control: string | false;
   readonly metrics: { readonly port: number; readonly host: string } | undefined;
   readonly signals: boolean;
+  readonly logFormat: 'text' | 'json';
+  readonly reconfigure: (() => object | Promise<object>) | undefined;
   readonly log: ((line: string) => void) | undefined;
 }
 
@@ -212,6 +231,8 @@ export function resolveOptions(input: ClusterOptions, env: Env, controlPath: (na
     control: o.control === true ? controlPath(name) : o.control === false ? false : path.resolve(o.control),
     metrics: o.metrics,
     signals: o.signals,
+    logFormat: o.logFormat,
+    reconfigure: o.reconfigure,
     log: o.log,
   });
 }

@@ -3,13 +3,15 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import { clusterEnv, slotEnv } from '@cluster-session/core';
 import { rank } from '@cluster-session/hash';
-import { startControlServer } from './control.ts';
+import { controlPath, startControlServer, type ControlBody, type ControlCommand } from './control.ts';
 import { ClusterConfigError, ClusterStartError, ClusterStoppedError } from './errors.ts';
-import { backoffDelay, type ResolvedOptions } from './options.ts';
-import type { Cluster, ReloadReport, SlotState, SlotStatus } from './types.ts';
+import { backoffDelay, resolveOptions, type ClusterOptions, type ResolvedOptions } from './options.ts';
+import { setupWorkers } from './setup.ts';
+import type { Cluster, ReloadReport, ReloadUpdate, ScaleReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
 import { startMetricsServer, type MetricsServer } from './metrics.ts';
 import { RoundRobinListeners } from './round-robin.ts';
+import { primaryLine } from './output.ts';
 import { createStickyRouter } from './sticky.ts';
 import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
 
@@ -24,13 +26,26 @@ interface Slot {
   lastExit: string | undefined;
 }
 
+/** Options bound to the primary's sockets and identity: a reload cannot change them. */
+const FIXED = ['name', 'port', 'sticky', 'schedulingPolicy', 'control', 'metrics'] as const;
+
+function newSlot(id: number): Slot {
+  return { id, worker: undefined, restarts: 0, consecutive: 0, timer: undefined, nextStartAt: undefined, parked: false, lastExit: undefined };
+}
+
 export class ClusterPrimary implements Cluster {
   readonly name: string;
   readonly controlPath: string | undefined;
-  readonly #o: ResolvedOptions;
+  /** Replaced by a reload that brought new options (reconfigure); the sockets' options never change. */
+  #o: ResolvedOptions;
   readonly #slots: Slot[];
   readonly #live = new Set<WorkerProcess>();
-  readonly #env: Record<string, string>;
+  #env: Record<string, string> = {};
+  readonly #line: (message: string) => string;
+  /** The development secret generated once (when none was given), kept across reloads: sessions survive them. */
+  readonly #secret: string | undefined;
+  /** The environment `reload --update-env` sent, waiting for the reload that applies it. */
+  #pendingEnv: Record<string, string> | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #ops: Promise<unknown> = Promise.resolve();
@@ -53,27 +68,11 @@ export class ClusterPrimary implements Cluster {
     this.#o = o;
     this.name = o.name;
     this.controlPath = o.control || undefined;
-    this.#slots = Array.from({ length: o.workers }, (_, id) => ({
-      id, worker: undefined, restarts: 0, consecutive: 0, timer: undefined, nextStartAt: undefined, parked: false, lastExit: undefined,
-    }));
-    // What every worker gets: the app's extra environment, then the contract (core's worker-env.ts).
-    const env: Record<string, string> = {
-      ...o.env,
-      ...clusterEnv({
-        workers: o.workers,
-        sticky: o.sticky !== undefined,
-        metrics: o.metrics !== undefined,
-        name: o.name,
-        waitReady: o.waitReady,
-        // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
-        policy: o.schedulingPolicy,
-        host: o.sticky?.host,
-        port: o.sticky?.port ?? o.port,
-        // Generated once per primary, so every worker (restarted ones too) signs and verifies with the same key.
-        secret: o.generateSecret ? randomBytes(32).toString('base64url') : undefined,
-      }),
-    };
-    this.#env = env;
+    this.#slots = Array.from({ length: o.workers }, (_, id) => newSlot(id));
+    // Generated once per primary, so every worker (restarted and reloaded ones too) signs and verifies with the same key.
+    this.#secret = o.generateSecret ? randomBytes(32).toString('base64url') : undefined;
+    this.#buildEnv();
+    this.#line = primaryLine(o.logFormat, o.name);
     if (!o.sticky && o.schedulingPolicy === 'rr') this.#rr = new RoundRobinListeners(this.#handoff);
     this.#hooks = {
       conn: (wp, id, taken) => (taken ? this.#handoff.acked(wp, id) : this.#handoff.declined(wp, id)),
@@ -86,9 +85,32 @@ export class ClusterPrimary implements Cluster {
     };
   }
 
+  /** What every worker gets: the app's extra environment, then the contract (core's worker-env.ts). */
+  #buildEnv(): void {
+    const o = this.#o;
+    const env: Record<string, string> = {
+      ...o.env,
+      ...clusterEnv({
+        workers: this.#slots.length,
+        sticky: o.sticky !== undefined,
+        metrics: o.metrics !== undefined,
+        name: o.name,
+        waitReady: o.waitReady,
+        // 'rr': the primary deals PORT's connections itself, with acknowledgement (round-robin.ts).
+        policy: o.schedulingPolicy,
+        host: o.sticky?.host,
+        port: o.sticky?.port ?? o.port,
+        secret: o.generateSecret ? this.#secret : undefined,
+      }),
+    };
+    // The app's logger follows the cluster's format unless the app's own environment chose one.
+    if (o.env.LOG_FORMAT === undefined) env.LOG_FORMAT = o.logFormat;
+    this.#env = env;
+  }
+
   log(line: string): void {
     if (this.#o.log) this.#o.log(line);
-    else process.stderr.write(`[cluster-session ${this.name}] ${line}\n`);
+    else process.stderr.write(`${this.#line(line)}\n`);
   }
 
   async start(): Promise<void> {
@@ -105,7 +127,7 @@ export class ClusterPrimary implements Cluster {
     // The primary stays up while it supervises, even with every slot parked or backing off.
     this.#keepAlive = setInterval(() => {}, 1 << 30);
     if (o.control) {
-      this.#control = await startControlServer(o.control, (command) => this.#onControl(command));
+      this.#control = await startControlServer(o.control, (command, body) => this.#onControl(command, body));
       // However the process ends (process.exit in a signal handler included), the socket goes with it.
       process.once('exit', () => this.#closeControl());
     }
@@ -141,20 +163,26 @@ export class ClusterPrimary implements Cluster {
       const reasons = [...new Set(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : '')))].join('; ');
       throw new ClusterStartError(`no worker became ready (${reasons}); check the app's output above`);
     }
-    if (o.maxMemory !== undefined) {
-      this.#memTimer = setInterval(() => void this.#checkMemory(), o.memoryCheckInterval);
-      this.#memTimer.unref();
-    }
+    this.#watchMemory();
     this.log(`${readyCount}/${o.workers} workers ready${o.sticky ? ` (sticky on port ${o.sticky.port})` : ''}`);
   }
 
+  #watchMemory(): void {
+    clearInterval(this.#memTimer);
+    this.#memTimer = undefined;
+    if (this.#o.maxMemory === undefined) return;
+    this.#memTimer = setInterval(() => void this.#checkMemory(), this.#o.memoryCheckInterval);
+    this.#memTimer.unref();
+  }
+
   #spawn(slot: number): WorkerProcess {
-    const wp = new WorkerProcess(slot, { ...this.#env, ...slotEnv(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks);
+    const wp = new WorkerProcess(slot, { ...this.#env, ...slotEnv(slot) }, this.#o.readyTimeout, this.#o.waitReady, this.#hooks, this.#o.logFormat);
     this.#live.add(wp);
     void wp.exited.then((info) => {
       this.#live.delete(wp);
-      const s = this.#slots[wp.slot]!;
-      if (s.worker !== wp) return; // a reload candidate or a retired worker: whoever started it handles it
+      const s = this.#slots[wp.slot];
+      // A reload candidate, a retired worker or a slot scaled away: whoever started or removed it handles it.
+      if (s === undefined || s.worker !== wp) return;
       s.worker = undefined;
       if (!this.#stopping) this.#crashed(s, wp, info.reason);
     });
@@ -233,8 +261,10 @@ export class ClusterPrimary implements Cluster {
     return run;
   }
 
-  reload(): Promise<ReloadReport> {
+  reload(update: ReloadUpdate = {}): Promise<ReloadReport> {
     if (this.#stopping) return Promise.reject(new ClusterStoppedError('cannot reload: the cluster is stopping'));
+    // Taken by the next reload to start (this one, or the queued one): a later --update-env replaces an earlier one.
+    if (update.env) this.#pendingEnv = update.env;
     if (this.#reloadRunning) {
       if (!this.#reloadQueued) {
         this.log('reload requested while one is running: queued, it starts when the current one ends');
@@ -258,9 +288,54 @@ export class ClusterPrimary implements Cluster {
     return p;
   }
 
+  /**
+   * The new options and environment, before any worker is replaced: a refused one throws and the running
+   * workers stay as they are. The sockets' options (and the name) cannot change under running clients.
+   */
+  async #prepare(): Promise<number | undefined> {
+    const env = this.#pendingEnv;
+    this.#pendingEnv = undefined;
+    let next = this.#o;
+    if (this.#o.reconfigure) {
+      let input: object;
+      try {
+        input = await this.#o.reconfigure();
+      } catch (err) {
+        throw new ClusterConfigError(`reload refused, the running workers stay: ${(err as Error).message}`);
+      }
+      // Validated against the environment the new workers get, as at start.
+      const base = env ?? process.env;
+      try {
+        next = resolveOptions({ ...(input as ClusterOptions), reconfigure: this.#o.reconfigure, log: this.#o.log, signals: this.#o.signals }, base, controlPath);
+      } catch (err) {
+        throw new ClusterConfigError(`reload refused, the running workers stay: ${(err as Error).message.replace(/^startCluster: /, '')}`);
+      }
+      for (const key of FIXED) {
+        const [was, now] = [JSON.stringify(this.#o[key]), JSON.stringify(next[key])];
+        if (was !== now) throw new ClusterConfigError(`reload refused, the running workers stay: option ${key} cannot change while the cluster runs (${was} -> ${now}); restart the cluster to change it`);
+      }
+    }
+    if (env) {
+      // The caller's environment becomes the primary's: node:cluster forks with process.env under the workers' env.
+      for (const key of Object.keys(process.env)) if (!(key in env)) delete process.env[key];
+      Object.assign(process.env, env);
+      this.log(`reload: environment updated from the caller (${Object.keys(env).length} variables)`);
+    }
+    // Only a changed `workers` resizes: a count set by scale() stays until the options themselves change it.
+    const resize = next.workers !== this.#o.workers ? next.workers : undefined;
+    if (next !== this.#o) {
+      this.#o = next;
+      setupWorkers(next);
+      this.#watchMemory();
+    }
+    this.#buildEnv();
+    return resize;
+  }
+
   async #doReload(): Promise<ReloadReport> {
     const started = Date.now();
     const replaced: number[] = [];
+    const workers = await this.#prepare();
     this.log(`reload: replacing ${this.#slots.length} workers one at a time`);
     for (const slot of this.#slots) {
       const result = this.#stopping ? { ok: false as const, reason: 'the cluster is stopping' } : await this.#replace(slot);
@@ -271,10 +346,75 @@ export class ClusterPrimary implements Cluster {
       }
       replaced.push(slot.id);
     }
+    // A new worker count from the options: the slots beyond it drain, or new ones start.
+    if (workers !== undefined && workers !== this.#slots.length) {
+      const scaled = await this.#resize(workers);
+      if (!scaled.ok) {
+        this.reloads.aborted++;
+        return { ok: false, replaced, failed: scaled.failed, durationMs: Date.now() - started };
+      }
+    }
     const report = { ok: true, replaced, durationMs: Date.now() - started };
     this.reloads.ok++;
     this.log(`reload complete: ${replaced.length} workers replaced in ${report.durationMs} ms`);
     return report;
+  }
+
+  /** `cluster-session scale N`: through the reload path's queue, so it never interleaves with a reload. */
+  scale(workers: number): Promise<ScaleReport> {
+    if (this.#stopping) return Promise.reject(new ClusterStoppedError('cannot scale: the cluster is stopping'));
+    if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+      return Promise.reject(new ClusterConfigError(`scale: ${workers} is not a worker count; expected an integer from 1 to 1024`));
+    }
+    return this.#exclusive(() => this.#resize(workers));
+  }
+
+  /**
+   * Up: new slots start one at a time, each ready before the next. Down: the highest slots leave the routing at
+   * once and drain as a reload's old workers do. The workers' count (CLUSTER_SESSION_WORKERS) follows for the
+   * workers started from now on.
+   */
+  async #resize(workers: number): Promise<ScaleReport> {
+    const started = Date.now();
+    const from = this.#slots.length;
+    const report: ScaleReport = { ok: true, from, to: workers, started: [], retired: [], durationMs: 0 };
+    if (workers === from) return { ...report, durationMs: 0 };
+    this.log(`scale: ${from} -> ${workers} workers`);
+    if (workers > from) {
+      for (let id = from; id < workers; id++) {
+        const slot = newSlot(id);
+        this.#slots.push(slot);
+        this.#buildEnv();
+        const wp = this.#startSlot(slot);
+        try {
+          await wp.ready;
+          report.started.push(id);
+        } catch (err) {
+          // The slot stays (restarting with backoff, as any crashed slot): the count asked for is kept.
+          this.log(`scale stopped at slot ${id}: new worker ${(err as Error).message}`);
+          return { ...report, ok: false, failed: { slot: id, reason: (err as Error).message }, durationMs: Date.now() - started };
+        }
+      }
+    } else {
+      const gone = this.#slots.splice(workers);
+      this.#buildEnv();
+      await Promise.all(
+        gone.map(async (slot) => {
+          clearTimeout(slot.timer);
+          slot.timer = undefined;
+          const wp = slot.worker;
+          slot.worker = undefined;
+          report.retired.push(slot.id);
+          if (wp) {
+            const info = await wp.retire(this.#o.killTimeout);
+            this.log(`slot ${slot.id} (pid ${wp.pid}) retired (${info.signal === 'SIGTERM' && !wp.failReason ? 'drained' : info.reason})`);
+          }
+        }),
+      );
+      report.retired.sort((a, b) => a - b);
+    }
+    this.log(`scale complete: ${workers} workers in ${Date.now() - started} ms`);
+    return { ...report, durationMs: Date.now() - started };
   }
 
   async #checkMemory(): Promise<void> {
@@ -338,9 +478,10 @@ export class ClusterPrimary implements Cluster {
     );
   }
 
-  #onControl(command: 'status' | 'reload' | 'stop'): Promise<unknown> {
+  #onControl(command: ControlCommand, body: ControlBody): Promise<unknown> {
     if (command === 'status') return this.status();
-    if (command === 'reload') return this.reload();
+    if (command === 'reload') return this.reload(body.env ? { env: body.env } : {});
+    if (command === 'scale') return this.scale(body.workers ?? NaN);
     // Answer first, then stop: the caller learns the stop began; it watches the socket disappear for the end.
     setImmediate(() => void this.stop().then(() => this.#afterControlStop?.()));
     return Promise.resolve({ stopping: true });

@@ -4,6 +4,7 @@ import { controlPath } from './control.ts';
 import { ClusterConfigError } from './errors.ts';
 import { resolveOptions, type ClusterOptions } from './options.ts';
 import { ClusterPrimary } from './primary.ts';
+import { setupWorkers } from './setup.ts';
 import type { StartedCluster } from './types.ts';
 
 // node:cluster's settings (exec, execArgv, scheduling policy) are per process, so is the primary.
@@ -21,14 +22,7 @@ export async function startCluster(options: ClusterOptions): Promise<StartedClus
   const signals = o.signals;
   running = true;
 
-  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
-  // Running from sources: workspace imports must resolve to src/ in the workers too.
-  if (import.meta.url.endsWith('.ts') && !execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source') || a === '-C')) {
-    execArgv.push('--conditions=@cluster-session/source');
-  }
-  const preload = new URL(import.meta.url.endsWith('.ts') ? './preload.ts' : './preload.js', import.meta.url).href;
-  cluster.schedulingPolicy = o.schedulingPolicy === 'os' ? cluster.SCHED_NONE : cluster.SCHED_RR;
-  cluster.setupPrimary({ exec: o.entry, args: [...o.args], execArgv: [...execArgv, ...o.execArgv, '--import', preload], silent: true });
+  setupWorkers(o);
 
   const primary = new ClusterPrimary(o);
   let resolveStopped!: () => void;
@@ -94,7 +88,8 @@ export async function startCluster(options: ClusterOptions): Promise<StartedClus
     name: primary.name,
     controlPath: primary.controlPath,
     stopped,
-    reload: () => primary.reload(),
+    reload: (update) => primary.reload(update),
+    scale: (workers) => primary.scale(workers),
     stop,
     status: () => primary.status(),
   };

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type net from 'node:net';
 import { CONFIG_EXIT_CODE } from './fatal.ts';
-import { pipeLines } from './output.ts';
+import { pipeLines, workerLine, type LogFormat } from './output.ts';
 import { isToPrimary, type ToPrimary, type ToWorker } from './protocol.ts';
 import type { WorkerFigures } from './worker-stats.ts';
 
@@ -58,13 +58,13 @@ export class WorkerProcess {
   #nextId = 1;
   #drained = false;
 
-  constructor(slot: number, env: Record<string, string>, readyTimeout: number, waitReady: boolean, hooks: WorkerHooks) {
+  constructor(slot: number, env: Record<string, string>, readyTimeout: number, waitReady: boolean, hooks: WorkerHooks, logFormat: LogFormat = 'text') {
     this.slot = slot;
     this.worker = cluster.fork(env);
     this.pid = this.worker.process.pid ?? -1;
-    const prefix = `[slot ${slot} pid ${this.pid}] `;
-    if (this.worker.process.stdout) pipeLines(this.worker.process.stdout, process.stdout, prefix);
-    if (this.worker.process.stderr) pipeLines(this.worker.process.stderr, process.stderr, prefix);
+    const { stdout, stderr } = this.worker.process;
+    if (stdout) pipeLines(stdout, process.stdout, workerLine(logFormat, slot, this.pid, 'stdout'));
+    if (stderr) pipeLines(stderr, process.stderr, workerLine(logFormat, slot, this.pid, 'stderr'));
     // A send to a worker that just died reports EPIPE/ERR_IPC_CHANNEL_CLOSED here; its exit is handled below.
     this.worker.on('error', () => {});
 

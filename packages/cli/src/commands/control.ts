@@ -1,7 +1,17 @@
 import { existsSync } from 'node:fs';
-import { ClusterNotRunningError, controlPath, controlRequest, listControlNames, runtimeDir, type ReloadReport, type SlotStatus } from '@cluster-session/cluster';
+import {
+  ClusterNotRunningError,
+  controlPath,
+  controlRequest,
+  listControlNames,
+  runtimeDir,
+  type ControlBody,
+  type ReloadReport,
+  type ScaleReport,
+  type SlotStatus,
+} from '@cluster-session/cluster';
 import { CliUsageError } from '../errors.ts';
-import { parseFlags } from '../flags.ts';
+import { intFlag, parseFlags } from '../flags.ts';
 import { help } from '../help.ts';
 
 function socketOf(name: string | undefined): string {
@@ -37,13 +47,27 @@ function formatStatus(rows: SlotStatus[]): string {
   return lines.join('\n');
 }
 
-/** `cluster-session reload|status|stop [--name NAME]`: one command to a running primary over its control socket. */
-export async function control(command: 'reload' | 'status' | 'stop', argv: string[]): Promise<number> {
-  const { values: v } = parseFlags(argv, command === 'status' ? { name: { type: 'string' }, json: { type: 'boolean' } } : { name: { type: 'string' } });
+const FLAGS = {
+  status: { name: { type: 'string' }, json: { type: 'boolean' } },
+  reload: { name: { type: 'string' }, 'update-env': { type: 'boolean' } },
+  stop: { name: { type: 'string' } },
+  scale: { name: { type: 'string' } },
+} as const;
+
+/** `cluster-session reload|status|stop|scale [--name NAME]`: one command to a running primary over its control socket. */
+export async function control(command: 'reload' | 'status' | 'stop' | 'scale', argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseFlags(argv, FLAGS[command], command === 'scale');
   if (v.help) return help(command);
+  let body: ControlBody = {};
+  if (command === 'scale') {
+    if (positionals.length !== 1) throw new CliUsageError(`expected one worker count, got ${positionals.length}`);
+    body = { workers: intFlag('scale', positionals[0], 1, 1024)! };
+  }
+  // PM2's --update-env: the new workers start from this shell's environment, not the one the primary started with.
+  if (v['update-env']) body = { env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)) };
   const socketPath = socketOf(v.name as string | undefined);
-  // A reload takes as long as its slowest workers' boot and drain; it is bounded by readyTimeout/killTimeout there.
-  const result = await controlRequest(socketPath, command, command === 'reload' ? 3_600_000 : 30_000);
+  // A reload or a scale takes as long as its slowest workers' boot and drain; readyTimeout/killTimeout bound it there.
+  const result = await controlRequest(socketPath, command, command === 'reload' || command === 'scale' ? 3_600_000 : 30_000, body);
   if (command === 'status') {
     process.stdout.write(v.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatStatus(result as SlotStatus[])}\n`);
     return 0;
@@ -52,6 +76,12 @@ export async function control(command: 'reload' | 'status' | 'stop', argv: strin
     const r = result as ReloadReport;
     if (r.ok) process.stdout.write(`reloaded ${r.replaced.length} workers in ${r.durationMs} ms\n`);
     else process.stderr.write(`reload aborted at slot ${r.failed?.slot}: ${r.failed?.reason}; ${r.replaced.length} replaced, the old workers keep serving\n`);
+    return r.ok ? 0 : 1;
+  }
+  if (command === 'scale') {
+    const r = result as ScaleReport;
+    if (r.ok) process.stdout.write(`scaled ${r.from} -> ${r.to} workers in ${r.durationMs} ms\n`);
+    else process.stderr.write(`scale stopped at slot ${r.failed?.slot}: ${r.failed?.reason}; ${r.started.length} started\n`);
     return r.ok ? 0 : 1;
   }
   // stop: the primary answered and is draining; it removes its socket when done.

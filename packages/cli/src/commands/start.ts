@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { startCluster, type ClusterOptions } from '@cluster-session/cluster';
+import { readConfigFile } from '../config-file.ts';
 import { CliUsageError } from '../errors.ts';
 import { addressFlag, choiceFlag, intFlag, parseFlags } from '../flags.ts';
 import { help } from '../help.ts';
@@ -27,12 +29,15 @@ export async function start(argv: string[]): Promise<number> {
       'stable-after': { type: 'string' },
       policy: { type: 'string' },
       metrics: { type: 'string' },
+      'log-format': { type: 'string' },
+      config: { type: 'string' },
     },
     true,
   );
   if (v.help) return help('start');
-  if (positionals.length !== 1) throw new CliUsageError(`expected one entry file, got ${positionals.length}`);
-  const entry = positionals[0]!;
+  const file = v.config as string | undefined;
+  if (positionals.length > 1 || (positionals.length === 0 && !file)) throw new CliUsageError(`expected one entry file, got ${positionals.length}`);
+  const entry = positionals[0];
   const flag = (name: string) => v[name] as string | undefined;
   const int = (name: string, min: number, max?: number) => intFlag(name, v[name], min, max);
 
@@ -43,13 +48,13 @@ export async function start(argv: string[]): Promise<number> {
   const trusted = v['trusted-proxy'] as string[] | undefined;
   if ((v['trust-proxy'] || trusted || v.host) && !v.sticky) throw new CliUsageError('--trust-proxy, --trusted-proxy and --host only apply with --sticky');
   const backoff = { initial: int('restart-delay', 1), max: int('max-restart-delay', 1), stableAfter: int('stable-after', 1) };
-  if (!existsSync(entry)) throw new CliUsageError(`no file at ${entry}`);
+  if (entry !== undefined && !existsSync(entry)) throw new CliUsageError(`no file at ${entry}`);
 
   // Flags become startCluster() options, which validate them (a wrong one is a configuration error: exit 2).
-  const options: ClusterOptions = {
-    entry,
-    args: dash === -1 ? [] : argv.slice(dash + 1),
-    signals: true,
+  // Over a --config file, a flag given wins for its own key.
+  const flags: Partial<ClusterOptions> = {
+    ...(entry !== undefined ? { entry } : {}),
+    ...(dash !== -1 ? { args: argv.slice(dash + 1) } : {}),
     ...(instances !== undefined ? { workers: instances === 'max' ? 'max' : Number(instances) } : {}),
     ...(flag('port') !== undefined ? { port: int('port', 0, 65535)! } : {}),
     ...(v.sticky ? { sticky: { ...(v.host ? { host: v.host as string } : {}), trustProxy: trusted ?? Boolean(v['trust-proxy']) } } : {}),
@@ -64,7 +69,18 @@ export async function start(argv: string[]): Promise<number> {
       : {}),
     ...(flag('policy') !== undefined ? { schedulingPolicy: choiceFlag('policy', flag('policy'), ['rr', 'os'] as const)! } : {}),
     ...(flag('metrics') !== undefined ? { metrics: addressFlag('metrics', flag('metrics')!) } : {}),
+    ...(flag('log-format') !== undefined ? { logFormat: choiceFlag('log-format', flag('log-format'), ['text', 'json'] as const)! } : {}),
   };
+  /** The options now: the file (read again on every reload: SIGHUP, `cluster-session reload`), then the flags. */
+  const current = (): ClusterOptions => {
+    const fromFile = file ? readConfigFile(file) : {};
+    // An entry in the file is relative to the file, as a path in any configuration file is.
+    if (file && typeof fromFile.entry === 'string') fromFile.entry = path.resolve(path.dirname(file), fromFile.entry);
+    const merged = { ...fromFile, ...flags } as ClusterOptions;
+    if (merged.entry === undefined) throw new CliUsageError(`--config ${file} has no entry, and no entry file was given`);
+    return merged;
+  };
+  const options: ClusterOptions = { ...current(), signals: true, ...(file ? { reconfigure: current } : {}) };
   const cluster = await startCluster(options);
   await cluster.stopped;
   return 0;

@@ -1,0 +1,136 @@
+import sonicBoom, { type SonicBoom as Boom } from 'sonic-boom';
+
+// sonic-boom is CommonJS whose module.exports is the class: Node's ESM import gives it as the default export.
+const SonicBoom = sonicBoom as unknown as typeof Boom;
+
+/** What one answered request leaves in the access log. */
+interface AccessEntry {
+  /** Direct peer address. */
+  client: string;
+  method: string;
+  /** The request target as forwarded (path and query). */
+  path: string;
+  /** HTTP/1.x minor version. */
+  minor: number;
+  /** The status the client got; 499 when the client closed before its answer (nginx's word for it). */
+  status: number;
+  /** Bytes written to the client for this exchange, head included (nginx's $bytes_sent). */
+  bytes: number;
+  /** host:port of the instance that answered (or was last tried); '-' when none was. */
+  upstream: string;
+  /** Seconds from the request head to the end of the answer. */
+  seconds: number;
+  requestId: string;
+  /** The request's field lines (CRLF-ended), read only for Referer and User-Agent. */
+  headers: string;
+}
+
+type AccessLogFormat = 'json' | 'combined';
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const two = (n: number) => (n < 10 ? `0${n}` : String(n));
+
+/** nginx's $time_local, in UTC: `01/Dec/2026:12:18:25 +0000`. */
+function timeLocal(d: Date): string {
+  return `${two(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+}
+
+const REFERER = /(?:^|\r\n)referer:[ \t]*([^\r]*?)[ \t]*\r\n/i;
+const USER_AGENT = /(?:^|\r\n)user-agent:[ \t]*([^\r]*?)[ \t]*\r\n/i;
+
+/** One header's value from CRLF-ended field lines ('' when absent). Only runs when the access log is on. */
+function field(headers: string, re: RegExp): string {
+  return headers === '' ? '' : (re.exec(headers)?.[1] ?? '');
+}
+
+/** nginx's escaping in log_format (escape=default): `"`, `\` and bytes outside printable ASCII as \xHH. */
+function quoted(s: string): string {
+  return s.replace(/["\\\x00-\x1f\x7f-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/**
+ * The combined format nginx and Apache write, plus three fields nginx users add for a proxy: request time,
+ * upstream address and request id. The exported nginx configuration declares the same log_format (export.ts).
+ */
+function combinedLine(e: AccessEntry, now: Date): string {
+  const referer = field(e.headers, REFERER);
+  const agent = field(e.headers, USER_AGENT);
+  return (
+    `${e.client} - - [${timeLocal(now)}] "${quoted(`${e.method} ${e.path} HTTP/1.${e.minor}`)}" ${e.status} ${e.bytes} ` +
+    `"${referer ? quoted(referer) : '-'}" "${agent ? quoted(agent) : '-'}" rt=${e.seconds.toFixed(3)} ua="${e.upstream}" rid=${e.requestId || '-'}\n`
+  );
+}
+
+function jsonLine(e: AccessEntry, now: Date): string {
+  const referer = field(e.headers, REFERER);
+  const agent = field(e.headers, USER_AGENT);
+  return `${JSON.stringify({
+    time: now.toISOString(),
+    client: e.client,
+    method: e.method,
+    path: e.path,
+    protocol: `HTTP/1.${e.minor}`,
+    status: e.status,
+    bytes: e.bytes,
+    upstream: e.upstream,
+    duration: Math.round(e.seconds * 1e6) / 1e6,
+    requestId: e.requestId,
+    ...(referer ? { referer } : {}),
+    ...(agent ? { userAgent: agent } : {}),
+  })}\n`;
+}
+
+/**
+ * The access log's file (or stdout for `-`), written through sonic-boom (pino's destination): lines gather in
+ * memory and are written in batches of 4 KiB or every second, never one write per request; `reopen()` opens the
+ * path again after logrotate moved the file (SIGUSR1). At most 16 MiB wait for a stalled disk; beyond that lines
+ * are dropped and counted, rather than the balancer's memory growing without bound.
+ */
+export class AccessLog {
+  readonly path: string;
+  readonly format: AccessLogFormat;
+  dropped = 0;
+  private readonly out: Boom;
+  private readonly line: (e: AccessEntry, now: Date) => string;
+
+  constructor(path: string, format: AccessLogFormat, onError: (message: string) => void) {
+    this.path = path;
+    this.format = format;
+    this.line = format === 'json' ? jsonLine : combinedLine;
+    this.out = new SonicBoom({
+      ...(path === '-' ? { fd: 1 } : { dest: path, mkdir: true }),
+      minLength: 4096,
+      maxLength: 16 * 1024 * 1024,
+      periodicFlush: 1000,
+    });
+    this.out.on('drop', () => this.dropped++);
+    this.out.on('error', (err: Error) => onError(`access log ${path}: ${err.message}`));
+  }
+
+  write(entry: AccessEntry): void {
+    this.out.write(this.line(entry, new Date()));
+  }
+
+  /** After logrotate renamed the file: write to a new one at the same path (stdout has nothing to reopen). */
+  reopen(): void {
+    if (this.path !== '-') this.out.reopen();
+  }
+
+  /** Writes what is buffered and closes the file. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.path === '-') {
+        // stdout stays open for whoever writes after us; what is buffered goes now.
+        try {
+          this.out.flushSync();
+        } catch {
+          // a closed stdout: nothing more can be written anyway
+        }
+        return resolve();
+      }
+      this.out.once('close', () => resolve());
+      this.out.once('error', () => resolve());
+      this.out.end();
+    });
+  }
+}
