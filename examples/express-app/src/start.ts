@@ -21,6 +21,8 @@ import { claimStack, type StackLock } from './stack-lock.ts';
 import { readStackConfig, stackName, StackError, type StackConfig } from './stack-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+// server.ts here, server.js in the JavaScript starter (`npm create cluster-session` ships both variants).
+const SERVER = path.join(here, `server${path.extname(fileURLToPath(import.meta.url))}`);
 const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cli/package.json'))), 'bin', 'cluster-session.js');
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
 
   const env = { ...process.env, ...c.shared };
   for (const spec of c.instances) {
-    instances.push(startInstance(spec, { cli, entry: path.join(here, 'server.ts'), workers: c.workers, sticky: c.sticky, env }));
+    instances.push(startInstance(spec, { cli, entry: SERVER, workers: c.workers, sticky: c.sticky, env }));
   }
   lock.primaries(instances.map((i) => ({ pid: i.child.pid!, cluster: i.spec.cluster })));
   const advice = storeAdvice(c);
