@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const VERDACCIO_VERSION = '6.8.0';
 const CACHE = process.env.VERDACCIO_HOME ?? path.join(os.homedir(), '.cache', 'verdaccio');
+const NPM_CACHE = path.join(os.homedir(), '.cache', 'cluster-session-release-check', 'npm');
 
 const started = Date.now();
 const children = new Set<ChildProcess>();
@@ -97,7 +98,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const npmBin = (nodeDir: string) => path.join(nodeDir, 'npm');
+/** npm itself comes from PATH (a node prefix from the registry has only `node`); it runs on the node first on PATH. */
+const npmBin = (_nodeDir: string) => 'npm';
 
 /** Verdaccio into its cache directory (with the node-fetch override it needs here), once. */
 async function installVerdaccio(env: NodeJS.ProcessEnv): Promise<string> {
@@ -198,6 +200,10 @@ function publishOrder(): Pkg[] {
 
 async function publishAll(registry: string, env: NodeJS.ProcessEnv): Promise<Pkg[]> {
   const order = publishOrder();
+  // One build of every package first: each publish's prepack `tsc -b` then finds its dist up to date.
+  const tsc = path.join(path.dirname(fileURLToPath(import.meta.resolve('typescript/package.json'))), 'bin', 'tsc');
+  await run(process.execPath, [tsc, '-b'], { cwd: ROOT, env, timeoutMs: 300_000 });
+  log('built dist/ of every package (tsc -b)');
   // A throwaway user on the throwaway registry (what `npm adduser` does), its token in a throwaway npmrc.
   const user = await fetch(`${registry}-/user/org.couchdb.user:release-check`, {
     method: 'PUT',
@@ -227,7 +233,9 @@ async function tryStarter(nodeDir: string, registry: string, typescript: boolean
     ...process.env,
     PATH: `${nodeDir}${path.delimiter}${process.env.PATH}`,
     npm_config_registry: registry,
-    npm_config_cache: path.join(work, 'npm-cache'),
+    // A cache of its own, kept between runs (third-party tarballs hit it by integrity; ours are new each run, so
+    // never stale), except npx's installs: `create-cluster-session@latest` there would be an older build of 0.1.0.
+    npm_config_cache: NPM_CACHE,
     npm_config_audit: 'false',
     npm_config_fund: 'false',
     npm_config_update_notifier: 'false',
@@ -240,7 +248,7 @@ async function tryStarter(nodeDir: string, registry: string, typescript: boolean
   const home = fs.mkdtempSync(path.join(work, 'user-'));
   log(`${label}: npm create cluster-session@latest my-app${typescript ? ' -- --typescript' : ''} (in ${home})`);
   const created = await run(npmBin(nodeDir), ['create', 'cluster-session@latest', 'my-app', '--yes', ...(typescript ? ['--', '--typescript'] : [])], { cwd: home, env });
-  process.stdout.write(created.replace(/^/gm, '    '));
+  process.stdout.write(`${created.trimEnd().replace(/^/gm, '    ')}\n`);
   const app = path.join(home, 'my-app');
   const pkg = fs.readFileSync(path.join(app, 'package.json'), 'utf8');
   if (/conditions|workspace:|file:|link:/.test(pkg)) throw new Error(`the starter's package.json links to the repository:\n${pkg}`);
@@ -297,13 +305,33 @@ async function startAndLogin(nodeDir: string, app: string, env: NodeJS.ProcessEn
   }
   log(`${label}: POST /login 200, GET /me 200 as alice x8 through the balancer: instances ${[...instances].sort().join(',')}, ${workers.size} workers`);
   if (instances.size !== 2) throw new Error(`the balancer reached ${[...instances].join(',')} only`);
+  // Ctrl-C reaches the whole foreground group, as in a terminal: npm, the launcher, both primaries, their workers.
   process.kill(-child.pid!, 'SIGINT');
   const timer = setTimeout(() => killGroup(child), 30_000);
-  const [code] = (await exited) as [number | null];
+  const [code, signal] = (await exited) as [number | null, string | null];
   clearTimeout(timer);
   children.delete(child);
-  if (code !== 0) throw new Error(`npm start did not stop cleanly on Ctrl-C (exit ${code}):\n${output}`);
-  log(`${label}: Ctrl-C: npm start exited 0`);
+  // npm re-raises the signal its script got (so a shell sees the Ctrl-C): SIGINT is its clean end.
+  if (code !== 0 && signal !== 'SIGINT') throw new Error(`npm start did not stop cleanly on Ctrl-C (${signal ?? `exit ${code}`}):\n${output}`);
+  const left = leftovers(app);
+  if (left.length) throw new Error(`processes left after npm start stopped: ${left.join(', ')}`);
+  const sockets = fs.existsSync(path.join(app, '.run')) ? fs.readdirSync(path.join(app, '.run')).filter((f) => f.endsWith('.sock')) : [];
+  if (sockets.length) throw new Error(`control sockets left after npm start stopped: ${sockets.join(', ')}`);
+  log(`${label}: Ctrl-C: npm start ended (${signal ?? `exit ${code}`}), no process or control socket left`);
+}
+
+/** Processes still running in the app's directory (the launcher, primaries and workers all run there). */
+function leftovers(app: string): string[] {
+  const found: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd === app || cwd.startsWith(`${app}/`)) found.push(`${pid} (${fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()})`);
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
 }
 
 async function main(): Promise<void> {
@@ -316,6 +344,7 @@ async function main(): Promise<void> {
   if (nodes.length === 0) nodes.push(path.dirname(process.execPath));
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT;
+  fs.rmSync(path.join(NPM_CACHE, '_npx'), { recursive: true, force: true });
   const registry = await startRegistry(env);
   await publishAll(registry, env);
   for (const [i, nodeDir] of nodes.entries()) {
