@@ -260,9 +260,10 @@ async function tryStarter(nodeDir: string, registry: string, typescript: boolean
   }
   log(`${label}: npm test`);
   const tested = await run(npmBin(nodeDir), ['test'], { cwd: app, env, timeoutMs: 240_000 });
-  const summary = tested.split('\n').filter((l) => /^ℹ (tests|pass|fail) /.test(l));
+  // Node 24 prints the spec reporter's summary (ℹ), Node 22 TAP's (#) when the output is not a terminal.
+  const summary = tested.split('\n').filter((l) => /^(ℹ|#) (tests|pass|fail) \d+$/.test(l));
   process.stdout.write(summary.map((l) => `    ${l}\n`).join(''));
-  if (!summary.some((l) => /^ℹ fail 0$/.test(l))) throw new Error(`npm test did not report 0 failures:\n${tested}`);
+  if (!summary.some((l) => /^(ℹ|#) fail 0$/.test(l)) || summary.some((l) => /^(ℹ|#) pass 0$/.test(l))) throw new Error(`npm test did not report passes and 0 failures:\n${tested}`);
   const bin = await run(npmBin(nodeDir), ['exec', '--', 'cluster-session', '--version'], { cwd: app, env });
   log(`${label}: npx cluster-session --version: ${bin.trim()}`);
   await startAndLogin(nodeDir, app, env, label);
