@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `create-cluster-session` binary (`npm create cluster-session@latest my-app`). Published builds run
-// dist/index.js; in a source checkout (no dist) it runs src/index.ts with the `@cluster-session/source` export
+// dist/index.js; in a source checkout it runs src/index.ts with the `@cluster-session/source` export
 // condition added by a resolve hook, as the cluster-session binary does.
 import { existsSync } from 'node:fs';
 import module from 'node:module';
@@ -16,8 +16,12 @@ if (major < 22 || (major === 22 && minor < 18)) {
 }
 
 const dist = new URL('../dist/index.js', import.meta.url);
+const src = new URL('../src/index.ts', import.meta.url);
+// Installed (under node_modules, where Node will not strip types): dist. In this repository: always the sources,
+// even when a pack or the release check left a dist/ behind (a stale dist mixed with sources misbehaves).
+const checkout = !src.pathname.includes('/node_modules/') && existsSync(src);
 let create;
-if (existsSync(dist)) {
+if (!checkout && existsSync(dist)) {
   create = await import(dist.href);
 } else {
   if (!process.execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source'))) {
@@ -27,6 +31,6 @@ if (existsSync(dist)) {
       },
     });
   }
-  create = await import(new URL('../src/index.ts', import.meta.url).href);
+  create = await import(src.href);
 }
 process.exitCode = await create.main(process.argv.slice(2));
