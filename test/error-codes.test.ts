@@ -64,7 +64,7 @@ test("each code is in its package's code union, and each union lists only its pa
 test('docs/architecture.md has exactly one row per code, naming its class', () => {
   const doc = readFileSync(path.join(ROOT, 'docs', 'architecture.md'), 'utf8');
   const section = doc.slice(doc.indexOf('## Error codes'), doc.indexOf('\n## ', doc.indexOf('## Error codes') + 1));
-  const rows = [...section.matchAll(/^\| `(CS_ERR_[A-Z0-9_]+)` \| `(\w+)` \| (\w+) \|/gm)].map((m) => ({ code: m[1]!, className: m[2]!, pkg: m[3]! }));
+  const rows = [...section.matchAll(/^\| `(CS_ERR_[A-Z0-9_]+)` \| `(\w+)` \| ([\w-]+) \|/gm)].map((m) => ({ code: m[1]!, className: m[2]!, pkg: m[3]! }));
   for (const d of declared) {
     const mine = rows.filter((r) => r.code === d.code);
     assert.equal(mine.length, 1, `${d.code}: ${mine.length} rows in the error table`);

@@ -21,6 +21,8 @@ import { claimStack, type StackLock } from './stack-lock.ts';
 import { readStackConfig, stackName, StackError, type StackConfig } from './stack-config.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+// server.ts here, server.js in the JavaScript starter (`npm create cluster-session` ships both variants).
+const SERVER = path.join(here, `server${path.extname(fileURLToPath(import.meta.url))}`);
 const cli = path.join(path.dirname(fileURLToPath(import.meta.resolve('@cluster-session/cli/package.json'))), 'bin', 'cluster-session.js');
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
 
@@ -131,7 +133,8 @@ function banner(c: StackConfig): string {
     `  instances: a on :${a.port}, b on :${b.port}, ${c.workers} workers each (clusters ${a.cluster}, ${b.cluster})`,
     `  balancer : ${c.strategy}${c.tls ? ', HTTPS (TLS_CERT; Secure cookies, HSTS)' : ''}, status page http://localhost:${c.adminPort}`,
     `  metrics  : balancer http://localhost:${c.adminPort}/metrics, a http://localhost:${a.metricsPort}/metrics, b http://localhost:${b.metricsPort}/metrics`,
-    `  try      : npx cluster-session status --name ${a.cluster}`,
+    `  try      : npx cluster-session status                 (every running cluster)`,
+    `             npx cluster-session status --name ${a.cluster}`,
     `             npx cluster-session reload --name ${b.cluster}   (new workers, no request lost, still signed in)`,
     '  stop with Ctrl-C',
     '',
@@ -179,7 +182,7 @@ async function main(): Promise<void> {
 
   const env = { ...process.env, ...c.shared };
   for (const spec of c.instances) {
-    instances.push(startInstance(spec, { cli, entry: path.join(here, 'server.ts'), workers: c.workers, sticky: c.sticky, env }));
+    instances.push(startInstance(spec, { cli, entry: SERVER, workers: c.workers, sticky: c.sticky, env }));
   }
   lock.primaries(instances.map((i) => ({ pid: i.child.pid!, cluster: i.spec.cluster })));
   const advice = storeAdvice(c);

@@ -145,6 +145,7 @@ describe('npm start: ports and names', () => {
     // The banner names the clusters and the commands to use on them.
     assert.match(one.proc.output(), new RegExp(`clusters example-${p1.port}-a, example-${p1.port}-b`));
     assert.match(one.proc.output(), new RegExp(`npx cluster-session status --name example-${p1.port}-a`));
+    assert.match(one.proc.output(), /npx cluster-session status {17}\(every running cluster\)/);
     for (const p of [p1, p2]) {
       const res = await request(`http://127.0.0.1:${p.port}/login`, { method: 'POST', body: { username: 'alice', password: 'wonderland' } });
       assert.equal(res.status, 200);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `cluster-session` binary. Published builds run dist/index.js. In a source checkout (no dist) it runs
+// The `cluster-session` binary. Published builds run dist/index.js. In a source checkout it runs
 // src/index.ts in this same process, adding the `@cluster-session/source` export condition with a resolve hook so workspace
 // imports resolve to sources; no re-exec, so signals reach the primary directly. Workers get the condition
 // from the primary (startCluster adds --conditions=@cluster-session/source when running from sources).
@@ -17,8 +17,12 @@ if (major < 22 || (major === 22 && minor < 18)) {
 }
 
 const dist = new URL('../dist/index.js', import.meta.url);
+const src = new URL('../src/index.ts', import.meta.url);
+// Installed (under node_modules, where Node will not strip types): dist. In this repository: always the sources,
+// even when a pack or the release check left a dist/ behind (a stale dist mixed with sources misbehaves).
+const checkout = !src.pathname.includes('/node_modules/') && existsSync(src);
 let cli;
-if (existsSync(dist)) {
+if (!checkout && existsSync(dist)) {
   cli = await import(dist.href);
 } else {
   if (!process.execArgv.some((a) => a.startsWith('--conditions=@cluster-session/source'))) {
@@ -28,7 +32,7 @@ if (existsSync(dist)) {
       },
     });
   }
-  cli = await import(new URL('../src/index.ts', import.meta.url).href);
+  cli = await import(src.href);
 }
 const code = await cli.main(process.argv.slice(2));
 // `start` returns only after the cluster stopped; every command exits with its own code.

@@ -87,7 +87,7 @@ and per second), request latency p99 and event-loop delay p99 over the last 15-3
 
 Options:
       --json                the same as JSON, with the session store's figures
-      --name NAME           the cluster (default: the only one running)
+      --name NAME           the cluster (default: the only one running; with several, each of them)
   -h, --help                this help`,
 
   stop: () => `Usage: cluster-session stop [--name NAME]

@@ -113,6 +113,41 @@ describe('runtime failures: exit 1', () => {
   });
 });
 
+describe('several clusters', () => {
+  test('status with no name lists each; reload and stop name the choices; a stale socket is listed', { timeout: 90_000 }, async () => {
+    const own = { ...env, CLUSTER_SESSION_RUNTIME_DIR: path.join(dir, 'several') };
+    const run2 = async (args: string[]) => {
+      const proc = startNode([BIN, ...args], { env: own });
+      return { code: await proc.exited, out: proc.output() };
+    };
+    const [pa, pb] = await Promise.all([freePort(), freePort()]);
+    const a = startNode([BIN, 'start', APP, '-i', '1', '--port', String(pa), '--name', 'shop-a'], { env: own });
+    const b = startNode([BIN, 'start', APP, '-i', '2', '--port', String(pb), '--name', 'shop-b'], { env: own });
+    try {
+      await Promise.all([a.waitFor(/1\/1 workers ready/), b.waitFor(/2\/2 workers ready/)]);
+      const listed = await run2(['status']);
+      assert.equal(listed.code, 0, listed.out);
+      assert.match(listed.out, /^2 clusters \(cluster-session status --name NAME for one\):\n\ncluster shop-a: 1\/1 workers ready\nslot +pid/);
+      assert.match(listed.out, /\n\ncluster shop-b: 2\/2 workers ready\nslot +pid[^\n]*\n0 +\d+ +ready[^\n]*\n1 +\d+ +ready/);
+      const json = JSON.parse((await run2(['status', '--json'])).out) as { clusters: Array<{ name: string; slots: unknown[] }> };
+      assert.deepEqual(json.clusters.map((c) => [c.name, c.slots.length]), [['shop-a', 1], ['shop-b', 2]]);
+      for (const command of ['reload', 'stop']) {
+        const r = await run2([command]);
+        assert.equal(r.code, 2, command);
+        assert.match(r.out, new RegExp(`^cluster-session ${command}: several clusters run: shop-a, shop-b; pass one with --name, e.g. cluster-session ${command} --name shop-a`));
+      }
+      // A primary killed with SIGKILL leaves its socket: listed as not answering, the others still shown.
+      await a.stop('SIGKILL');
+      const stale = await run2(['status']);
+      assert.equal(stale.code, 0, stale.out);
+      assert.match(stale.out, /cluster shop-a: not answering \(/);
+      assert.match(stale.out, /cluster shop-b: 2\/2 workers ready/);
+    } finally {
+      await Promise.all([a.stop('SIGKILL'), b.stop('SIGTERM')]);
+    }
+  });
+});
+
 describe('balance and export', () => {
   test('balance: serves, shows the status page, and stops cleanly on SIGTERM', async () => {
     const [a, b] = await Promise.all([instance('a'), instance('b')]);

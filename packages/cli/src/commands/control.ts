@@ -14,12 +14,41 @@ import { CliUsageError } from '../errors.ts';
 import { intFlag, parseFlags } from '../flags.ts';
 import { help } from '../help.ts';
 
-function socketOf(name: string | undefined): string {
+function socketOf(command: string, name: string | undefined): string {
   if (name !== undefined) return controlPath(name);
   const names = listControlNames();
   if (names.length === 1) return controlPath(names[0]!);
   if (names.length === 0) throw new ClusterNotRunningError(`no cluster is running (no control socket in ${runtimeDir()})`);
-  throw new CliUsageError(`several clusters run (${names.join(', ')}); pass --name`);
+  throw new CliUsageError(`several clusters run: ${names.join(', ')}; pass one with --name, e.g. cluster-session ${command} --name ${names[0]}`);
+}
+
+/**
+ * `status` with no --name while several clusters run: each one's table under its name. A socket left by a
+ * killed primary is listed as not answering rather than failing the whole listing.
+ */
+type Listed = { name: string; slots: SlotStatus[] } | { name: string; error: string };
+
+async function statusOfAll(names: string[], json: boolean): Promise<number> {
+  const clusters = await Promise.all(
+    names.map(async (name): Promise<Listed> => {
+      try {
+        return { name, slots: (await controlRequest(controlPath(name), 'status', 30_000)) as SlotStatus[] };
+      } catch (err) {
+        return { name, error: (err as Error).message };
+      }
+    }),
+  );
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ clusters }, null, 2)}\n`);
+  } else {
+    const blocks = clusters.map((c) => {
+      if (!('slots' in c)) return `cluster ${c.name}: not answering (${c.error})`;
+      const ready = c.slots.filter((r) => r.state === 'ready').length;
+      return `cluster ${c.name}: ${ready}/${c.slots.length} workers ready\n${formatStatus(c.slots)}`;
+    });
+    process.stdout.write(`${clusters.length} clusters (cluster-session status --name NAME for one):\n\n${blocks.join('\n\n')}\n`);
+  }
+  return clusters.some((c) => 'slots' in c) ? 0 : 1;
 }
 
 function formatStatus(rows: SlotStatus[]): string {
@@ -58,6 +87,10 @@ const FLAGS = {
 export async function control(command: 'reload' | 'status' | 'stop' | 'scale', argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags(argv, FLAGS[command], command === 'scale');
   if (v.help) return help(command);
+  if (command === 'status' && v.name === undefined) {
+    const names = listControlNames();
+    if (names.length > 1) return statusOfAll(names, Boolean(v.json));
+  }
   let body: ControlBody = {};
   if (command === 'scale') {
     if (positionals.length !== 1) throw new CliUsageError(`expected one worker count, got ${positionals.length}`);
@@ -65,7 +98,7 @@ export async function control(command: 'reload' | 'status' | 'stop' | 'scale', a
   }
   // PM2's --update-env: the new workers start from this shell's environment, not the one the primary started with.
   if (v['update-env']) body = { env: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined)) };
-  const socketPath = socketOf(v.name as string | undefined);
+  const socketPath = socketOf(command, v.name as string | undefined);
   // A reload or a scale takes as long as its slowest workers' boot and drain; readyTimeout/killTimeout bound it there.
   const result = await controlRequest(socketPath, command, command === 'reload' || command === 'scale' ? 3_600_000 : 30_000, body);
   if (command === 'status') {
