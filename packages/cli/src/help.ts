@@ -6,11 +6,25 @@ import { runtimeDir } from '@cluster-session/cluster';
  * flag with its value and its default. `help` is printed for `cluster-session <command> --help`.
  */
 const strategies = STRATEGIES.join(' | ');
+/** The TLS and edge flags, the same for `balance` and for the nginx/HAProxy/Apache exports. */
+const EDGE = `      --tls-cert FILE       PEM certificate (chain): HTTPS on --listen (repeat with --tls-key for SNI; the
+                            first pair is the default). TLS 1.2+, ALPN http/1.1
+      --tls-key FILE        PEM private key of the --tls-cert before it
+      --hsts SECONDS        Strict-Transport-Security max-age on every answer (TLS only; default none)
+      --redirect-http PORT|HOST:PORT  plain listener answering 308 to the same host and path over HTTPS
+      --rate-limit N/s|N/m  requests per client address (token bucket); beyond: 429 with Retry-After
+      --burst N             requests above the rate a client may make at once (default twice the rate per second)
+      --trusted-proxy A     trust X-Forwarded-* only from proxy address or CIDR A (repeat); the rate limit
+                            then keys on the client address it reports
+      --compress            brotli/gzip compressible answers by Accept-Encoding (the instance's own encoding kept)
+      --max-conn-per-client N   open connections per client address, 429 beyond (0 = no cap; default
+                            a quarter of the connection limit, at most 256)
+      --max-header-count N  header fields a request may have, 431 beyond (default 100)`;
 
 const HELP = {
   main: () => `Usage: cluster-session <command> [options]
 
-Runs an app on every core (a cluster), balances several instances, and exports the same setup for nginx or HAProxy.
+Runs an app on every core (a cluster), balances several instances, and exports the same setup for nginx, HAProxy or Apache.
 
 Commands:
   start <entry>             run <entry> on N workers in the foreground (SIGHUP reloads, SIGTERM/SIGINT drain and stop)
@@ -128,19 +142,7 @@ Options:
       --access-log-format json|combined  one JSON object a line (default), or nginx's combined format plus
                             rt= (seconds), ua= (instance) and rid= (request id)
       --no-request-id       do not add X-Request-Id (by default a new UUID, or a trusted proxy's)
-      --tls-cert FILE       PEM certificate (chain): HTTPS on --listen (repeat with --tls-key for SNI; the
-                            first pair is the default). TLS 1.2+, ALPN http/1.1
-      --tls-key FILE        PEM private key of the --tls-cert before it
-      --hsts SECONDS        Strict-Transport-Security max-age on every answer (TLS only; default none)
-      --redirect-http PORT|HOST:PORT  plain listener answering 308 to the same host and path over HTTPS
-      --rate-limit N/s|N/m  requests per client address (token bucket); beyond: 429 with Retry-After
-      --burst N             requests above the rate a client may make at once (default twice the rate per second)
-      --trusted-proxy A     trust X-Forwarded-* only from proxy address or CIDR A (repeat); the rate limit
-                            then keys on the client address it reports
-      --compress            brotli/gzip compressible answers by Accept-Encoding (the instance's own encoding kept)
-      --max-conn-per-client N   open connections per client address, 429 beyond (0 = no cap; default
-                            a quarter of the connection limit, at most 256)
-      --max-header-count N  header fields a request may have, 431 beyond (default 100)
+${EDGE}
   -h, --help                this help
 
 SIGHUP also re-reads the --tls-cert/--tls-key files: new connections get the new certificate, open ones go on;
@@ -159,19 +161,7 @@ Options:
       --listen PORT|HOST:PORT   address the server should listen on (default 127.0.0.1:8080)
       --health-path PATH    health check path (default /healthz)
       --reuse shared|client keepalive pool (default), or no pool / HAProxy http-reuse never
-      --tls-cert FILE       PEM certificate (chain): HTTPS on --listen (repeat with --tls-key for SNI; the
-                            first pair is the default). TLS 1.2+, ALPN http/1.1
-      --tls-key FILE        PEM private key of the --tls-cert before it
-      --hsts SECONDS        Strict-Transport-Security max-age (TLS only; default none)
-      --redirect-http PORT|HOST:PORT  plain listener answering 308 to the same host and path over HTTPS
-      --rate-limit N/s|N/m  requests per client address (token bucket); beyond: 429 with Retry-After
-      --burst N             requests above the rate a client may make at once (default twice the rate per second)
-      --trusted-proxy A     trust X-Forwarded-* only from proxy address or CIDR A (repeat); the rate limit
-                            then keys on the client address it reports
-      --compress            brotli/gzip compressible answers by Accept-Encoding (the instance's own encoding kept)
-      --max-conn-per-client N   open connections per client address, 429 beyond (0 = no cap; default
-                            a quarter of the connection limit, at most 256)
-      --max-header-count N  header fields a request may have, 431 beyond (default 100)
+${EDGE}
       --cache               cache static assets (nginx proxy_cache, HAProxy cache) for the Cache-Control they carry
 
 Options (systemd):
