@@ -116,7 +116,10 @@ for (const [mode, optionsFor] of Object.entries(modes)) {
     // Only a request a killed worker had already taken can be lost, and its client learns it at once (a close,
     // not a hang): at most the clients in flight at each kill.
     assert.ok(t.closed <= t.kills * 4, `closed connections (${t.closed}) bounded by kills x concurrency`);
-    assert.ok(t.ok > 250, `most requests served (${t.ok})`);
+    // Most of what was answered was served (not 503): a share, not a count, since how many requests fit in the
+    // run's 8 s and how fast a killed worker comes back both depend on the machine's load.
+    const answered = t.ok + t.refused + t.closed;
+    assert.ok(t.ok >= answered / 2, `most requests served (${t.ok} of ${answered})`);
     assert.ok(alive(primary.pid), 'the primary stays up');
   });
 }
