@@ -172,13 +172,11 @@ export async function balance(argv: string[]): Promise<number> {
       }
     }));
 
-  const s = lb.status();
-  console.log(
-    `balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances)${lb.redirectUrl ? `, redirecting ${lb.redirectUrl} to HTTPS` : ''}${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`,
-  );
   // SIGHUP also re-reads the certificate files (renewal without a restart); reloadTls() logs a file it refuses.
   if (lb.url.startsWith('https:')) hooks.push({ name: 'the TLS certificates', run: () => void lb.reloadTls() });
-  await new Promise<void>((resolve) => {
+  // Signals first, the ready line after: whoever reads that line (a supervisor, a test) may signal at once, and a
+  // SIGHUP that arrives before its handler takes the default action, which ends the process.
+  const stopped = new Promise<void>((resolve) => {
     const onHup = () => void reload();
     // logrotate's postrotate (as for nginx): the access log goes on in a new file at the same path.
     const reopen = () => lb.reopenLogs();
@@ -195,6 +193,11 @@ export async function balance(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+  const s = lb.status();
+  console.log(
+    `balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances)${lb.redirectUrl ? `, redirecting ${lb.redirectUrl} to HTTPS` : ''}${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`,
+  );
+  await stopped;
   return 0;
 }
 
