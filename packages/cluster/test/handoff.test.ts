@@ -116,10 +116,12 @@ for (const [mode, optionsFor] of Object.entries(modes)) {
     // Only a request a killed worker had already taken can be lost, and its client learns it at once (a close,
     // not a hang): at most the clients in flight at each kill.
     assert.ok(t.closed <= t.kills * 4, `closed connections (${t.closed}) bounded by kills x concurrency`);
-    // Most of what was answered was served (not 503): a share, not a count, since how many requests fit in the
-    // run's 8 s and how fast a killed worker comes back both depend on the machine's load.
+    // Service goes on between the kills: a share of the answered requests, not a count, since how many requests
+    // fit in the run's 8 s and how fast a killed worker comes back both depend on the machine's load (quiet: ~490
+    // of 500 served; at load average 20+: 143 of 500, the rest honest 503s while no worker was ready). A primary
+    // that stopped handing connections to restarted workers would serve next to none.
     const answered = t.ok + t.refused + t.closed;
-    assert.ok(t.ok >= answered / 2, `most requests served (${t.ok} of ${answered})`);
+    assert.ok(t.ok >= answered / 10, `requests served between the kills (${t.ok} of ${answered})`);
     assert.ok(alive(primary.pid), 'the primary stays up');
   });
 }
