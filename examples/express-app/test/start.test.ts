@@ -37,8 +37,12 @@ interface Launch {
   result(): Promise<{ code: number | string; ms: number; out: string }>;
 }
 
-/** `npm start` as package.json runs it (node --import check-node.js start.ts), one worker per instance. */
-function launch(env: Record<string, string>, tag: { env: Record<string, string> }): Launch {
+/**
+ * `npm start` as package.json runs it (node --import check-node.js start.ts), one worker per instance. Whatever
+ * carries the tag is killed when the calling test ends, so a test that fails half-way leaves no stack running.
+ */
+function launch(env: Record<string, string>, tag: ReturnType<typeof processTag>): Launch {
+  after(() => tag.kill());
   const started = Date.now();
   const proc = startNode(['--import', CHECK, START], {
     cwd: dir,
@@ -299,11 +303,16 @@ describe('npm start: instances that do not come up', () => {
     const silent = await freePort();
     await hold(silent);
     const name = `example-${p.port}`;
-    const { code, ms, out } = await launch({ ...p.env, SESSION_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${silent}` }, tag).result();
+    const run = launch({ ...p.env, SESSION_STORE: 'redis', REDIS_URL: `redis://127.0.0.1:${silent}` }, tag);
+    await run.proc.waitFor(/workers ready/, 30_000);
+    const up = Date.now();
+    const { code, ms, out } = await run.result();
     assert.equal(code, 1, out);
     assert.match(out, new RegExp(`\\[${name}\\] waiting for instance [ab] \\(:\\d+\\): redis store at redis://127\\.0\\.0\\.1:${silent} `));
     assert.match(own(out, name).at(-2)!, /cannot start: instance [ab] is not healthy after 10 s: redis store at/);
-    assert.ok(ms < 16_000, `exited after ${ms} ms`);
+    // As for Redis unreachable: 10 s of waiting for health, then every child stopped; booting before that depends
+    // on the load (16.4 s in all was seen in CI).
+    assert.ok(Date.now() - up < 15_000, `exited ${Date.now() - up} ms after an instance was up (${ms} ms after npm start began)`);
     assertClean(tag, name);
   });
 
@@ -328,7 +337,8 @@ describe('npm start: instances that do not come up', () => {
     const lines = own(out, name);
     assert.match(lines.at(-2)!, /cannot start: instance [ab] \(cluster example-\d+-[ab]\) stopped during start \(exit code 1\)/);
     assert.equal(lines.at(-1), `[${name}] fix: see its output above for the cause`);
-    assert.ok(ms < 16_000, `exited after ${ms} ms`);
+    // As soon as the instance dies, not after the 45 s an instance gets to listen (the margin is for a loaded CI).
+    assert.ok(ms < 30_000, `exited after ${ms} ms`);
     assertClean(tag, name);
   });
 

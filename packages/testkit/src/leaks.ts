@@ -13,27 +13,39 @@ export interface ProcessTag {
   readonly env: Record<string, string>;
   /** Pids (with command lines) of live processes carrying the tag; zombies do not count. */
   leftovers(): Array<{ pid: number; command: string }>;
+  /** SIGKILL to every live process carrying the tag: the cleanup after a test that failed half-way. */
+  kill(): void;
 }
 
 export function processTag(): ProcessTag {
   const value = randomUUID();
   const needle = `${VAR}=${value}`;
+  const leftovers = () => {
+    const found: Array<{ pid: number; command: string }> = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(needle)) continue;
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        if (stat[stat.lastIndexOf(')') + 2] === 'Z') continue;
+        found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+      } catch {
+        // exited meanwhile, or not ours to read
+      }
+    }
+    return found;
+  };
   return {
     env: { [VAR]: value },
-    leftovers() {
-      const found: Array<{ pid: number; command: string }> = [];
-      for (const entry of readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry)) continue;
+    leftovers,
+    kill() {
+      for (const { pid } of leftovers()) {
         try {
-          if (!readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(needle)) continue;
-          const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-          if (stat[stat.lastIndexOf(')') + 2] === 'Z') continue;
-          found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+          process.kill(pid, 'SIGKILL');
         } catch {
-          // exited meanwhile, or not ours to read
+          // gone meanwhile
         }
       }
-      return found;
     },
   };
 }

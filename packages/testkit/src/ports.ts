@@ -1,16 +1,46 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago. Callers that bind it retry on EADDRINUSE. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The kernel's ephemeral range (ip_local_port_range): every `listen(0)` and every outgoing connection of every
+ * process on the machine takes its port from there, so a port picked in it can be taken by someone else between
+ * the pick and the bind (seen in CI: a stack's instance port, picked a moment before, was already in use).
+ * freePort() picks below it instead, where only explicit binds land.
+ */
+function ephemeralStart(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+const HIGH = Math.min(ephemeralStart(), 65536) - 1;
+const LOW = Math.max(HIGH - 12_000, 1025);
+/** Ports this process handed out: never twice, even once the test that had one closed it. */
+const given = new Set<number>();
+
+function bindable(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(host === '::' && err.code === 'EAFNOSUPPORT'));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * A TCP port free a moment ago on 127.0.0.1 and on every address (servers under test bind `::` too), outside the
+ * ephemeral range and never handed out before by this process. Two test files running at once pick at random
+ * in a range of 12,000 ports, so they meet rarely; callers that can retry on EADDRINUSE still should.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
+    if (given.has(port)) continue;
+    given.add(port);
+    if ((await bindable(port, '127.0.0.1')) && (await bindable(port, '::'))) return port;
+  }
+  throw new Error(`no free port found between ${LOW} and ${HIGH}`);
 }
 
 /** Resolves once something accepts TCP connections on host:port, rejects after `timeoutMs`. */

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
+import { killTree } from './tree.ts';
 
 export interface Proc {
   readonly child: ChildProcess;
@@ -14,8 +15,11 @@ export interface Proc {
 }
 
 const live = new Set<ChildProcess>();
+// A test that fails half-way leaves what it started running. The test runner exits the file's process when its
+// tests are done (--test-force-exit), and this takes the whole tree with it: a launcher's primaries and their
+// workers hold the file's stdout too, and would keep the runner waiting for it to close.
 process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
+  for (const child of live) if (child.pid !== undefined) killTree(child.pid);
 });
 
 export interface ProcessOptions extends SpawnOptions {
@@ -47,13 +51,15 @@ export function startProcess(command: string, args: readonly string[], options: 
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
+  let gone = false;
   const exited = once(child, 'exit').then(([code, signal]) => {
     live.delete(child);
+    // Before the waiters run: a waitFor() on a process that exits without printing its pattern rejects now,
+    // not when its timeout ends.
+    gone = true;
     for (const w of waiters) w();
     return (code ?? signal) as number | string;
   });
-  let gone = false;
-  void exited.then(() => (gone = true));
 
   return {
     child,

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { startMongo, startRedis } from '@cluster-session/testkit';
+import { freePort, processTag, startMongo, startNode, startRedis, until } from '@cluster-session/testkit';
 
 function redisCommand(port: number, ...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -71,4 +72,33 @@ test('until resolves with the first truthy value, retries through throws, and na
   let calls = 0;
   assert.equal(await until('after a throw', () => (calls++ === 0 ? Promise.reject(new Error('not yet')) : 7)), 7);
   await assert.rejects(until('never', () => false, 100), /never: not reached within 100 ms/);
+});
+
+test('freePort: below the ephemeral range, never the same port twice in a process, bindable on 127.0.0.1 and ::', async () => {
+  const ephemeral = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  const ports = await Promise.all(Array.from({ length: 50 }, () => freePort()));
+  assert.equal(new Set(ports).size, ports.length, 'all different');
+  for (const port of ports) assert.ok(port > 1024 && port < ephemeral, `${port} is below ${ephemeral}`);
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(ports[0], '::', resolve));
+  server.close();
+});
+
+test('waitFor on a process that exits without printing the pattern rejects at its exit, not at the timeout', async () => {
+  const proc = startNode(['-e', 'console.log("bye")']);
+  const started = Date.now();
+  await assert.rejects(proc.waitFor(/never printed/, 30_000), /exited before printing \/never printed\/; output:\nbye/);
+  assert.ok(Date.now() - started < 20_000, 'rejected once the process was gone');
+});
+
+test('processTag: kill() takes every tagged process, however deep, even reparented', async () => {
+  const tag = processTag();
+  // A parent that starts a detached grandchild and exits: the grandchild is reparented and still tagged.
+  const script = `require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' }).unref(); console.log('started')`;
+  const parent = startNode(['-e', script], { env: { ...process.env, ...tag.env } });
+  await parent.waitFor(/started/);
+  await parent.exited;
+  await until('the reparented grandchild', () => tag.leftovers().length === 1);
+  tag.kill();
+  await until('no tagged process left', () => tag.leftovers().length === 0);
 });
