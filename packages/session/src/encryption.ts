@@ -65,25 +65,30 @@ function sealer(keys: Keys, userKey: string) {
     sealed[SEALED] = ['v1', keys.current.id, iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
     return sealed as SessionData;
   };
-  /** Opens a loaded session in place; false when it cannot be opened (unknown key, tampered). Unsealed data: as is. */
-  const open = (sid: string, stored: SessionData): boolean => {
-    const bag = stored as unknown as Bag;
-    const sealed = bag[SEALED];
-    if (sealed === undefined) return true; // written before encryption was turned on: read, sealed at its next save
+  /**
+   * A loaded session opened: a copy with the sealed data in the clear (the object a store returns may be one it
+   * keeps, a custom store's cache, so it is not changed). Unsealed data comes back as is; null when it cannot be
+   * opened (unknown key, tampered).
+   */
+  const open = (sid: string, stored: SessionData): SessionData | null => {
+    const sealed = (stored as unknown as Bag)[SEALED];
+    if (sealed === undefined) return stored; // written before encryption was turned on: read, sealed at its next save
     const [v, id, iv, ct, tag, extra] = typeof sealed === 'string' ? sealed.split('.') : [];
     const key = id ? keys.byId.get(id) : undefined;
-    if (v !== 'v1' || !key || !iv || ct === undefined || !tag || extra !== undefined) return false;
+    if (v !== 'v1' || !key || !iv || ct === undefined || !tag || extra !== undefined) return null;
+    let rest: Bag;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(Buffer.from(sid));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-      const rest = JSON.parse(Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString()) as Bag;
-      delete bag[SEALED];
-      for (const [k, value] of Object.entries(rest)) if (k !== 'cookie' && k !== userKey) bag[k] = value;
-      return true;
+      rest = JSON.parse(Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString()) as Bag;
     } catch {
-      return false;
+      return null;
     }
+    const bag = storeCopy(stored);
+    delete bag[SEALED];
+    for (const [k, value] of Object.entries(rest)) if (k !== 'cookie' && k !== userKey) bag[k] = value;
+    return bag;
   };
   return { seal, open };
 }
@@ -99,7 +104,9 @@ export function encryptStore(handle: StoreHandle, config: ResolvedConfig): void 
   const store = handle.store as Store & Bag;
   let warned = false;
   const opened = (sid: string, data: SessionData | null | undefined) => {
-    if (!data || open(sid, data)) return data;
+    if (!data) return data;
+    const out = open(sid, data);
+    if (out) return out;
     if (!warned) {
       warned = true;
       config.logger.warn('cluster-session: a stored session could not be decrypted (unknown key id or altered); treating it as no session (logged once)');

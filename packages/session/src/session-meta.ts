@@ -98,12 +98,13 @@ export function storeMeta(handle: StoreHandle): void {
     get(sid, (err, data) => {
       if (err) return cb(err);
       const bag = data as unknown as Bag | null | undefined;
-      if (bag && META in bag) {
-        const m = bag[META] as SessionMeta | undefined;
-        delete bag[META];
-        if (m && typeof m === 'object' && typeof m.c === 'number') metas.set(bag, m);
-      }
-      cb(null, data);
+      if (!bag || !(META in bag)) return cb(null, data);
+      // A copy without the key: the object a store returns may be one it keeps (a custom store's cache).
+      const live = storeCopy(bag);
+      const m = live[META] as SessionMeta | undefined;
+      delete live[META];
+      if (m && typeof m === 'object' && typeof m.c === 'number') metas.set(live, m);
+      cb(null, live);
     });
   const createSession = store.createSession.bind(store);
   store.createSession = (req, sess) => {

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import express from 'express';
-import { MemoryStore, type SessionData } from 'express-session';
+import { MemoryStore, Store, type SessionData } from 'express-session';
 import { client, request } from '@cluster-session/testkit';
 import { clusterSession, type SessionConfigInput } from '@cluster-session/session';
 
@@ -116,6 +116,39 @@ test('JWT mode on a custom Store instance: a logged-out token is revoked there',
     assert.deepEqual(replay.json, { user: null });
     const ids = await new Promise<Record<string, unknown>>((r) => store.all((_e, all) => r((all ?? {}) as Record<string, unknown>)));
     assert.ok(Object.keys(ids).some((id) => id.startsWith('cs-deny:')), 'the deny-list entry is a record of that store');
+  } finally {
+    await app.close();
+  }
+});
+
+/** A store that keeps the very objects it is given and hands the same object back on every get (a cache). */
+class ObjectStore extends Store {
+  readonly held = new Map<string, SessionData>();
+  override get(sid: string, cb: (err: unknown, s?: SessionData | null) => void): void {
+    setImmediate(() => cb(null, this.held.get(sid) ?? null));
+  }
+  override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void): void {
+    this.held.set(sid, sess);
+    setImmediate(() => cb?.());
+  }
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.held.delete(sid);
+    setImmediate(() => cb?.());
+  }
+}
+
+test("a store that returns the objects it keeps: loading a session leaves the store's object as stored (sealed, with its record)", async () => {
+  const store = new ObjectStore();
+  const app = await start({ store, encryptionKeys: [`k1:${randomBytes(32).toString('base64url')}`] });
+  try {
+    const c = client(app.url);
+    await c.get('/set?u=ann');
+    const [stored] = [...store.held.values()];
+    const before = JSON.stringify(stored);
+    assert.match(before, /"~enc":"v1\./, 'stored sealed');
+    assert.doesNotMatch(before, /"~cs"/, 'the record is inside the seal');
+    for (let i = 0; i < 3; i++) assert.deepEqual((await c.get('/me')).json, { user: 'ann' });
+    assert.equal(JSON.stringify([...store.held.values()][0]), before, 'not opened in place: still sealed, nothing added');
   } finally {
     await app.close();
   }
