@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { client as httpClient, sleep, startMongo, startRedis, type Client, type MongoServer, type RedisServer } from '@cluster-session/testkit';
+import { client as httpClient, sleep, type Client } from '@cluster-session/testkit';
+import { modes } from './support/modes.ts';
 import { login, startStack, type Stack } from './support/stack.ts';
 
 const HOPS = 200;
@@ -65,27 +66,7 @@ async function allReady(stack: Stack, timeoutMs = 30_000) {
   }
 }
 
-const MODES: Array<{ name: string; env: () => Promise<Record<string, string>>; cleanup?: () => Promise<void> }> = [];
-let redis: RedisServer | undefined;
-let mongo: MongoServer | undefined;
-MODES.push({ name: 'sqlite store', env: async () => ({ SESSION_STORE: 'sqlite' }) });
-MODES.push({
-  name: 'redis store',
-  env: async () => {
-    redis = await startRedis();
-    return { SESSION_STORE: 'redis', REDIS_URL: redis.url };
-  },
-  cleanup: async () => redis?.close(),
-});
-MODES.push({
-  name: 'mongo store',
-  env: async () => {
-    mongo = await startMongo();
-    return { SESSION_STORE: 'mongo', MONGO_URL: mongo.url };
-  },
-  cleanup: async () => mongo?.close(),
-});
-MODES.push({ name: 'jwt mode', env: async () => ({ SESSION_MODE: 'jwt' }) });
+const MODES = modes('sqlite', 'redis', 'mongo', 'jwt');
 
 for (const mode of MODES) {
   describe(`e2e through the balancer: ${mode.name}`, { concurrency: false }, () => {
@@ -102,7 +83,7 @@ for (const mode of MODES) {
     });
     after(async () => {
       await stack?.close();
-      await mode.cleanup?.();
+      await mode.cleanup();
       console.log(`# ${mode.name}: ${JSON.stringify(report)}`);
     });
 

@@ -6,23 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { request, startRedis, type RedisServer } from '@cluster-session/testkit';
+import { request } from '@cluster-session/testkit';
+import { modes } from './support/modes.ts';
 import { startStack, type Stack } from './support/stack.ts';
 
 const ATTEMPTS = 30;
 const MAX = 5;
 
-const MODES: Array<{ name: string; env: () => Promise<Record<string, string>>; cleanup?: () => Promise<void> }> = [];
-let redis: RedisServer | undefined;
-MODES.push({ name: 'sqlite store', env: async () => ({ SESSION_STORE: 'sqlite' }) });
-MODES.push({
-  name: 'redis store',
-  env: async () => {
-    redis = await startRedis();
-    return { SESSION_STORE: 'redis', REDIS_URL: redis.url };
-  },
-  cleanup: async () => redis?.close(),
-});
+const MODES = modes('sqlite', 'redis');
 
 for (const mode of MODES) {
   describe(`login throttle across 2 instances × 2 workers: ${mode.name}`, { concurrency: false }, () => {
@@ -32,7 +23,7 @@ for (const mode of MODES) {
     });
     after(async () => {
       await stack?.close();
-      await mode.cleanup?.();
+      await mode.cleanup();
     });
 
     test(`${ATTEMPTS} wrong passwords: throttled after ${MAX} whichever worker answers; other accounts still sign in`, async (t) => {

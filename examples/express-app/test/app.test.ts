@@ -2,20 +2,17 @@
  * The example app's HTTP contract (ARCHITECTURE.md), over real HTTP, on a real Redis it can stop and restart.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { cookieHeader, needs, request, startRedis, type RedisServer } from '@cluster-session/testkit';
 import { PassThrough } from 'node:stream';
-import { createApp } from '../src/app.ts';
+import { serveApp, type Served } from './support/serve.ts';
 import { createLogger } from '../src/logger.ts';
 
 const skip = needs('redis-server');
 
 describe('example app HTTP contract', { skip }, () => {
   let redis: RedisServer;
-  let server: Server;
-  let app: ReturnType<typeof createApp>;
+  let served: Served;
   let url: string;
   // The app's pino lines, as LOG_FORMAT=json writes them.
   const logged: Array<Record<string, any>> = [];
@@ -30,18 +27,15 @@ describe('example app HTTP contract', { skip }, () => {
   before(async () => {
     // AOF on: the outage test restarts Redis and expects the logins made before it (as Redis in production keeps them).
     redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-    app = createApp({
+    served = await serveApp({
       instance: 'test',
       session: { store: { type: 'redis', url: redis.url }, secret: 'example-app-test-secret-0123456789' },
       logger: createLogger({ LOG_FORMAT: 'json', LOG_LEVEL: 'info' }, logOut),
     });
-    server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    url = served.url;
   });
   after(async () => {
-    server?.close();
-    await app?.sessions.close();
+    await served?.close();
     await redis?.close();
   });
 

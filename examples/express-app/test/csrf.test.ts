@@ -5,13 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cookieHeader, request } from '@cluster-session/testkit';
-import { createApp } from '../src/app.ts';
+import { serveApp, type Served } from './support/serve.ts';
 
 const SECRET = 'csrf-test-secret-0123456789-abcdefghij';
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
@@ -19,23 +17,19 @@ const tokenOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1]
 
 for (const mode of ['store', 'jwt'] as const) {
   describe(`csrf in the starter: ${mode} mode`, () => {
-    let server: Server;
-    let app: ReturnType<typeof createApp>;
+    let served: Served;
     let url: string;
     const dir = mkdtempSync(path.join(tmpdir(), 'cs-csrf-'));
 
     before(async () => {
-      app = createApp({
+      served = await serveApp({
         instance: 'csrf',
         session: { mode, store: { type: 'sqlite', path: path.join(dir, 's.sqlite') }, secret: SECRET, ...(mode === 'jwt' ? { jwt: { secret: SECRET } } : {}) },
       });
-      server = app.listen(0, '127.0.0.1');
-      await new Promise((r) => server.once('listening', r));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      url = served.url;
     });
     after(async () => {
-      server?.close();
-      await app?.sessions.close();
+      await served?.close();
       rmSync(dir, { recursive: true, force: true });
     });
 

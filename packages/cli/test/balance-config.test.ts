@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { freePort, request, sleep, startNode } from '@cluster-session/testkit';
+import { freePort, request, sleep, startNode, steadyLoad } from '@cluster-session/testkit';
 
 const BIN = new URL('../bin/cluster-session.js', import.meta.url).pathname;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-balance-config-'));
@@ -34,29 +34,6 @@ async function instance(name: string): Promise<Inst> {
   return inst;
 }
 
-/** Keep-alive clients that stop only when told: every answer that is not 200 from an instance is a failure. */
-function loadUntilStopped(url: string, clients: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const failures: string[] = [];
-  let ok = 0;
-  let going = true;
-  const loops = Array.from({ length: clients }, async () => {
-    while (going) {
-      const r = await request(url, { agent }).catch((err: Error) => ({ status: 0, body: err.message }));
-      if (r.status === 200) ok++;
-      else failures.push(`${r.status} ${r.body.slice(0, 100)}`);
-    }
-  });
-  return {
-    async stop() {
-      going = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ok, failures };
-    },
-  };
-}
-
 describe('balance --config and SIGHUP', () => {
   test('SIGHUP under load: upstreams added and removed, strategy changed, an invalid file refused; 0 failed', async () => {
     const [a, b, c] = await Promise.all([instance('a'), instance('b'), instance('c')]);
@@ -71,7 +48,7 @@ describe('balance --config and SIGHUP', () => {
     await proc.waitFor(/balancer listening on .*\(round-robin, 2 instances\)/);
     const base = `http://127.0.0.1:${port}`;
 
-    const load = loadUntilStopped(`${base}/`, 8);
+    const load = steadyLoad(`${base}/`, 8);
     await sleep(700);
     // Add c, take a out, change the strategy.
     writeFileSync(file, config([b, c], 'least-conn'));

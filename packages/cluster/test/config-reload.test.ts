@@ -2,43 +2,15 @@
 // under a load that never stops: the figure that matters is 0 failed requests, and that the workers see the
 // new values.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { freePort, sleep } from '@cluster-session/testkit';
+import { freePort, sleep, steadyLoad } from '@cluster-session/testkit';
 import { cli, FIXTURES, get, runCli, scratch } from './helpers.ts';
 
 const s = scratch();
 after(() => s.cleanup());
-
-/** Keep-alive clients sending until stopped; anything but a 200 (or a lost request) is a failure. */
-function steadyLoad(url: string, clients: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-  const failures: string[] = [];
-  let ok = 0;
-  let going = true;
-  const loops = Array.from({ length: clients }, async () => {
-    while (going) {
-      try {
-        const r = await get(url, { agent });
-        if (r.status === 200) ok++;
-        else failures.push(`status ${r.status}`);
-      } catch (err) {
-        failures.push((err as Error).message);
-      }
-    }
-  });
-  return {
-    async stop() {
-      going = false;
-      await Promise.all(loops);
-      agent.destroy();
-      return { ok, failures };
-    },
-  };
-}
 
 /** What the workers say on fresh connections (each may land on another worker): the set of values seen. */
 async function seen(port: number, name: string, tries = 12): Promise<Set<string | null>> {

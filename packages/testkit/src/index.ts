@@ -19,3 +19,4 @@ export { needs, oldNode, which } from './binaries.ts';
 export { chromiumOptions } from './browser.ts';
 export { startPrometheus, type PrometheusOptions, type PrometheusServer, type PromAlert, type PromSample } from './prometheus.ts';
 export { testCA, type TestCA, type TestCert } from './certs.ts';
+export { steadyLoad, type SteadyLoad } from './steady-load.ts';
