@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { storeCopy } from './serializer.ts';
+import { storeCopy } from './side.ts';
 import type { StoreHandle } from './stores/types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;

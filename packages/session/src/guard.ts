@@ -5,13 +5,14 @@ import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { budgetOf } from './budget.ts';
 import { loadedOf, setLoaded } from './serializer.ts';
+import { slot } from './side.ts';
 import type { StoreHandle } from './stores/types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
-/** What this request's session looked like when loaded or last saved, by session (a WeakMap: sessions stay plain). */
-const states = new WeakMap<object, SessionState>();
-export const hasState = (sess: object): boolean => states.has(sess);
+/** What this request's session looked like when loaded or last saved, beside the session (side.ts: sessions stay plain). */
+const states = slot<SessionState>('state');
+export const hasState = (sess: object): boolean => states.get(sess) !== undefined;
 
 interface SessionState {
   id: string;

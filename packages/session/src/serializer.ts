@@ -1,33 +1,19 @@
 import type { SessionData } from 'express-session';
 import type { Logger } from './config.ts';
+import { slot } from './side.ts';
 
 const warned = new WeakSet<Logger>();
 
 /**
  * The stored text a session was loaded from, by session object. A store's touch compares against it so that
- * rewriting the stored expiry can never overwrite a newer save or bring back a destroyed session. A WeakMap, not
- * a key on the session: a loaded session is a plain object, as express-session's stores give it (issue #15).
+ * rewriting the stored expiry can never overwrite a newer save or bring back a destroyed session. Kept beside the
+ * session (side.ts): a loaded session is a plain object, as express-session's stores give it (issue #15).
  */
-const loadedText = new WeakMap<object, string>();
-export const loadedOf = (sess: object): string | undefined => loadedText.get(originOf(sess));
+const loadedText = slot<string>('loaded');
+export const loadedOf = (sess: object): string | undefined => loadedText.get(sess);
 export function setLoaded(sess: object, text: string | undefined): void {
-  if (text === undefined) loadedText.delete(originOf(sess));
-  else loadedText.set(originOf(sess), text);
-}
-
-/**
- * Layers between the request guard and a store (session-meta.ts, encryption.ts) hand the store a copy of the
- * session with their keys added or sealed, never the live `req.session` changed for the length of the call:
- * express-session hashes `req.session` for its "modified?" test while a touch is in flight, and the app may read
- * it then. What stores keep by session object (the loaded text above, Redis's index stamp) is keyed by the session
- * the copy was made from, so it is the same whichever layer's copy a store sees.
- */
-const origins = new WeakMap<object, object>();
-export const originOf = (sess: object): object => origins.get(sess) ?? sess;
-export function storeCopy<T extends object>(sess: T): T & Record<string, unknown> {
-  const copy = { ...sess } as T & Record<string, unknown>;
-  origins.set(copy, originOf(sess));
-  return copy;
+  if (text === undefined) loadedText.delete(sess);
+  else loadedText.set(sess, text);
 }
 
 /**

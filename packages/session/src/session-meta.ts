@@ -3,7 +3,7 @@ import type { Request } from 'express';
 import type { SessionData, Store } from 'express-session';
 import type { StoreHandle } from './stores/types.ts';
 import type { ResolvedConfig } from './config.ts';
-import { storeCopy } from './serializer.ts';
+import { slot, storeCopy } from './side.ts';
 
 /**
  * What a session records about itself for listSessions() and the absolute lifetime, under one key of the stored
@@ -13,10 +13,10 @@ import { storeCopy } from './serializer.ts';
  */
 const META = '~cs';
 /**
- * Where the live session keeps it: beside the object, not on it, so `req.session` shows the app only its own keys
- * (no symbol either: a loaded session is plain, as under express-session).
+ * Where the live session keeps it: beside the object, not on it (side.ts), so `req.session` shows the app only its
+ * own keys (no symbol either: a loaded session is plain, as under express-session).
  */
-const metas = new WeakMap<object, SessionMeta>();
+const metas = slot<SessionMeta>('meta');
 
 interface SessionMeta {
   /** ms since epoch the session began. */
@@ -93,14 +93,16 @@ type Cb = (err?: unknown, data?: any) => void;
  */
 export function storeMeta(handle: StoreHandle): void {
   const store = handle.store as Store & Bag;
+  // The built-in stores parse a new object for every get; a custom store may hand back one it keeps (a cache).
+  const kept = handle.name === 'custom';
   const get = store.get.bind(store);
   store.get = (sid: string, cb: Cb) =>
     get(sid, (err, data) => {
       if (err) return cb(err);
       const bag = data as unknown as Bag | null | undefined;
       if (!bag || !(META in bag)) return cb(null, data);
-      // A copy without the key: the object a store returns may be one it keeps (a custom store's cache).
-      const live = storeCopy(bag);
+      // The key comes off a copy when the object may be the store's own.
+      const live = kept ? storeCopy(bag) : bag;
       const m = live[META] as SessionMeta | undefined;
       delete live[META];
       if (m && typeof m === 'object' && typeof m.c === 'number') metas.set(live, m);

@@ -2,7 +2,8 @@ import { RedisStore } from 'connect-redis';
 import type { SessionData } from 'express-session';
 import type { Logger } from '../config.ts';
 import { ConfigError } from '../errors.ts';
-import { loadedOf, originOf, parseSession, setLoaded, userOf, expiresAt } from '../serializer.ts';
+import { loadedOf, parseSession, setLoaded, userOf, expiresAt } from '../serializer.ts';
+import { slot } from '../side.ts';
 import { denyKey, rawRedis, userIndexKey, type RawRedis } from './redis-client.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
@@ -30,12 +31,12 @@ interface IndexStamp {
   exp: number;
 }
 const STAMP = '~idx';
-/** By session object (a WeakMap: the session stays plain and set() never adds a key to the caller's object). */
-const stamps = new WeakMap<object, IndexStamp | Omit<IndexStamp, 'sid'>>();
-const stampOf = (sess: object) => stamps.get(originOf(sess));
+/** Beside the session object (side.ts: the session stays plain and set() never adds a key to the caller's object). */
+const stamps = slot<IndexStamp | Omit<IndexStamp, 'sid'>>('stamp');
+const stampOf = (sess: object) => stamps.get(sess);
 function setStamp(sess: object, stamp: IndexStamp | Omit<IndexStamp, 'sid'> | undefined): void {
-  if (stamp) stamps.set(originOf(sess), stamp);
-  else stamps.delete(originOf(sess));
+  if (stamp) stamps.set(sess, stamp);
+  else stamps.delete(sess);
 }
 
 function stringify(sess: SessionData): string {
