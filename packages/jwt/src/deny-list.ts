@@ -4,7 +4,8 @@
  */
 export interface DenyList {
   add(jti: string, expiresAtMs: number): Promise<void>;
-  has(jti: string): Promise<boolean>;
+  /** A list that knows at once (a view kept in memory) may answer without a promise: no timer is set for it then. */
+  has(jti: string): Promise<boolean> | boolean;
 }
 
 export interface MemoryDenyList extends DenyList {

@@ -25,6 +25,15 @@ const NON_ASCII = /[^\x00-\x7f]/;
 const FORBIDDEN_HEADERS = ['jwk', 'jku', 'x5u', 'x5c'] as const;
 /** Protected-header segments that passed every header check, by segment text: the checks are pure functions of it. */
 const HEADER_CACHE_LIMIT = 64;
+/**
+ * Tokens whose signature matched, by their whole text, with their claims set as text: a client sends the same token
+ * on every request until it is re-issued, and the HMAC (with its base64url and UTF-8 decoding) was the largest step
+ * of a request in JWT mode. Only what is a pure function of the token's bytes and the ring is remembered; the
+ * claims are parsed anew (so no request can change another's data) and checked against the clock on every use, so
+ * expiry takes effect at once, and revocation is checked by the caller after this, as before. Bounded: the oldest
+ * entry goes first.
+ */
+const VERIFIED_CACHE_LIMIT = 4096;
 
 const malformed = (why: string) => new JwtInvalidError('malformed', why);
 const claimFailed = (why: string) => new JwtInvalidError('claim', why);
@@ -40,16 +49,26 @@ function decodeSegment(value: string): Uint8Array {
   }
 }
 
-function parseJson(bytes: Uint8Array, what: string): Record<string, unknown> {
+function decodeText(bytes: Uint8Array, what: string): string {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw malformed(`the ${what} is not a JSON object`);
+  }
+}
+
+function parseJsonText(text: string, what: string): Record<string, unknown> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(strictDecoder.decode(bytes));
+    parsed = JSON.parse(text);
   } catch {
     throw malformed(`the ${what} is not a JSON object`);
   }
   if (!isPlainObject(parsed)) throw malformed(`the ${what} is not a JSON object`);
   return parsed;
 }
+
+const parseJson = (bytes: Uint8Array, what: string) => parseJsonText(decodeText(bytes, what), what);
 
 interface HeaderVerdict {
   key: KeyObject;
@@ -97,7 +116,11 @@ export function createHs256Verifier(keys: ReadonlyMap<string, KeyObject>): (toke
     return { key, kid, b64 };
   }
 
+  const verified = new Map<string, { claims: string; kid: string }>();
+
   return function verifyHs256(token, o) {
+    const known = verified.get(token);
+    if (known !== undefined) return { payload: checkClaimsSet(parseJsonText(known.claims, 'claims set'), o), kid: known.kid };
     const parts = token.split('.');
     if (parts.length !== 3) throw malformed('not a compact JWS');
     const [h, p, s] = parts as [string, string, string];
@@ -116,7 +139,12 @@ export function createHs256Verifier(keys: ReadonlyMap<string, KeyObject>): (toke
     if (signature.length !== mac.length || !timingSafeEqual(signature, mac))
       throw new JwtInvalidError('signature', 'the signature (or encryption tag) does not match');
     if (!verdict.b64) throw malformed('JWTs must not use an unencoded payload');
-    return { payload: checkClaimsSet(parseJson(decodeSegment(p), 'claims set'), o), kid: verdict.kid };
+    const text = decodeText(decodeSegment(p), 'claims set');
+    const payload = checkClaimsSet(parseJsonText(text, 'claims set'), o);
+    // Remembered once it passed as a whole: a token refused for its claims (expired, say) is checked in full again.
+    if (verified.size >= VERIFIED_CACHE_LIMIT) verified.delete(verified.keys().next().value!);
+    verified.set(token, { claims: text, kid: verdict.kid });
+    return { payload, kid: verdict.kid };
   };
 }
 

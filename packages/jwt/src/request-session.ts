@@ -29,7 +29,9 @@ export type Transport = 'cookie' | 'bearer';
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 /** Bounds a deny-list call: a store that hangs or fails must turn into a 503, never a hung request or a 500. */
-export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+export function bounded<T>(work: Promise<T> | T, ms: number, what: string): Promise<T> | T {
+  // An answer already there (a deny-list view in memory): nothing to wait for, so no timer on the request's path.
+  if (!(work instanceof Promise)) return work;
   return deadline(work, ms, () => new JwtDenyListUnavailableError(`deny list did not answer ${what} within ${ms} ms`)).catch((err: unknown) => {
     throw err instanceof JwtDenyListUnavailableError ? err : new JwtDenyListUnavailableError(`deny list failed on ${what}`, { cause: err });
   });

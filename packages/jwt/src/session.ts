@@ -157,9 +157,11 @@ export { stateOf };
 
 /** The session's data as JSON, without its `cookie` (the token's claims; express-session's hash leaves it out too). */
 export function sessionJson(session: JwtSession): string {
-  return JSON.stringify(session, function (this: unknown, key: string, value: unknown) {
-    return this === session && key === 'cookie' ? undefined : value;
-  });
+  // Key by key rather than a replacer: JSON.stringify would call the replacer for every value at every depth, and
+  // read `cookie` (a getter building the cookie view) only to drop it.
+  const data: Record<string, unknown> = {};
+  for (const key of Object.keys(session)) if (key !== 'cookie') data[key] = (session as unknown as Record<string, unknown>)[key];
+  return JSON.stringify(data);
 }
 
 /** Copies claims onto a session as plain data properties, skipping names the session or the token own. */

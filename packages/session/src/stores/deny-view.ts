@@ -58,7 +58,8 @@ export function denyListView(list: DenyList, feed: DenyFeed, pollMs = VIEW_POLL_
       await list.add(jti, expiresAtMs);
       entries.set(jti, Math.max(expiresAtMs, entries.get(jti) ?? 0));
     },
-    async has(jti) {
+    // Not async: while the view is fresh the answer is known at once, and a promise would cost the request a timer.
+    has(jti) {
       const now = Date.now();
       if (now - freshAt > staleMs) return list.has(jti);
       const until = entries.get(jti);

@@ -44,7 +44,7 @@ export function createDenyList(config: ResolvedConfig): DenyList {
     deadline(work, config.storeTimeout, () => new StoreUnavailableError(`${s.type} deny list ${what} did not answer within ${config.storeTimeout} ms`));
   const exact: DenyList = {
     add: (jti, exp) => bounded(list.add(jti, exp), 'add'),
-    has: (jti) => bounded(list.has(jti), 'has'),
+    has: (jti) => bounded(Promise.resolve(list.has(jti)), 'has'),
     close: () => list.close(),
   };
   if (!isFeed(list)) return exact;

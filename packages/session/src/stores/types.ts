@@ -29,7 +29,8 @@ export const alwaysUp = { isUp: () => true, whenUp: async () => true };
 /** Revoked token ids (JWT `jti`), each remembered until its token would have expired anyway. */
 export interface DenyList {
   add(jti: string, expiresAtMs: number): Promise<void>;
-  has(jti: string): Promise<boolean>;
+  /** A view kept in memory answers without a promise (no timer for the request); a store lookup with one. */
+  has(jti: string): Promise<boolean> | boolean;
   close(): Promise<void>;
 }
 
