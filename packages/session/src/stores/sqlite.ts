@@ -69,6 +69,27 @@ async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
  * The embedded store on node:sqlite: one file shared by every process of the host. Each write is one statement
  * (atomic on its own), so concurrent writers need no explicit transaction; last write wins per session, as on Redis.
  */
+interface QueuedSave {
+  sid: string;
+  json: string;
+  expires: number;
+  user: string | null;
+  cb: Cb | undefined;
+}
+
+/** Each save's callback, on its own: one that throws must not keep the rest of the batch from their answers. */
+function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknown): void {
+  batch.forEach((w, i) => {
+    try {
+      w.cb?.(errorOf(i));
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  });
+}
+
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
   private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'deleteUser' | 'deleteExpired1', StatementSync>;
@@ -80,6 +101,11 @@ export class SqliteStore extends Store {
   private readonly logger: Logger;
   private readonly timeoutMs: number;
   private readonly table: string;
+  /** Saves made in this turn of the event loop, not written yet. */
+  private queued: QueuedSave[] | null = null;
+  private readonly queuedIds = new Set<string>();
+  /** The last batch of saves, while it is being written or waits for the write lock. */
+  private writing: Promise<void> | null = null;
 
   constructor(file: string, opts: { table: string; ttl: number; userKey: string; logger: Logger; timeoutMs: number }) {
     super();
@@ -135,10 +161,60 @@ export class SqliteStore extends Store {
     this.timer.unref();
   }
 
-  private run<T>(cb: Cb | undefined, fn: () => T): Promise<T> {
-    const p = retry(fn, this.timeoutMs);
+  /**
+   * Every statement after the saves queued before it that it could see (drain()): those of its session id, or all
+   * of them for a statement over many rows (`sid` undefined). A get of one session does not end the batch of
+   * another's saves, or no batch would ever hold more than one. In order even while a batch waits for the lock.
+   */
+  private run<T>(cb: Cb | undefined, fn: () => T, sid?: string): Promise<T> {
+    if (this.queued !== null && (sid === undefined || this.queuedIds.has(sid))) this.drain();
+    const p = this.writing ? this.writing.then(() => retry(fn, this.timeoutMs)) : retry(fn, this.timeoutMs);
     if (cb) p.then((v) => cb(null, v), (e) => cb(e));
     return p;
+  }
+
+  /**
+   * Writes the queued saves in one transaction: one write lock and one WAL commit for all of them, not one or two
+   * per save (a save whose expiry moved tries the data-only UPDATE, then the upsert). Synchronous unless the lock is
+   * held by another process: then the batch retries, and later statements wait for it (`writing`).
+   */
+  private drain(): void {
+    const batch = this.queued;
+    if (batch === null) return;
+    this.queued = null;
+    this.queuedIds.clear();
+    const errors: unknown[] = new Array(batch.length);
+    const write = () => this.writeBatch(batch, errors);
+    const written = this.writing ? this.writing.then(() => retry(write, this.timeoutMs)) : retry(write, this.timeoutMs);
+    const settled = written.then(
+      () => answerEach(batch, (i) => errors[i] ?? null),
+      (err: unknown) => answerEach(batch, () => err),
+    );
+    const tracked: Promise<void> = settled.then(() => {
+      if (this.writing === tracked) this.writing = null;
+    });
+    this.writing = tracked;
+  }
+
+  private writeBatch(batch: readonly QueuedSave[], errors: unknown[]): void {
+    this.db.exec('BEGIN IMMEDIATE');
+    let committed = false;
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        const w = batch[i]!;
+        try {
+          if (Number(this.q.setData.run(w.json, w.sid, w.expires, w.user).changes) === 0) this.q.set.run(w.sid, w.json, w.expires, w.user);
+          errors[i] = undefined;
+        } catch (err) {
+          if (isBusy(err)) throw err; // the whole batch again, from BEGIN
+          errors[i] = err; // this save only: the statement was rolled back, the others stand
+        }
+      }
+      this.db.exec('COMMIT');
+      committed = true;
+    } finally {
+      if (!committed && this.db.isTransaction) this.db.exec('ROLLBACK');
+    }
   }
 
   override get(sid: string, cb: Cb): void {
@@ -156,16 +232,24 @@ export class SqliteStore extends Store {
         return null;
       }
       return parseSession(row.sess, this.logger);
-    }).catch(() => {});
+    }, sid).catch(() => {});
   }
 
+  /** Queued, and written with the other saves of this turn of the event loop in one transaction (drain()). */
   override set(sid: string, sess: SessionData, cb?: Cb): void {
-    void this.run(cb, () => {
-      const json = JSON.stringify(sess);
-      const expires = expiresAt(sess, this.ttl);
-      const user = userOf(sess, this.userKey) ?? null;
-      if (Number(this.q.setData.run(json, sid, expires, user).changes) === 0) this.q.set.run(sid, json, expires, user);
-    }).catch(() => {});
+    let save: QueuedSave;
+    try {
+      save = { sid, json: JSON.stringify(sess), expires: expiresAt(sess, this.ttl), user: userOf(sess, this.userKey) ?? null, cb };
+    } catch (err) {
+      if (cb) setImmediate(cb, err); // a session JSON cannot hold (a BigInt, a cycle): this save fails, as a store's would
+      return;
+    }
+    if (this.queued === null) {
+      this.queued = [];
+      setImmediate(() => this.drain());
+    }
+    this.queued.push(save);
+    this.queuedIds.add(sid);
   }
 
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
@@ -173,13 +257,13 @@ export class SqliteStore extends Store {
       const expires = expiresAt(sess, this.ttl);
       if (sess.cookie?.expires) this.q.touchCookie.run(expires, new Date(expires).toISOString(), sid, Date.now());
       else this.q.touch.run(expires, sid, Date.now());
-    }).catch(() => {});
+    }, sid).catch(() => {});
   }
 
   override destroy(sid: string, cb?: Cb): void {
     void this.run(cb, () => {
       this.q.destroy.run(sid);
-    }).catch(() => {});
+    }, sid).catch(() => {});
   }
 
   ids(cb: Cb): void {
@@ -236,20 +320,21 @@ export class SqliteStore extends Store {
   }
 
   listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
-    return retry(() => {
+    return this.run(undefined, () => {
       const rows = this.db.prepare(`SELECT sid, sess FROM ${this.table} WHERE user = ? AND expires > ?`).all(userId, Date.now()) as Array<{ sid: string; sess: string }>;
       return rows.flatMap((r) => {
         const sess = parseSession(r.sess, this.logger);
         return sess ? [{ sid: r.sid, sess }] : [];
       });
-    }, this.timeoutMs);
+    });
   }
 
   destroyUser(userId: string): Promise<number> {
-    return retry(() => Number(this.q.deleteUser.run(userId, Date.now()).changes), this.timeoutMs);
+    return this.run(undefined, () => Number(this.q.deleteUser.run(userId, Date.now()).changes));
   }
 
   close(): void {
+    this.drain(); // the saves of this turn still go in
     clearInterval(this.timer);
     if (this.db.isOpen) this.db.close();
   }
