@@ -16,6 +16,7 @@ const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
   'balancer-many': () => import('./scenarios/balancer-many.ts'),
   session: () => import('./scenarios/session.ts'),
+  'session-scale': () => import('./scenarios/session-scale.ts'),
   'sqlite-store': () => import('./scenarios/sqlite-store.ts'),
   jwt: () => import('./scenarios/jwt.ts'),
   'jwt-crypto': () => import('./scenarios/jwt-crypto.ts'),

@@ -12,6 +12,8 @@ export interface LoadOptions {
    * (it keys on the first request of each connection) although every connection comes from 127.0.0.1.
    */
   varyForwardedFor?: boolean;
+  /** A Cookie header picked at random for every request (many clients, each with its own login); wrk only. */
+  cookies?: readonly string[];
   /** Force a generator; by default wrk when installed (lower client overhead), else autocannon from npm. */
   tool?: 'wrk' | 'autocannon';
 }
@@ -59,11 +61,15 @@ const toMs = (value: string, unit: string) => Number(value) * ({ us: 0.001, ms: 
 async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
   const args = ['-t', '1', '-c', String(o.connections), '-d', `${o.durationSec}s`, '--latency', '--timeout', '10s'];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
-  if ((o.method && o.method !== 'GET') || o.varyForwardedFor) {
+  if ((o.method && o.method !== 'GET') || o.varyForwardedFor || o.cookies) {
     // wrk sets method, body and per-request headers from a Lua script.
     let lua = `wrk.method = ${JSON.stringify(o.method ?? 'GET')}\n${o.body ? `wrk.body = ${JSON.stringify(o.body)}\n` : ''}`;
     if (o.varyForwardedFor) {
       lua += 'request = function()\n  wrk.headers["X-Forwarded-For"] = "10." .. math.random(0, 255) .. "." .. math.random(0, 255) .. "." .. math.random(1, 254)\n  return wrk.format()\nend\n';
+    } else if (o.cookies) {
+      // Cookie values are base64url, dots and '=': nothing a Lua string literal must escape but the quote itself.
+      lua += `local cookies = {${o.cookies.map((c) => JSON.stringify(c)).join(',')}}\n`;
+      lua += 'request = function()\n  wrk.headers["Cookie"] = cookies[math.random(#cookies)]\n  return wrk.format()\nend\n';
     }
     const file = `/tmp/cs-bench-${process.pid}.lua`;
     (await import('node:fs')).writeFileSync(file, lua);
@@ -88,6 +94,7 @@ async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
 }
 
 async function autocannon(url: string, o: LoadOptions): Promise<LoadResult> {
+  if (o.cookies) throw new Error('a cookie per request needs wrk (apt-get install wrk)');
   const bin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
   const args = [bin, '--json', '-c', String(o.connections), '-d', String(o.durationSec), '-t', '10'];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
