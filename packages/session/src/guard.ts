@@ -31,6 +31,17 @@ function dataJson(sess: object): string {
   return JSON.stringify(rest);
 }
 
+/**
+ * Bytes of JSON.stringify(sess), from the data's JSON made for the dirty check and the cookie's own: the session is
+ * not serialized a second time only to be measured. The key order does not change a length.
+ */
+function storedSize(sess: SessionData, json: string): number {
+  const cookie = (sess as { cookie?: unknown }).cookie === undefined ? undefined : JSON.stringify(sess.cookie);
+  if (typeof cookie !== 'string') return Buffer.byteLength(json);
+  // '{"cookie":' + C + (',' + the data's members when there are some) + '}'
+  return Buffer.byteLength(json) + Buffer.byteLength(cookie) + (json === '{}' ? 9 : 10);
+}
+
 const cookieExpiry = (sess: SessionData) => (sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : undefined);
 
 export function markState(sess: SessionData, id: string, saved: boolean, fresh = false): void {
@@ -123,7 +134,7 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
     const st = states.get(sess);
     const json = dataJson(sess);
     if (st?.saved && st.id === sid && st.json === json) return void cb?.(null);
-    const size = Buffer.byteLength(JSON.stringify(sess));
+    const size = storedSize(sess, json);
     if (size > config.maxSessionBytes) return void cb?.(new SessionTooLargeError(size, config.maxSessionBytes));
     call('set', set, [sid, sess], (err, v) => {
       if (!err) states.set(sess, { id: sid, json, expires: cookieExpiry(sess), saved: true });

@@ -199,3 +199,44 @@ describe('clusterSession middleware over HTTP', () => {
     await assert.rejects(logout(req), NoSessionError);
   });
 });
+
+describe('maxSessionBytes: the limit is the stored JSON, to the byte', () => {
+  const limit = 600;
+  let server: ReturnType<express.Express['listen']>;
+  let url: string;
+  const sessions = clusterSession({ store: 'memory', secret: SECRET, logger: quiet, maxSessionBytes: limit });
+  before(async () => {
+    const a = express();
+    a.use(sessions);
+    // Pads the session so that JSON.stringify(req.session) takes exactly `to` bytes, with `ch` as the padding.
+    a.get('/fill', (req, res) => {
+      const s = req.session as unknown as Record<string, unknown>;
+      const ch = String(req.query.ch ?? 'x');
+      s.note = 'été ✓';
+      s.pad = '';
+      const base = Buffer.byteLength(JSON.stringify(req.session));
+      const need = Number(req.query.to) - base;
+      s.pad = ch.repeat(Math.floor(need / Buffer.byteLength(ch))) + 'x'.repeat(need % Buffer.byteLength(ch));
+      res.json({ bytes: Buffer.byteLength(JSON.stringify(req.session)) });
+    });
+    a.use(sessions.errorHandler);
+    server = a.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.close();
+    await sessions.close();
+  });
+
+  for (const ch of ['x', 'é', '✓']) {
+    it(`padding with ${JSON.stringify(ch)}: ${limit} bytes are saved, ${limit + 1} are refused with 413`, async () => {
+      const at = await request(`${url}/fill?to=${limit}&ch=${encodeURIComponent(ch)}`);
+      assert.equal(at.status, 200, at.body);
+      assert.ok(setCookie(at), 'saved: a cookie was set');
+      const over = await request(`${url}/fill?to=${limit + 1}&ch=${encodeURIComponent(ch)}`);
+      assert.equal(over.status, 413, over.body);
+      assert.equal(over.json.limit, limit);
+    });
+  }
+});
