@@ -15,8 +15,15 @@ export interface HeldResponse {
   unguarded<T>(fn: () => T): T;
 }
 
-/** Per response: whether it is held now. Installed once, as wrappers that read it (see heldResponse). */
+/** Per response: whether it is held now, and what its wrapped members were. Installed once (see install). */
 const kHold = Symbol('cluster-session.held');
+interface HoldState {
+  held: boolean;
+  /** The member each wrapper stands for, as the response resolved it when the wrappers went in. */
+  readonly before: Record<string, (...args: unknown[]) => unknown>;
+  readonly sent: PropertyDescriptor | undefined;
+}
+type Held = ServerResponse & { [kHold]: HoldState };
 
 /** The property as the response resolves it (own, or from its prototype chain). */
 function descriptorOf(obj: object, name: string): PropertyDescriptor | undefined {
@@ -27,40 +34,49 @@ function descriptorOf(obj: object, name: string): PropertyDescriptor | undefined
   return undefined;
 }
 
-/**
- * Wraps the response's header methods, write, end and headersSent once, each reading one flag. Flipping the flag
- * is all a hold and a release do: defining and then deleting own properties on every save (the first way of doing
- * this) switched every response object that saved a session to dictionary mode, and with it every property access
- * of the rest of its life, a cost a CPU profile put at 18 µs of a Redis save.
- */
-function install(res: ServerResponse): { held: boolean } {
-  const state = { held: false };
-  Object.defineProperty(res, kHold, { value: state });
-  const bag = res as unknown as Record<string, unknown>;
-  for (const name of HEADER_METHODS) {
-    const original = bag[name];
-    if (typeof original !== 'function') continue;
-    bag[name] = function (this: unknown, ...args: unknown[]) {
-      if (state.held) throw headersSentError();
-      return original.apply(this, args);
-    };
-  }
-  // A write or end after the held end: express-session drops the second end the same way (returns false).
-  const write = res.write;
-  bag.write = function (this: ServerResponse, ...args: unknown[]) {
-    return state.held ? false : (write as (...a: unknown[]) => boolean).apply(this, args);
-  };
-  const end = res.end;
-  bag.end = function (this: ServerResponse, ...args: unknown[]) {
-    return state.held ? res : (end as (...a: unknown[]) => ServerResponse).apply(this, args);
-  };
-  const sent = descriptorOf(res, 'headersSent');
-  Object.defineProperty(res, 'headersSent', {
-    configurable: true,
-    get(this: ServerResponse) {
-      return state.held || Boolean(sent?.get ? sent.get.call(this) : sent?.value);
+// The wrappers are shared by every response (no closures per response): each finds its response's state on `this`.
+const headerWrappers = Object.fromEntries(
+  HEADER_METHODS.map((name) => [
+    name,
+    function (this: Held, ...args: unknown[]) {
+      const st = this[kHold];
+      if (st.held) throw headersSentError();
+      return st.before[name]!.apply(this, args);
     },
-  });
+  ]),
+) as Record<string, (...args: unknown[]) => unknown>;
+// A write or end after the held end: express-session drops the second end the same way (returns false).
+function heldWrite(this: Held, ...args: unknown[]) {
+  const st = this[kHold];
+  return st.held ? false : st.before.write!.apply(this, args);
+}
+function heldEnd(this: Held, ...args: unknown[]) {
+  const st = this[kHold];
+  return st.held ? this : st.before.end!.apply(this, args);
+}
+function heldHeadersSent(this: Held): boolean {
+  const st = this[kHold];
+  return st.held || Boolean(st.sent?.get ? st.sent.get.call(this) : st.sent?.value);
+}
+
+/**
+ * Puts the wrappers on the response once; a hold and a release then only flip `held`. Defining and deleting own
+ * properties on every save (the first way of doing this) switched every response object that saved a session to
+ * dictionary mode, and with it every property access of the rest of its life (18 µs of a Redis save in a CPU
+ * profile).
+ */
+function install(res: ServerResponse): HoldState {
+  const bag = res as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const before: Record<string, (...args: unknown[]) => unknown> = {};
+  for (const name of HEADER_METHODS) if (typeof bag[name] === 'function') before[name] = bag[name];
+  before.write = bag.write!;
+  before.end = bag.end!;
+  const state: HoldState = { held: false, before, sent: descriptorOf(res, 'headersSent') };
+  Object.defineProperty(res, kHold, { value: state });
+  for (const name of HEADER_METHODS) if (before[name]) bag[name] = headerWrappers[name]!;
+  bag.write = heldWrite;
+  bag.end = heldEnd;
+  Object.defineProperty(res, 'headersSent', { configurable: true, get: heldHeadersSent });
   return state;
 }
 
@@ -73,7 +89,7 @@ function install(res: ServerResponse): { held: boolean } {
  * Methods assigned after the hold began (as the JWT middleware reassigns write and end) are the caller's own.
  */
 export function heldResponse(res: ServerResponse): HeldResponse {
-  const state = (res as unknown as Record<symbol, { held: boolean } | undefined>)[kHold] ?? install(res);
+  const state = (res as Partial<Held>)[kHold] ?? install(res);
   state.held = true;
   return {
     release() {
