@@ -4,6 +4,7 @@ import type { SessionData, Store } from 'express-session';
 import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { budgetOf } from './budget.ts';
+import { Deadlines } from './deadlines.ts';
 import { loadedOf, setLoaded } from './serializer.ts';
 import { slot } from './side.ts';
 import type { StoreHandle } from './stores/types.ts';
@@ -73,6 +74,8 @@ function classify(err: unknown, storeName: string, op: string): unknown {
 export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   const store = handle.store as Store & Record<string, unknown>;
   const timeout = config.storeTimeout;
+  // A step that overruns is answered within a tenth of storeTimeout of its deadline (5 to 50 ms).
+  const deadlines = new Deadlines(Math.min(50, Math.max(5, Math.floor(timeout / 10))));
 
   /**
    * One store step, bounded by what is left of its request's store budget (see budget.ts), or by `storeTimeout`
@@ -84,11 +87,11 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
     const started = Date.now();
     const t0 = performance.now();
     let done = false;
-    let timer: NodeJS.Timeout | undefined;
+    let due: ReturnType<Deadlines['add']> | undefined;
     const finish = (err?: unknown, value?: unknown) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
+      if (due !== undefined) deadlines.cancel(due);
       budget?.charge(Date.now() - started);
       if (err && op === 'touch' && /unable to find the session to touch/i.test(String((err as Error).message))) err = undefined;
       // For whoever measures the store (the cluster's worker side): core's channels.ts.
@@ -103,9 +106,8 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       const err = new StoreUnavailableError(`${handle.name} store: the request's storeTimeout (${timeout} ms) was spent before ${op}`);
       return void setImmediate(() => finish(err));
     }
-    timer = setTimeout(
-      () => finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within the request's storeTimeout (${timeout} ms; ${limit} ms were left)`)),
-      limit,
+    due = deadlines.add(started + limit, () =>
+      finish(new StoreUnavailableError(`${handle.name} store did not answer ${op} within the request's storeTimeout (${timeout} ms; ${limit} ms were left)`)),
     );
     const invoke = () => {
       if (done) return;
