@@ -166,11 +166,13 @@ describe('fault suite through the balancer (redis store)', { skip: needs('redis-
     assert.equal(back.healthy, true, 'the restarted instance is back in rotation');
   });
 
-  test('SIGKILL a random serving worker every 500 ms for 20 s: 0 failed, 0 lost', async () => {
+  test('SIGKILL a random serving worker every 500 ms until 20 are killed: 0 failed, 0 lost', async () => {
     let kills = 0;
     const tally = await underLoad('worker kill storm', async () => {
-      const end = Date.now() + 20_000;
-      while (Date.now() < end) {
+      // 20 kills, however long the restarts take (a tick finds no candidate while an instance has one serving
+      // worker): a fixed 20 s gave 29 kills on one run and 19 on a slower machine, the same storm either way.
+      const end = Date.now() + 60_000;
+      while (kills < 20 && Date.now() < end) {
         await sleep(500);
         // Any serving worker, except the last one an instance was just seen with: killing every worker of every
         // instance at once is an outage, which no retry can hide, not a worker dying.
@@ -190,7 +192,7 @@ describe('fault suite through the balancer (redis store)', { skip: needs('redis-
       }
     }, 2_000);
     console.log(`# worker kill storm: ${kills} workers killed`);
-    // A floor that proves the storm happened: a kill in most 500 ms ticks (some find no instance with two serving workers).
+    // The storm happened: 20 serving workers killed within the minute.
     assert.ok(kills >= 20, `${kills} kills`);
     assert.equal(tally.lost, 0);
     assert.equal(tally.failed, 0, JSON.stringify(tally.statuses));
