@@ -9,7 +9,7 @@ const HEADER_METHODS = ['setHeader', 'appendHeader', 'removeHeader', 'writeHead'
 
 /** A response made to look sent while its first answer is held (see heldResponse). */
 export interface HeldResponse {
-  /** Puts the response back as it was (idempotent). */
+  /** Lets the response go on as before (idempotent): the wrappers stay, passing every call through. */
   release(): void;
   /** Runs `fn` with the response unguarded (the holder's own header work), then guards it again. */
   unguarded<T>(fn: () => T): T;
