@@ -65,10 +65,6 @@ async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
   }
 }
 
-/**
- * The embedded store on node:sqlite: one file shared by every process of the host. Each write is one statement
- * (atomic on its own), so concurrent writers need no explicit transaction; last write wins per session, as on Redis.
- */
 interface QueuedSave {
   sid: string;
   json: string;
@@ -90,6 +86,11 @@ function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknow
   });
 }
 
+/**
+ * The embedded store on node:sqlite: one file shared by every process of the host. The saves of one turn of the
+ * event loop are written in one transaction (drain()); every other write is one statement, atomic on its own; last
+ * write wins per session, as on Redis.
+ */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
   private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'deleteUser' | 'deleteExpired1', StatementSync>;
@@ -168,7 +169,7 @@ export class SqliteStore extends Store {
    */
   private run<T>(cb: Cb | undefined, fn: () => T, sid?: string): Promise<T> {
     if (this.queued !== null && (sid === undefined || this.queuedIds.has(sid))) this.drain();
-    const p = this.writing ? this.writing.then(() => retry(fn, this.timeoutMs)) : retry(fn, this.timeoutMs);
+    const p = this.afterWriting(fn);
     if (cb) p.then((v) => cb(null, v), (e) => cb(e));
     return p;
   }
@@ -185,7 +186,7 @@ export class SqliteStore extends Store {
     this.queuedIds.clear();
     const errors: unknown[] = new Array(batch.length);
     const write = () => this.writeBatch(batch, errors);
-    const written = this.writing ? this.writing.then(() => retry(write, this.timeoutMs)) : retry(write, this.timeoutMs);
+    const written = this.afterWriting(write);
     const settled = written.then(
       () => answerEach(batch, (i) => errors[i] ?? null),
       (err: unknown) => answerEach(batch, () => err),
@@ -194,6 +195,11 @@ export class SqliteStore extends Store {
       if (this.writing === tracked) this.writing = null;
     });
     this.writing = tracked;
+  }
+
+  /** `fn` with busy retries, once the batch being written (if any) has settled: statements keep their order. */
+  private afterWriting<T>(fn: () => T): Promise<T> {
+    return this.writing ? this.writing.then(() => retry(fn, this.timeoutMs)) : retry(fn, this.timeoutMs);
   }
 
   private writeBatch(batch: readonly QueuedSave[], errors: unknown[]): void {
