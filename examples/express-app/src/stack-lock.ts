@@ -4,6 +4,7 @@
  * was killed (SIGKILL, a crashed terminal) and left its instances running: those are stopped and replaced.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { controlPath, controlRequest, runtimeDir } from '@cluster-session/cluster';
 import { StackError, type StackConfig } from './stack-config.ts';
@@ -21,7 +22,8 @@ interface Record_ {
 export interface StackLock {
   /** Records the instance primaries once spawned, so a later start can clean up after a killed one. */
   primaries(list: Array<{ pid: number; cluster: string }>): void;
-  release(): void;
+  /** Drops the record, and the control socket of any instance primary that is gone without removing its own. */
+  release(): Promise<void>;
 }
 
 const file = (name: string) => path.join(runtimeDir(), `${name}.stack.json`);
@@ -78,8 +80,29 @@ export async function claimStack(config: StackConfig, log: (line: string) => voi
       record.primaries = list;
       write(config.name, record);
     },
-    release() {
+    async release() {
+      // A primary removes its socket on every way out it sees; one killed (SIGKILL after the stop timeout, or a
+      // stop signal in the instant its socket came up) leaves it. The name was claimed for this stack above, so a
+      // socket nobody listens on is that primary's: removed, so nothing of the stack is left behind.
+      for (const p of record.primaries) {
+        const socket = controlPath(p.cluster);
+        if (isAlive(p.pid) || !fs.existsSync(socket) || !(await refused(socket))) continue;
+        fs.rmSync(socket, { force: true });
+        log(`removed the control socket ${socket} that instance ${p.cluster} (pid ${p.pid}) left`);
+      }
       if (read(config.name)?.pid === process.pid) fs.rmSync(file(config.name), { force: true });
     },
   };
+}
+
+/** True when nothing listens on the unix socket: the connection is refused (a live primary accepts, however slow). */
+function refused(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(socket);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT'));
+  });
 }

@@ -42,7 +42,7 @@ function stop(code: number): Promise<never> {
   stopping ??= (async () => {
     await Promise.race([balancer?.close(1_000), new Promise((r) => setTimeout(r, 2_000))]);
     await Promise.all(instances.map((i) => i.stop(7_000)));
-    lock?.release();
+    await lock?.release();
     process.exit(code);
   })();
   return stopping;

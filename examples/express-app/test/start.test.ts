@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,10 +62,10 @@ function launch(env: Record<string, string>, tag: ReturnType<typeof processTag>)
 const own = (out: string, name: string) => out.split('\n').filter((l) => l.startsWith(`[${name}] `));
 
 /** No process left, no control socket or stack record left in the runtime directory. */
-function assertClean(tag: ReturnType<typeof processTag>, name: string): void {
-  assert.deepEqual(tag.leftovers(), [], 'no process left behind');
+function assertClean(tag: ReturnType<typeof processTag>, name: string, out = ''): void {
+  assert.deepEqual(tag.leftovers(), [], `no process left behind\n${out}`);
   const left = existsSync(runtime) ? readdirSync(runtime).filter((f) => f.startsWith(`${name}`)) : [];
-  assert.deepEqual(left, [], 'no control socket or stack record left');
+  assert.deepEqual(left, [], `no control socket or stack record left\n${out}`);
 }
 
 /** A TCP listener the test holds, to take a port (or to be a store that accepts and never answers). */
@@ -202,6 +202,25 @@ describe('npm start: ports and names', () => {
     assert.equal((await request(`http://127.0.0.1:${p.port}/healthz`)).status, 200);
     assert.equal(await second.proc.stop('SIGTERM', 20_000), 0);
     assertClean(tag, name);
+  });
+
+  test('an instance primary SIGKILLed while the stack runs: said, the rest stopped, exit 1, its control socket removed', async () => {
+    const tag = processTag();
+    const p = await ports();
+    const name = `example-${p.port}`;
+    const run = launch(p.env, tag);
+    await run.proc.waitFor(/is ready: open/, 60_000);
+    const record = JSON.parse(readFileSync(path.join(runtime, `${name}.stack.json`), 'utf8')) as { primaries: Array<{ pid: number; cluster: string }> };
+    const b = record.primaries.find((x) => x.cluster === `${name}-b`)!;
+    const socket = path.join(runtime, `${name}-b.sock`);
+    assert.ok(existsSync(socket), 'the primary listens on its control socket');
+    // SIGKILL: the primary cannot remove its socket; its workers notice the lost primary and exit on their own.
+    process.kill(b.pid, 'SIGKILL');
+    const { code, out } = await run.result();
+    assert.equal(code, 1, out);
+    assert.match(out, new RegExp(`\\[${name}\\] instance b \\(cluster ${name}-b\\) stopped \\(SIGKILL\\); stopping the stack`));
+    assert.match(out, new RegExp(`\\[${name}\\] removed the control socket ${socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} that instance ${name}-b \\(pid ${b.pid}\\) left`));
+    assertClean(tag, name, out);
   });
 });
 
@@ -356,7 +375,7 @@ describe('npm start: instances that do not come up', () => {
     assert.match(out, new RegExp(`\\[${name}\\] SIGINT during start: stopping everything it started`));
     assert.doesNotMatch(out, /cannot start/, 'an interruption is not reported as a failure');
     assert.ok(Date.now() - interrupted < 10_000, `stopped ${Date.now() - interrupted} ms after Ctrl-C`);
-    assertClean(tag, name);
+    assertClean(tag, name, out);
   });
 });
 
