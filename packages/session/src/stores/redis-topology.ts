@@ -10,6 +10,10 @@ import { watchSentinels } from './sentinel-watch.ts';
  */
 export function failFastOptions(storeTimeout: number): Ioredis.RedisOptions {
   return {
+    // The commands of one event-loop turn go out in one write (ioredis auto-pipelining): with many requests in
+    // flight each one otherwise paid a socket write per command. Bench session, Redis /hit: 186-196 µs CPU per
+    // request without, 131-150 with (the same run, alternating).
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
@@ -66,6 +70,8 @@ function clusterOptions(t: Extract<RedisTarget, { kind: 'cluster' }>, storeTimeo
     ...(user.redisOptions as Ioredis.RedisOptions | undefined),
   };
   return {
+    // As failFastOptions: one write per node for the commands of one event-loop turn.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     retryDelayOnFailover: 100,
     retryDelayOnClusterDown: 100,
