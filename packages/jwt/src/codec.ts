@@ -3,7 +3,19 @@ import type { webcrypto } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt, type JWTPayload } from 'jose';
 import { JwtConfigError, JwtInvalidError } from './errors.ts';
 import { kidForSecret, MIN_SECRET_BYTES } from './keys.ts';
-import { checkClaims, checkHeader, keysOf, plainSignerOf, toInvalid, verifierOf, verifyOptions, type KeyRing, type VerifiedToken, type VerifyOptions } from './ring.ts';
+import {
+  checkClaims,
+  checkHeader,
+  keysOf,
+  plainSignerOf,
+  syncVerifierOf,
+  toInvalid,
+  verifierOf,
+  verifyOptions,
+  type KeyRing,
+  type VerifiedToken,
+  type VerifyOptions,
+} from './ring.ts';
 
 type WebCryptoKey = webcrypto.CryptoKey;
 
@@ -18,6 +30,8 @@ export interface TokenCodec {
   readonly encrypted: boolean;
   encode(claims: JWTPayload & { iat: number; exp: number; jti: string }): Promise<string>;
   decode(token: string): Promise<VerifiedToken>;
+  /** decode() without a promise, when the keys allow it (an all-HMAC ring, not encrypted): throws where it rejects. */
+  readonly decodeSync?: (token: string) => VerifiedToken;
 }
 
 interface CodecOptions extends VerifyOptions {
@@ -65,11 +79,13 @@ export function createCodec(ring: KeyRing, options: CodecOptions = {}): TokenCod
   if (!options.encrypt) {
     if (ring.signingKid === undefined) throw new JwtConfigError('keys: the first key has no private key or secret, so sessions cannot be signed.');
     const verify = verifierOf(ring);
+    const verifySync = syncVerifierOf(ring);
     const sign = plainSignerOf(ring);
     return {
       encrypted: false,
       encode: (claims) => sign(claims, { issuer, audience }),
       decode: (token) => verify(token, o),
+      ...(verifySync && { decodeSync: (token: string) => verifySync(token, o) }),
     };
   }
 

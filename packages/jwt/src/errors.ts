@@ -26,7 +26,7 @@ export class JwtConfigError extends JwtError {
 
 /**
  * A token was refused. `reason` is a short stable word (expired, signature, kid, alg, header, claim, malformed,
- * too_large, revoked, max_age) for logs and metrics; the middleware turns it into a logged-out request, never a 500.
+ * too_large, revoked) for logs and metrics; the middleware turns it into a logged-out request, never a 500.
  */
 export class JwtInvalidError extends JwtError {
   static override readonly code = 'CS_ERR_JWT_INVALID';

@@ -21,24 +21,41 @@ function findToken(req: IncomingMessage, o: ResolvedOptions): { transport: Trans
   return { transport: 'cookie', token: readCookie(req, o.cookie.name) || undefined };
 }
 
-/** Verifies a token into a session, or undefined when it is refused for any reason (the request is logged out). */
-async function load(token: string | undefined, o: ResolvedOptions): Promise<VerifiedToken | undefined> {
+/**
+ * Verifies a token into a session, or undefined when it is refused for any reason (the request is logged out).
+ * Without a promise when nothing asks for one (an HMAC ring and a deny list that answers from memory): the common
+ * request then reaches the app in the same turn, with no microtask hops and no promise allocated for it.
+ */
+function load(token: string | undefined, o: ResolvedOptions): Promise<VerifiedToken | undefined> | VerifiedToken | undefined {
   if (token === undefined) return undefined;
+  const { decodeSync } = o.codec;
+  if (!decodeSync) return o.codec.decode(token).then((v) => admit(v, o), refused);
   let verified: VerifiedToken;
   try {
-    verified = await o.codec.decode(token);
-    const { payload } = verified;
-    const iat0 = typeof payload.iat0 === 'number' ? payload.iat0 : payload.iat;
-    const now = Date.now() / 1000;
-    const maxAge = Math.max(o.maxAge, typeof payload.ttl === 'number' ? payload.ttl : 0); // a remember-me session lives its ttl
-    if (iat0 > now + o.clockTolerance || now > iat0 + maxAge + o.clockTolerance)
-      throw new JwtInvalidError('max_age', 'the session is past its absolute maximum age');
+    verified = decodeSync(token);
   } catch (err) {
-    if (err instanceof JwtInvalidError) return undefined;
-    throw err;
+    return refused(err);
   }
-  if (o.denyList && (await bounded(o.denyList.has(verified.payload.jti), o.denyListTimeout, 'has'))) return undefined;
-  return verified;
+  return admit(verified, o);
+}
+
+/** A JwtInvalidError logs the request out; anything else is the app's (or the deny list's) error. */
+function refused(err: unknown): undefined {
+  if (err instanceof JwtInvalidError) return undefined;
+  throw err;
+}
+
+/** The checks after the signature: the absolute max age, then the deny list. */
+function admit(verified: VerifiedToken, o: ResolvedOptions): Promise<VerifiedToken | undefined> | VerifiedToken | undefined {
+  const { payload } = verified;
+  const iat0 = typeof payload.iat0 === 'number' ? payload.iat0 : payload.iat;
+  const now = Date.now() / 1000;
+  const maxAge = Math.max(o.maxAge, typeof payload.ttl === 'number' ? payload.ttl : 0); // a remember-me session lives its ttl
+  if (iat0 > now + o.clockTolerance || now > iat0 + maxAge + o.clockTolerance) return undefined; // past its absolute maximum age
+  if (!o.denyList) return verified;
+  const denied = bounded(o.denyList.has(payload.jti), o.denyListTimeout, 'has');
+  if (denied instanceof Promise) return denied.then((d) => (d ? undefined : verified));
+  return denied ? undefined : verified;
 }
 
 /**
@@ -59,18 +76,24 @@ export function jwtSession(options: JwtSessionOptions): JwtSessionMiddleware {
   return function jwtSessionMiddleware(req, res, next) {
     if ((req as { session?: unknown }).session !== undefined) return next(); // mounted twice: the first one owns it
     const { transport, token } = findToken(req, o);
-    load(token, o).then(
-      (verified) => {
-        const rs = new RequestSession(o, req, res, transport, verified);
-        holdResponse(res, (hold) => rs.beforeHeaders(hold), (err) => rs.fail(err));
-        next();
-      },
-      (err: unknown) => {
-        if (err instanceof JwtDenyListUnavailableError) {
-          reportOutage(err, req);
-          sendAnswer(res, answerFrom(err));
-        } else next(err);
-      },
-    );
+    const proceed = (verified: VerifiedToken | undefined) => {
+      const rs = new RequestSession(o, req, res, transport, verified);
+      holdResponse(res, (hold) => rs.beforeHeaders(hold), (err) => rs.fail(err));
+      next();
+    };
+    const fail = (err: unknown) => {
+      if (err instanceof JwtDenyListUnavailableError) {
+        reportOutage(err, req);
+        sendAnswer(res, answerFrom(err));
+      } else next(err);
+    };
+    let loaded: ReturnType<typeof load>;
+    try {
+      loaded = load(token, o);
+    } catch (err) {
+      return fail(err);
+    }
+    if (loaded instanceof Promise) loaded.then(proceed, fail);
+    else proceed(loaded);
   };
 }

@@ -53,6 +53,8 @@ const DEFAULT_CLOCK_TOLERANCE = 5;
 type ResolvedVerify = ReturnType<typeof verifyOptions>;
 const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
 const ringVerifiers = new WeakMap<KeyRing, (token: string, o: ResolvedVerify) => Promise<VerifiedToken>>();
+type SyncVerifier = (token: string, o: ResolvedVerify) => VerifiedToken;
+const ringSyncVerifiers = new WeakMap<KeyRing, SyncVerifier>();
 type PlainSigner = (claims: JWTPayload & { iat: number; exp: number; jti: string }, o: Pick<SignOptions, 'issuer' | 'audience'>) => Promise<string>;
 const ringPlainSigners = new WeakMap<KeyRing, PlainSigner>();
 
@@ -71,6 +73,14 @@ export function verifierOf(ring: KeyRing): (token: string, o: ResolvedVerify) =>
   // A ring from elsewhere (duck-typed): only its public verify() is available.
   return (token, o) => ring.verify(token, o);
 }
+/**
+ * The same verification without a promise, for a ring that needs none (all-HMAC: node:crypto, synchronous);
+ * undefined otherwise. It throws where verify() rejects, with the same errors.
+ */
+export function syncVerifierOf(ring: KeyRing): SyncVerifier | undefined {
+  return ringSyncVerifiers.get(ring);
+}
+
 /** The validated keys behind a ring (internal: used to derive encryption keys; never exported from the package). */
 export function keysOf(ring: KeyRing): readonly RingKey[] {
   const keys = ringKeys.get(ring);
@@ -136,7 +146,8 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
   const signer = keys[0]!.signKey ? keys[0] : undefined;
   // An all-HMAC ring (the `secret` option) verifies on node:crypto; any asymmetric key keeps the whole ring on jose.
   const hmacKeys = hs256Keys(keys);
-  const verifyToken = hmacKeys ? createHs256Verifier(hmacKeys) : joseVerifier(keys);
+  const hs256 = hmacKeys ? createHs256Verifier(hmacKeys) : undefined;
+  const verifyToken = hs256 ?? joseVerifier(keys);
   const fastSign = signer?.alg === 'HS256' ? createHs256Signer(signer.kid, signer.secretBytes!) : undefined;
 
   const ring: KeyRing = {
@@ -173,6 +184,11 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
 
   ringKeys.set(ring, keys);
   ringVerifiers.set(ring, verifyWith);
+  if (hs256)
+    ringSyncVerifiers.set(ring, (token, o) => {
+      checkLength(token, o);
+      return hs256(token, o);
+    });
   ringPlainSigners.set(ring, async (claims, o) => {
     const opts = { ...o, expiresAt: claims.exp };
     return fastSign?.(claims, { now: Math.floor(Date.now() / 1000), ...opts }, true) ?? ring.sign(claims, opts);
