@@ -4,9 +4,8 @@
  * was killed (SIGKILL, a crashed terminal) and left its instances running: those are stopped and replaced.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { controlPath, controlRequest, runtimeDir } from '@cluster-session/cluster';
+import { controlPath, controlRequest, removeStaleControlSocket, runtimeDir } from '@cluster-session/cluster';
 import { StackError, type StackConfig } from './stack-config.ts';
 import { stopProcess, isAlive, commandLine } from './processes.ts';
 
@@ -86,23 +85,10 @@ export async function claimStack(config: StackConfig, log: (line: string) => voi
       // socket nobody listens on is that primary's: removed, so nothing of the stack is left behind.
       for (const p of record.primaries) {
         const socket = controlPath(p.cluster);
-        if (isAlive(p.pid) || !fs.existsSync(socket) || !(await refused(socket))) continue;
-        fs.rmSync(socket, { force: true });
+        if (isAlive(p.pid) || !fs.existsSync(socket) || !(await removeStaleControlSocket(socket))) continue;
         log(`removed the control socket ${socket} that instance ${p.cluster} (pid ${p.pid}) left`);
       }
       if (read(config.name)?.pid === process.pid) fs.rmSync(file(config.name), { force: true });
     },
   };
-}
-
-/** True when nothing listens on the unix socket: the connection is refused (a live primary accepts, however slow). */
-function refused(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = net.connect(socket);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(false);
-    });
-    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED' || err.code === 'ENOENT'));
-  });
 }

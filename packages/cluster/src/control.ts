@@ -75,6 +75,16 @@ function probe(socketPath: string, timeoutMs = 2_000): Promise<boolean> {
   });
 }
 
+/**
+ * Removes the socket file at `socketPath` when no primary listens on it (one killed before it could remove its own,
+ * SIGKILL, OOM, power loss); false, leaving it, when a live primary does.
+ */
+export async function removeStaleControlSocket(socketPath: string): Promise<boolean> {
+  if (await probe(socketPath)) return false;
+  fs.rmSync(socketPath, { force: true });
+  return true;
+}
+
 function listenOn(server: net.Server, socketPath: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -132,8 +142,7 @@ export async function startControlServer(socketPath: string, handler: ControlHan
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     // The path exists. A live primary answers on it; a socket file left by a killed one (SIGKILL, OOM, power
     // loss) refuses connections and is replaced. Losing a race for the path to another starter is "in use" too.
-    if (await probe(socketPath)) throw inUse();
-    fs.rmSync(socketPath, { force: true });
+    if (!(await removeStaleControlSocket(socketPath))) throw inUse();
     try {
       await listenOn(server, socketPath);
     } catch (again) {

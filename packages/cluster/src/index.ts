@@ -2,7 +2,7 @@ export { startCluster } from './start.ts';
 export type { Cluster, StartedCluster, ReloadReport, ReloadUpdate, ScaleReport, SlotStatus, SlotState } from './types.ts';
 export { ready, listen } from './worker.ts';
 export type { WorkerFigures, StoreFigures } from './worker-stats.ts';
-export { controlPath, controlRequest, listControlNames, runtimeDir, type ControlBody, type ControlCommand } from './control.ts';
+export { controlPath, controlRequest, listControlNames, removeStaleControlSocket, runtimeDir, type ControlBody, type ControlCommand } from './control.ts';
 export type { ClusterOptions, StickyOptions, BackoffOptions } from './options.ts';
 export {
   ClusterError,
