@@ -20,9 +20,11 @@ const kid = ring.kids[0]!;
 
 /** A deny list answering from memory, as the store's per-worker view does while fresh. */
 function memoryView(): DenyList {
-  const inner = createMemoryDenyList();
-  const ids = new Set<string>();
-  return { add: async (jti, until) => (await inner.add(jti, until), void ids.add(jti)), has: (jti) => ids.has(jti) };
+  const until = new Map<string, number>();
+  return {
+    add: async (jti, expiresAtMs) => void until.set(jti, expiresAtMs),
+    has: (jti) => (until.get(jti) ?? 0) > Date.now(),
+  };
 }
 
 async function start(r: KeyRing, denyList: DenyList) {
