@@ -9,7 +9,7 @@ import { ConfigError, StoreUnavailableError } from './errors.ts';
 import { load } from './load.ts';
 import { mongoClientOptions } from './stores/mongo-url.ts';
 import { redisClient } from './stores/redis.ts';
-import { isBusy, openDatabase } from './stores/sqlite.ts';
+import { isBusy, openDatabase, whileBusy } from './stores/sqlite-db.ts';
 
 /** One counter kind in the shared store: `points` failures allowed per `durationSeconds` window. */
 interface CounterSpec {
@@ -129,14 +129,9 @@ export function createCounterStore(config: ResolvedConfig, table: string): Count
       const db = openDatabase(s.path);
       // The limiter's own CREATE TABLE runs in a promise that throws, unhandled, when another process holds the
       // lock at that moment: create it here (the same columns), retrying as the session table is.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          db.exec(`CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, points INTEGER NOT NULL DEFAULT 0, expire INTEGER)`);
-          break;
-        } catch (err) {
-          if (!isBusy(err) || attempt > 100) throw err;
-        }
-      }
+      whileBusy(() =>
+        db.exec(`CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, points INTEGER NOT NULL DEFAULT 0, expire INTEGER)`),
+      );
       const shaped = betterSqliteShape(db);
       const timers: Array<{ _clearExpiredTimeoutId?: NodeJS.Timeout }> = [];
       return {

@@ -1,12 +1,16 @@
-// The SQLite store's sweep (batched, one sweeper per file by lease) and its data-only save: each keeps what the
-// single-statement versions did: every expired row goes, no live row does, and a save leaves the same row.
+// The SQLite store's sweep (batched, one sweeper per file by lease, in a thread of the lease holder that also
+// checkpoints the WAL) and its data-only save: each keeps what the single-statement versions did: every expired row
+// goes, no live row does, and a save leaves the same row.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import type { Worker } from 'node:worker_threads';
 import type { SessionData } from 'express-session';
 import { SqliteStore } from '../src/stores/sqlite.ts';
 
@@ -14,7 +18,30 @@ const dir = mkdtempSync(path.join(tmpdir(), 'cs-sqlite-sweep-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const silent = { info() {}, warn() {}, error() {} } as never;
 let n = 0;
-const open = (file = path.join(dir, `s${n++}.sqlite`)) => ({ file, store: new SqliteStore(file, { table: 'sessions', ttl: 3600, userKey: 'user', logger: silent, timeoutMs: 2000 }) });
+const open = (file = path.join(dir, `s${n++}.sqlite`), logger = silent) => ({ file, store: new SqliteStore(file, { table: 'sessions', ttl: 3600, userKey: 'user', logger, timeoutMs: 2000 }) });
+
+/** The worker threads started while `fn` runs (the 'worker' event of process), each handed to `onStart` first. */
+async function threadsOf<T>(fn: () => Promise<T>, onStart: (w: Worker) => void = () => {}): Promise<{ result: T; threads: Worker[] }> {
+  const threads: Worker[] = [];
+  const seen = (w: Worker) => (threads.push(w), onStart(w));
+  process.on('worker', seen);
+  try {
+    return { result: await fn(), threads };
+  } finally {
+    process.off('worker', seen);
+  }
+}
+
+/** Expired rows, written by a connection of the test's that never checkpoints (so it cannot do the store's work). */
+function insertExpired(file: string, count: number): DatabaseSync {
+  const db = new DatabaseSync(file);
+  db.exec('PRAGMA wal_autocheckpoint = 0');
+  const insert = db.prepare('INSERT INTO sessions (sid, sess, expires, user) VALUES (?, ?, 1, NULL)');
+  db.exec('BEGIN');
+  for (let i = 0; i < count; i++) insert.run(`old${i}`, '{}');
+  db.exec('COMMIT');
+  return db;
+}
 const sess = (expires: number, data: Record<string, unknown> = {}) => ({ cookie: { originalMaxAge: 1, expires: new Date(expires).toISOString() }, ...data }) as unknown as SessionData;
 
 describe('SQLite store: sweep and save', () => {
@@ -64,6 +91,69 @@ describe('SQLite store: sweep and save', () => {
     db.close();
     a.store.close();
     b.store.close();
+  });
+
+  it('the lease holder sweeps and checkpoints in a thread: saves never checkpoint on the event loop, the sweep copies the WAL back and starts it over', async () => {
+    const { file, store } = open();
+    const db = insertExpired(file, 500);
+    const set = promisify(store.set.bind(store)) as (sid: string, s: SessionData) => Promise<void>;
+    const exp = Date.now() + 60_000;
+    for (let i = 0; i < 2000; i++) await set(`s${i}`, sess(exp, { n: i })); // one commit each
+    const pageSize = (db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
+    const walFrames = (statSync(`${file}-wal`).size - 32) / (pageSize + 24);
+    // At SQLite's default (1,000 pages) a save's commit would have checkpointed and the WAL started over, smaller.
+    assert.ok(walFrames > 1500, `the WAL holds ${walFrames} frames: saves checkpointed on the event loop`);
+    const { result, threads } = await threadsOf(() => store.sweepIfLeader());
+    assert.equal(result, 500);
+    assert.equal(threads.length, 1, 'the sweep ran in one thread');
+    assert.equal((db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n, 2000);
+    // What the WAL holds now: the thread's one write that started it over (a checkpoint left 2,000+ frames in it).
+    const after = db.prepare('PRAGMA wal_checkpoint(PASSIVE)').get() as { log: number };
+    assert.ok(after.log <= 2, `the WAL holds ${after.log} frames after the sweep: it was not copied back and started over`);
+    db.close();
+    store.close();
+  });
+
+  it('close() stops the sweeper thread and lets go of the lease, so another process sweeps at once', async () => {
+    const a = open();
+    const b = open(a.file);
+    const { threads } = await threadsOf(() => a.store.sweepIfLeader());
+    assert.equal(threads.length, 1);
+    const exited = once(threads[0]!, 'exit');
+    a.store.close();
+    await exited;
+    assert.equal(typeof (await b.store.sweepIfLeader()), 'number', 'the lease is still held by the closed store');
+    b.store.close();
+  });
+
+  it('a sweeper thread that stops is replaced; after the third, the store sweeps on the event loop and says so once', async () => {
+    const warnings: string[] = [];
+    const { file, store } = open(undefined, { info() {}, warn: (m: string) => warnings.push(m), error() {} } as never);
+    insertExpired(file, 300).close();
+    // Each thread is stopped as it starts, before it can answer.
+    const { result, threads } = await threadsOf(() => store.sweepIfLeader(), (w) => void w.terminate());
+    assert.equal(result, 300, 'the expired rows went all the same');
+    assert.equal(threads.length, 3);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /sweeper thread .*sweeps on the event loop/);
+    const again = await threadsOf(() => store.sweepIfLeader());
+    assert.deepEqual([again.result, again.threads.length, warnings.length], [0, 0, 1]);
+    store.close();
+  });
+
+  it('a store that is never closed does not keep its process alive: the sweeper thread goes with the process', async () => {
+    const file = path.join(dir, `s${n++}.sqlite`);
+    const script = [
+      `import { SqliteStore } from ${JSON.stringify(new URL('../src/stores/sqlite.ts', import.meta.url).href)};`,
+      `const store = new SqliteStore(${JSON.stringify(file)}, { table: 'sessions', ttl: 3600, userKey: 'user', logger: console, timeoutMs: 2000 });`,
+      `console.log(await store.sweepIfLeader());`,
+    ].join('\n');
+    const args = [...process.execArgv.filter((a) => a.startsWith('--conditions')), '--input-type=module', '-e', script];
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = execFile(process.execPath, args, { timeout: 20_000 }, (err, out) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout: out }));
+      child.stdin?.end();
+    });
+    assert.deepEqual([code, stdout.trim()], [0, '0'], 'the process did not exit by itself with its sweep done');
   });
 
   it('a save that changes only the data, and one that changes expiry or user, leave the same row as an upsert', async () => {

@@ -1,22 +1,23 @@
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { Store, type SessionData } from 'express-session';
 import type { Logger, ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { parseSession, userOf, expiresAt } from '../serializer.ts';
-import { nodeSqlite } from './node-sqlite.ts';
+import { isBusy, nextBatch, openDatabase, whenUnlocked, whileBusy } from './sqlite-db.ts';
+import { SweeperGoneError, SweeperThread } from './sqlite-sweeper.ts';
 import type { DenyFeed } from './deny-view.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
 
 type Cb = (err?: unknown, data?: any) => void;
 
-/** How long SQLite itself waits for a lock, synchronously (it blocks the event loop, so keep it short). */
-const BUSY_TIMEOUT_MS = 20;
 const SWEEP_EVERY_MS = 60_000;
-/** The sweep deletes in batches sized to take about this long each, yielding to the event loop in between. */
+/** The first lease attempt after opening: soon, so the WAL is checkpointed off the event loop from the start. */
+const FIRST_SWEEP_MS = 5_000;
+/** A sweeper thread that stops this many times is given up on: the sweep then runs on the event loop, in batches. */
+const SWEEPER_LIVES = 3;
+/** The event-loop fallback's batches are sized to take about this long each, yielding to the event loop in between. */
 const SWEEP_BATCH_MS = 3;
 const SWEEP_FIRST_BATCH = 50;
 /** ~10 µs of CPU per row with both indexes: 1,000 rows stay near 10 ms however the batch time was misread. */
@@ -24,44 +25,13 @@ const SWEEP_MAX_BATCH = 1000;
 /** The timer's sweep runs in the one process holding this lease (renewed by every sweep it runs). */
 const SWEEP_LEASE_MS = 3 * SWEEP_EVERY_MS;
 
-export const isBusy = (err: unknown) => {
-  const e = err as { errcode?: number; message?: string };
-  // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including extended codes (low byte).
-  return (typeof e.errcode === 'number' && ((e.errcode & 0xff) === 5 || (e.errcode & 0xff) === 6)) || /database is locked/.test(e.message ?? '');
-};
-
-/**
- * Opens the shared database file: WAL so readers never wait for a writer, a short busy timeout plus async retries
- * (see `retry`) for writers of other processes on the same host. Creates the directory.
- */
-export function openDatabase(file: string): DatabaseSync {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const db = new (nodeSqlite().DatabaseSync)(file, { timeout: BUSY_TIMEOUT_MS });
-  // Several processes may open a fresh file at once; switching to WAL takes a lock, so retry briefly.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
-      break;
-    } catch (err) {
-      if (!isBusy(err) || attempt > 100) throw err;
-    }
-  }
-  return db;
-}
-
 /** Runs a synchronous SQLite call, retrying SQLITE_BUSY asynchronously until `timeoutMs`, then StoreUnavailableError. */
 async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-    try {
-      return fn();
-    } catch (err) {
-      if (!isBusy(err)) throw err;
-      if (Date.now() + delay > deadline) {
-        throw new StoreUnavailableError(`sqlite store: database stayed locked for ${timeoutMs} ms`, { cause: err });
-      }
-      await sleep(delay);
-    }
+  try {
+    return await whenUnlocked(fn, timeoutMs);
+  } catch (err) {
+    if (!isBusy(err)) throw err;
+    throw new StoreUnavailableError(`sqlite store: database stayed locked for ${timeoutMs} ms`, { cause: err });
   }
 }
 
@@ -93,10 +63,16 @@ function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknow
  */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
-  private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'release' | 'deleteUser' | 'deleteExpired1', StatementSync>;
   /** Who this store is in the sweep lease: one sweeper per database file, whichever process got the lease. */
   private readonly owner = `${process.pid}-${randomUUID()}`;
   private readonly timer: NodeJS.Timeout;
+  private readonly first: NodeJS.Timeout;
+  private readonly file: string;
+  /** While this store holds the sweep lease: its sweeper thread (sqlite-sweeper.ts). */
+  private sweeper: SweeperThread | undefined;
+  private sweeperLives = SWEEPER_LIVES;
+  private leader = false;
   private readonly ttl: number;
   private readonly userKey: string;
   private readonly logger: Logger;
@@ -115,21 +91,17 @@ export class SqliteStore extends Store {
     this.logger = opts.logger;
     this.timeoutMs = opts.timeoutMs;
     this.table = opts.table;
+    this.file = file;
     this.db = openDatabase(file);
     const t = opts.table;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.db.exec(
-          `CREATE TABLE IF NOT EXISTS ${t} (sid TEXT PRIMARY KEY, sess TEXT NOT NULL, expires INTEGER NOT NULL, user TEXT) WITHOUT ROWID;
-           CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t}(expires);
-           CREATE INDEX IF NOT EXISTS ${t}_user ON ${t}(user) WHERE user IS NOT NULL;
-           CREATE TABLE IF NOT EXISTS ${t}_sweep_lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until INTEGER NOT NULL);`,
-        );
-        break;
-      } catch (err) {
-        if (!isBusy(err) || attempt > 100) throw err;
-      }
-    }
+    whileBusy(() =>
+      this.db.exec(
+        `CREATE TABLE IF NOT EXISTS ${t} (sid TEXT PRIMARY KEY, sess TEXT NOT NULL, expires INTEGER NOT NULL, user TEXT) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS ${t}_expires ON ${t}(expires);
+         CREATE INDEX IF NOT EXISTS ${t}_user ON ${t}(user) WHERE user IS NOT NULL;
+         CREATE TABLE IF NOT EXISTS ${t}_sweep_lease (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until INTEGER NOT NULL);`,
+      ),
+    );
     this.q = {
       get: this.db.prepare(`SELECT sess, expires FROM ${t} WHERE sid = ?`),
       set: this.db.prepare(
@@ -155,11 +127,22 @@ export class SqliteStore extends Store {
         `INSERT INTO ${t}_sweep_lease (id, owner, until) VALUES (1, ?, ?)
          ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE until < ? OR owner = excluded.owner`,
       ),
+      release: this.db.prepare(`UPDATE ${t}_sweep_lease SET until = 0 WHERE owner = ?`),
       deleteUser: this.db.prepare(`DELETE FROM ${t} WHERE user = ? AND expires > ?`),
       deleteExpired1: this.db.prepare(`DELETE FROM ${t} WHERE sid = ? AND expires <= ?`),
     };
-    this.timer = setInterval(() => void this.sweepIfLeader().catch(() => {}), SWEEP_EVERY_MS);
-    this.timer.unref();
+    // A sweep that fails is tried again at the next tick; the same failure is logged once, not every minute.
+    let lastWarning = '';
+    const tick = () =>
+      void this.sweepIfLeader().then(
+        () => void (lastWarning = ''),
+        (err: unknown) => {
+          const msg = `cluster-session: ${(err as Error)?.message ?? String(err)}`;
+          if (msg !== lastWarning) this.logger.warn((lastWarning = msg));
+        },
+      );
+    this.first = setTimeout(tick, FIRST_SWEEP_MS).unref();
+    this.timer = setInterval(tick, SWEEP_EVERY_MS).unref();
   }
 
   /**
@@ -298,8 +281,9 @@ export class SqliteStore extends Store {
   }
 
   /**
-   * Deletes the rows expired by now, in batches sized to ~3 ms of CPU each with the event loop served in between: one
-   * DELETE of 100k rows held the loop for over a second. Resolves with how many rows went.
+   * The event loop's sweep, when no sweeper thread can run: deletes the rows expired by now in batches sized to ~3 ms
+   * of CPU each, serving the event loop in between (one DELETE of 100k rows held it for over a second). Resolves
+   * with how many rows went.
    */
   async sweep(): Promise<number> {
     const now = Date.now();
@@ -311,18 +295,44 @@ export class SqliteStore extends Store {
       total += n;
       if (n < batch) return total;
       const used = process.cpuUsage(started);
-      const took = (used.user + used.system) / 1000;
-      // At most doubling: a CPU clock that ticks coarsely reads 0 for a short batch, which must not mean "free".
-      batch = Math.max(1, Math.min(SWEEP_MAX_BATCH, 2 * batch, Math.round((batch * SWEEP_BATCH_MS) / Math.max(took, 0.1))));
+      batch = nextBatch(batch, (used.user + used.system) / 1000, SWEEP_BATCH_MS, SWEEP_MAX_BATCH);
       await yieldToLoop();
     }
   }
 
-  /** The timer's sweep: only in the process holding the lease, so a host's workers do not all sweep the same file. */
+  /**
+   * The timer's sweep: only in the process holding the lease, so a host's workers do not all sweep the same file.
+   * The holder sweeps and checkpoints in its sweeper thread; resolves with how many rows went, undefined when
+   * another process holds the lease.
+   */
   async sweepIfLeader(): Promise<number | undefined> {
     const now = Date.now();
-    const held = await retry(() => Number(this.q.lease.run(this.owner, now + SWEEP_LEASE_MS, now).changes) === 1, this.timeoutMs);
-    return held ? this.sweep() : undefined;
+    this.leader = await retry(() => Number(this.q.lease.run(this.owner, now + SWEEP_LEASE_MS, now).changes) === 1, this.timeoutMs);
+    if (!this.leader) {
+      void this.stopSweeper();
+      return undefined;
+    }
+    while (this.sweeperLives > 0) {
+      try {
+        if (!this.sweeper?.alive) this.sweeper = new SweeperThread({ file: this.file, table: this.table, owner: this.owner }, this.logger);
+        return await this.sweeper.sweep(now);
+      } catch (err) {
+        if (!(err instanceof SweeperGoneError)) throw err;
+        if (!this.db.isOpen) return undefined; // closed meanwhile: nothing to report
+        if (--this.sweeperLives === 0) {
+          this.logger.warn(`cluster-session: ${err.message}; the sqlite store sweeps on the event loop from now on, in batches`);
+          // Nobody checkpoints off the event loop now: SQLite's own threshold, so each checkpoint stays small.
+          this.db.exec('PRAGMA wal_autocheckpoint = 1000');
+        }
+      }
+    }
+    return this.sweep();
+  }
+
+  private stopSweeper(): Promise<void> | undefined {
+    const s = this.sweeper;
+    this.sweeper = undefined;
+    return s?.stop();
   }
 
   listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
@@ -342,6 +352,16 @@ export class SqliteStore extends Store {
   close(): void {
     this.drain(); // the saves of this turn still go in
     clearInterval(this.timer);
+    clearTimeout(this.first);
+    void this.stopSweeper();
+    // Let go of the lease: another process takes it at its next sweep, not 3 minutes on.
+    if (this.leader && this.db.isOpen) {
+      try {
+        this.q.release.run(this.owner);
+      } catch (err) {
+        if (!isBusy(err)) throw err;
+      }
+    }
     if (this.db.isOpen) this.db.close();
   }
 }
@@ -386,20 +406,15 @@ export function sqliteDenyList(config: ResolvedConfig & { store: { type: 'sqlite
   const db = openDatabase(config.store.path);
   const t = `${config.collection}_denylist`;
   // Several processes may create these at once: retry the schema lock like the WAL switch.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      db.exec(
-        `CREATE TABLE IF NOT EXISTS ${t} (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;` +
-          `CREATE TABLE IF NOT EXISTS ${t}_stamp (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);` +
-          `INSERT OR IGNORE INTO ${t}_stamp (id, v) VALUES (1, 0);` +
-          `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_insert AFTER INSERT ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;` +
-          `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_update AFTER UPDATE ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;`,
-      );
-      break;
-    } catch (err) {
-      if (!isBusy(err) || attempt > 100) throw err;
-    }
-  }
+  whileBusy(() =>
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ${t} (jti TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;` +
+        `CREATE TABLE IF NOT EXISTS ${t}_stamp (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);` +
+        `INSERT OR IGNORE INTO ${t}_stamp (id, v) VALUES (1, 0);` +
+        `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_insert AFTER INSERT ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;` +
+        `CREATE TRIGGER IF NOT EXISTS ${t}_stamp_update AFTER UPDATE ON ${t} BEGIN UPDATE ${t}_stamp SET v = v + 1 WHERE id = 1; END;`,
+    ),
+  );
   const add = db.prepare(`INSERT INTO ${t} (jti, expires) VALUES (?, ?) ON CONFLICT(jti) DO UPDATE SET expires = max(expires, excluded.expires)`);
   const has = db.prepare(`SELECT 1 FROM ${t} WHERE jti = ? AND expires > ?`);
   const sweep = db.prepare(`DELETE FROM ${t} WHERE expires <= ?`);
