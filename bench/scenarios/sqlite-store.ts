@@ -1,9 +1,11 @@
 /**
- * The SQLite store's sweep and save, in this process, against what they were (one DELETE of every expired row; an
- * upsert that rewrites both indexes on every save), on copies of the same database file, alternating in rounds.
+ * The SQLite store's sweep and save, in this process, against what they were, on copies of the same database file,
+ * alternating in rounds.
  *
- * - sweep: 1M sessions, 10% expired; the longest event-loop stall while it runs (perf_hooks
- *   monitorEventLoopDelay, 1 ms resolution, plus the largest gap between 1 ms timers).
+ * - sweep: 1M sessions, 10% expired, while this process saves a session every millisecond; the longest event-loop
+ *   stall (perf_hooks monitorEventLoopDelay, 1 ms resolution, plus the largest gap between 1 ms timers). Ours: the
+ *   lease holder's sweeper thread, which also checkpoints. Before it: batches on the event loop with SQLite's own
+ *   checkpoints and a 20 ms busy timeout (still the fallback when no thread can run); before that, one DELETE.
  * - save: CPU µs per save of a session whose data changed but whose expiry and user did not (the common save).
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -21,8 +23,13 @@ import type { Scenario } from '../lib/types.ts';
 const silent = { info() {}, warn() {}, error() {} } as never;
 const open = (file: string) => new SqliteStore(file, { table: 'sessions', ttl: 3600, userKey: 'user', logger: silent, timeoutMs: 5000 });
 
-/** Runs `work` while watching the event loop; returns its longest stall in ms. */
-async function stallOf(work: () => Promise<unknown>): Promise<number> {
+/** Runs `work` while watching the event loop and saving a session every millisecond; returns the longest stall in ms. */
+async function stallOf(store: SqliteStore, work: () => Promise<unknown>): Promise<number> {
+  const expires = new Date(Date.now() + 3_600_000).toISOString();
+  let i = 0;
+  const save = () => store.set(`live-${i++ % 1000}`, { cookie: { originalMaxAge: 3_600_000, expires }, hits: i } as unknown as SessionData, () => {});
+  // The first write of a freshly copied file creates its WAL (one fsync): made before the watch, as in a serving process.
+  await new Promise<void>((resolve) => store.set('warm', { cookie: { originalMaxAge: 3_600_000, expires } } as unknown as SessionData, () => resolve()));
   const h = monitorEventLoopDelay({ resolution: 1 });
   let last = performance.now();
   let maxGap = 0;
@@ -30,6 +37,7 @@ async function stallOf(work: () => Promise<unknown>): Promise<number> {
     const t = performance.now();
     maxGap = Math.max(maxGap, t - last);
     last = t;
+    save();
   }, 1);
   h.enable();
   await sleep(5);
@@ -40,9 +48,12 @@ async function stallOf(work: () => Promise<unknown>): Promise<number> {
   return Math.max(h.max / 1e6, maxGap);
 }
 
+/** The settings of the code before the sweeper thread: SQLite's own checkpoints, a 20 ms busy timeout. */
+const asBefore = (store: SqliteStore) => store.db.exec('PRAGMA wal_autocheckpoint = 1000; PRAGMA busy_timeout = 20;');
+
 const scenario: Scenario = {
   name: 'sqlite-store',
-  title: 'SQLite store: longest event-loop stall of the expiry sweep at 1M sessions (10% expired), CPU per save; vs the previous code',
+  title: 'SQLite store: longest event-loop stall of the expiry sweep at 1M sessions (10% expired) with saves going on, CPU per save; vs the previous code',
   async run(ctx) {
     const dir = mkdtempSync(path.join(tmpdir(), 'cs-bench-sqlite-'));
     try {
@@ -66,8 +77,15 @@ const scenario: Scenario = {
         return file;
       };
       const sweeps = await alternate(ctx.rounds, {
+        thread: async () => {
+          const store = open(fresh());
+          const wall = await stallOf(store, () => store.sweepIfLeader());
+          store.close();
+          return { wall, cpu: NaN };
+        },
         batched: async () => {
           const store = open(fresh());
+          asBefore(store);
           // Internal hook: the CPU time of each batch, i.e. the stall it causes on a machine with a core to spare.
           const q = (store as unknown as { q: { sweepBatch: { run(a: number, b: number): { changes: number | bigint } } } }).q;
           const batch = q.sweepBatch;
@@ -81,17 +99,17 @@ const scenario: Scenario = {
               return r;
             },
           };
-          const wall = await stallOf(() => store.sweep());
+          const wall = await stallOf(store, () => store.sweep());
           store.close();
           return { wall, cpu: longestCpu };
         },
         single: async () => {
-          const file = fresh();
-          const store = open(file);
-          // The previous sweep: one statement for every expired row.
+          const store = open(fresh());
+          asBefore(store);
+          // The first sweep: one statement for every expired row.
           const del = store.db.prepare('DELETE FROM sessions WHERE expires <= ?');
           let cpu = 0;
-          const wall = await stallOf(async () => {
+          const wall = await stallOf(store, async () => {
             const c = process.cpuUsage();
             del.run(Date.now());
             const u = process.cpuUsage(c);
@@ -131,8 +149,8 @@ const scenario: Scenario = {
 
       const m = (v: number[]) => median(v);
       return [
-        { scenario: 'sqlite-store', metric: `sweep, longest synchronous step, CPU time (${rows} sessions, 10% expired)`, unit: 'ms', ours: m(sweeps.batched.map((x) => x.cpu)), peer: 'one DELETE (previous sweep)', peerValue: m(sweeps.single.map((x) => x.cpu)), ratio: ratio(m(sweeps.single.map((x) => x.cpu)), m(sweeps.batched.map((x) => x.cpu))), target: '<= 20 ms', met: m(sweeps.batched.map((x) => x.cpu)) <= 20, note: 'ratio = previous / ours' },
-        { scenario: 'sqlite-store', metric: `sweep, longest event-loop stall, wall (${rows} sessions, 10% expired)`, unit: 'ms', ours: m(sweeps.batched.map((x) => x.wall)), peer: 'one DELETE (previous sweep)', peerValue: m(sweeps.single.map((x) => x.wall)), ratio: ratio(m(sweeps.single.map((x) => x.wall)), m(sweeps.batched.map((x) => x.wall))), note: 'monitorEventLoopDelay; includes waiting for a core on a busy machine' },
+        { scenario: 'sqlite-store', metric: `sweep, longest event-loop stall while saves go on (${rows} sessions, 10% expired)`, unit: 'ms', ours: m(sweeps.thread.map((x) => x.wall)), peer: 'batched on the event loop (previous sweep)', peerValue: m(sweeps.batched.map((x) => x.wall)), ratio: ratio(m(sweeps.batched.map((x) => x.wall)), m(sweeps.thread.map((x) => x.wall))), target: '<= 20 ms', met: m(sweeps.thread.map((x) => x.wall)) <= 20, note: `a save every ms meanwhile; one DELETE (the first sweep): ${Math.round(m(sweeps.single.map((x) => x.wall)))} ms; ratio = previous / ours` },
+        { scenario: 'sqlite-store', metric: `sweep on the event loop (the fallback), longest synchronous step, CPU time (${rows} sessions)`, unit: 'ms', ours: m(sweeps.batched.map((x) => x.cpu)), peer: 'one DELETE (first sweep)', peerValue: m(sweeps.single.map((x) => x.cpu)), ratio: ratio(m(sweeps.single.map((x) => x.cpu)), m(sweeps.batched.map((x) => x.cpu))), note: 'when no sweeper thread can run; ratio = one DELETE / ours' },
         { scenario: 'sqlite-store', metric: 'save with new data, same expiry and user: CPU per save', unit: 'µs', ours: m(saves.ours), peer: 'upsert of every column (previous set)', peerValue: m(saves.before), ratio: ratio(m(saves.before), m(saves.ours)), note: `${n} saves x ${ctx.rounds} rounds; ratio = previous / ours` },
       ];
     } finally {
