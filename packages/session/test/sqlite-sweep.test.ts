@@ -141,6 +141,24 @@ describe('SQLite store: sweep and save', () => {
     store.close();
   });
 
+  it('a lease that moves on during a sweep stops the sweeper thread, and the store starts no other', async () => {
+    const { file, store } = open();
+    insertExpired(file, 100_000).close(); // long enough to still be going when the lease moves
+    const { result, threads } = await threadsOf(async () => {
+      const sweeping = store.sweepIfLeader();
+      await new Promise((r) => setTimeout(r, 20));
+      // The store's renewals stalled and another process took the lease over.
+      const db = new DatabaseSync(file, { timeout: 2000 });
+      db.prepare('UPDATE sessions_sweep_lease SET owner = ?, until = ?').run('another', Date.now() + 60_000);
+      db.close();
+      assert.equal(await store.sweepIfLeader(), undefined, 'the store still believes it holds the lease');
+      return sweeping;
+    });
+    assert.equal(result, undefined, 'the stopped sweep reported a count');
+    assert.equal(threads.length, 1, 'the store started another thread');
+    store.close();
+  });
+
   it('a store that is never closed does not keep its process alive: the sweeper thread goes with the process', async () => {
     const file = path.join(dir, `s${n++}.sqlite`);
     const script = [

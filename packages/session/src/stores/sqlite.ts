@@ -313,12 +313,14 @@ export class SqliteStore extends Store {
       return undefined;
     }
     while (this.sweeperLives > 0) {
+      if (!this.sweeper?.alive) this.sweeper = new SweeperThread({ file: this.file, table: this.table, owner: this.owner }, this.logger);
+      const thread = this.sweeper;
       try {
-        if (!this.sweeper?.alive) this.sweeper = new SweeperThread({ file: this.file, table: this.table, owner: this.owner }, this.logger);
-        return await this.sweeper.sweep(now);
+        return await thread.sweep(now);
       } catch (err) {
         if (!(err instanceof SweeperGoneError)) throw err;
-        if (!this.db.isOpen) return undefined; // closed meanwhile: nothing to report
+        // Stopped here, not dead: the store closed, or a later renewal found the lease taken.
+        if (this.sweeper !== thread) return undefined;
         if (--this.sweeperLives === 0) {
           this.logger.warn(`cluster-session: ${err.message}; the sqlite store sweeps on the event loop from now on, in batches`);
           // Nobody checkpoints off the event loop now: SQLite's own threshold, so each checkpoint stays small.
