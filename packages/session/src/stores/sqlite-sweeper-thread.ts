@@ -19,8 +19,8 @@ export interface SweepRequest {
   id: number;
   now: number;
 }
-/** Thread to parent: the answer to request `id`, or a warning worth a log line (`id` undefined). */
-export type SweeperMessage = { id: number; deleted: number } | { id: number | undefined; error: string };
+/** Thread to parent: the answer to request `id`, or a warning worth a log line. */
+export type SweeperMessage = { id: number; deleted: number } | { id: number; error: string } | { warning: string };
 
 /** A batch holds the write lock for about this long; the thread then waits as long, so other writers get it. */
 const BATCH_MS = 3;
@@ -55,7 +55,7 @@ let lastCheckpoint = 0;
 let lastWarning = '';
 const warn = (err: unknown) => {
   const error = (err as Error)?.message ?? String(err);
-  if (error !== lastWarning) port.postMessage({ id: undefined, error: (lastWarning = `sqlite sweeper: ${error}`) } satisfies SweeperMessage);
+  if (error !== lastWarning) port.postMessage({ warning: `sqlite sweeper: ${(lastWarning = error)}` } satisfies SweeperMessage);
 };
 
 const checkpointNow = (force = false) => {

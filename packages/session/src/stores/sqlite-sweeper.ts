@@ -25,7 +25,7 @@ export class SweeperThread {
     // No execArgv of the app's (its --import preloads are not for this thread); the thread needs node builtins only.
     this.worker = new Worker(entry, { workerData: data, execArgv: [], name: 'cluster-session sqlite sweeper' });
     this.worker.on('message', (m: SweeperMessage) => {
-      if (m.id === undefined) return void logger.warn(`cluster-session: ${'error' in m ? m.error : ''}`);
+      if ('warning' in m) return void logger.warn(`cluster-session: ${m.warning}`);
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
       if (this.pending.size === 0) this.worker.unref();
