@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parentPort, workerData } from 'node:worker_threads';
-import { isBusy, nextBatch, openDatabase, whenUnlocked } from './sqlite-db.ts';
+import { SWEEP_FIRST_BATCH, isBusy, nextBatch, openDatabase, sweepBatchSql, whenUnlocked } from './sqlite-db.ts';
 
 export interface SweeperData {
   file: string;
@@ -22,10 +22,6 @@ export interface SweepRequest {
 /** Thread to parent: the answer to request `id`, or a warning worth a log line. */
 export type SweeperMessage = { id: number; deleted: number } | { id: number; error: string } | { warning: string };
 
-/** A batch holds the write lock for about this long; the thread then waits as long, so other writers get it. */
-const BATCH_MS = 3;
-const FIRST_BATCH = 50;
-const MAX_BATCH = 1000;
 const CHECKPOINT_EVERY_MS = 1000;
 /** During a sweep, which writes the WAL fast (a 1M-row file grew it by ~40k pages a second): a checkpoint this often. */
 const SWEEP_CHECKPOINT_MS = 50;
@@ -40,7 +36,7 @@ const port = parentPort!;
 // request path's threshold every save's commit checkpoints, on its event loop.
 const db = openDatabase(file, 0);
 const checkpointer = openDatabase(file, 0);
-const deleteBatch = db.prepare(`DELETE FROM ${table} WHERE sid IN (SELECT sid FROM ${table} WHERE expires <= ? LIMIT ?)`);
+const deleteBatch = db.prepare(sweepBatchSql(table));
 // PASSIVE: copies what no reader still needs and never waits for a lock; a WAL already copied costs nothing.
 const checkpoint = checkpointer.prepare('PRAGMA wal_checkpoint(PASSIVE)');
 // The first write after a complete checkpoint starts the WAL over and fsyncs its header: made here, so that fsync is
@@ -78,16 +74,19 @@ const checkpointNow = (force = false) => {
   }
 };
 
-/** Sized by wall time, not CPU time: what a batch costs the other writers is how long it holds the lock. */
+/**
+ * Sized by wall time, not CPU time: what a batch costs the other writers is how long it holds the lock. After each
+ * batch the thread waits as long, so other writers get the lock.
+ */
 async function sweep(now: number): Promise<number> {
   let total = 0;
-  for (let batch = FIRST_BATCH; ; ) {
+  for (let batch = SWEEP_FIRST_BATCH; ; ) {
     const started = performance.now();
     const n = await whenUnlocked(() => Number(deleteBatch.run(now, batch).changes), LOCKED_FOR_MS);
     const took = performance.now() - started;
     total += n;
     if (n < batch) return total;
-    batch = nextBatch(batch, took, BATCH_MS, MAX_BATCH);
+    batch = nextBatch(batch, took);
     if (performance.now() - lastCheckpoint >= SWEEP_CHECKPOINT_MS) checkpointNow(true);
     await sleep(Math.max(1, Math.ceil(took)));
   }

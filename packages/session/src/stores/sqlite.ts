@@ -5,7 +5,7 @@ import { Store, type SessionData } from 'express-session';
 import type { Logger, ResolvedConfig } from '../config.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { parseSession, userOf, expiresAt } from '../serializer.ts';
-import { isBusy, nextBatch, openDatabase, whenUnlocked, whileBusy } from './sqlite-db.ts';
+import { SWEEP_FIRST_BATCH, isBusy, nextBatch, openDatabase, sweepBatchSql, whenUnlocked, whileBusy } from './sqlite-db.ts';
 import { SweeperGoneError, SweeperThread } from './sqlite-sweeper.ts';
 import type { DenyFeed } from './deny-view.ts';
 import { alwaysUp, checkJti, type DenyList, type StoreHandle } from './types.ts';
@@ -17,11 +17,6 @@ const SWEEP_EVERY_MS = 60_000;
 const FIRST_SWEEP_MS = 5_000;
 /** A sweeper thread that stops this many times is given up on: the sweep then runs on the event loop, in batches. */
 const SWEEPER_LIVES = 3;
-/** The event-loop fallback's batches are sized to take about this long each, yielding to the event loop in between. */
-const SWEEP_BATCH_MS = 3;
-const SWEEP_FIRST_BATCH = 50;
-/** ~10 µs of CPU per row with both indexes: 1,000 rows stay near 10 ms however the batch time was misread. */
-const SWEEP_MAX_BATCH = 1000;
 /** The timer's sweep runs in the one process holding this lease (renewed by every sweep it runs). */
 const SWEEP_LEASE_MS = 3 * SWEEP_EVERY_MS;
 
@@ -121,7 +116,7 @@ export class SqliteStore extends Store {
       count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE expires > ?`),
       all: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE expires > ?`),
       clear: this.db.prepare(`DELETE FROM ${t}`),
-      sweepBatch: this.db.prepare(`DELETE FROM ${t} WHERE sid IN (SELECT sid FROM ${t} WHERE expires <= ? LIMIT ?)`),
+      sweepBatch: this.db.prepare(sweepBatchSql(t)),
       // Taken when free, expired or already ours; `changes` tells whether we hold it.
       lease: this.db.prepare(
         `INSERT INTO ${t}_sweep_lease (id, owner, until) VALUES (1, ?, ?)
@@ -295,7 +290,7 @@ export class SqliteStore extends Store {
       total += n;
       if (n < batch) return total;
       const used = process.cpuUsage(started);
-      batch = nextBatch(batch, (used.user + used.system) / 1000, SWEEP_BATCH_MS, SWEEP_MAX_BATCH);
+      batch = nextBatch(batch, (used.user + used.system) / 1000);
       await yieldToLoop();
     }
   }
