@@ -1,5 +1,5 @@
-import type net from 'node:net';
-import { monotonicMs } from './protocol.ts';
+import net from 'node:net';
+import { ACCEPT_WINDOW_MS, ACK_MARGIN_MS, monotonicMs, type ToPrimary } from './protocol.ts';
 import { refuse } from './sticky.ts';
 import type { WorkerProcess } from './worker-process.ts';
 
@@ -14,18 +14,20 @@ import type { WorkerProcess } from './worker-process.ts';
  * 'connection' and before it reads a byte.
  */
 
-/** A worker takes a connection only within this window after it was sent; later it declines (conn-nack). */
-const ACCEPT_WINDOW_MS = 1_000;
 /**
- * The primary re-routes an unacknowledged socket only after the worker's own window closed plus this margin, so
- * a worker can never take a socket the primary already gave to another one (two processes on one connection).
+ * What the receiving worker is told with the socket: the sticky key it was dealt by (a moved connection goes back
+ * to the key's owner) and, for a moved connection, the port the client connected to (its server there takes it).
  */
-const ACK_MARGIN_MS = 500;
+interface DealMeta {
+  key?: string;
+  port?: number;
+}
 
 interface Pending {
   socket: net.Socket;
   head: Buffer | undefined;
   headB64: string | undefined;
+  meta: DealMeta;
   /** Candidates in order of preference (rendezvous rank, or the round-robin rotation). */
   order: readonly WorkerProcess[];
   next: number;
@@ -39,11 +41,27 @@ export class Handoff {
   #nextId = 1;
 
   /** Hands `socket` to the first ready worker of `order`, falling through the rest; refuses when none takes it. */
-  deal(socket: net.Socket, head: Buffer | undefined, order: readonly WorkerProcess[]): void {
+  deal(socket: net.Socket, head: Buffer | undefined, order: readonly WorkerProcess[], meta: DealMeta = {}): void {
     const id = this.#nextId++;
-    const p: Pending = { socket, head, headB64: head?.toString('base64'), order, next: 0, worker: undefined, timer: undefined };
+    const p: Pending = { socket, head, headB64: head?.toString('base64'), meta, order, next: 0, worker: undefined, timer: undefined };
     this.#pending.set(id, p);
     this.#attempt(id, p);
+  }
+
+  /**
+   * A retiring worker gives back an idle keep-alive connection (`move`, the TCP handle with it). Taken within the
+   * worker's window, it is dealt to `order` like a new connection and the worker is told to close its copy;
+   * otherwise the worker keeps it (and closes it itself, as without moving).
+   */
+  takeBack(from: WorkerProcess, msg: Extract<ToPrimary, { cs: 'move' }>, handle: unknown, order: readonly WorkerProcess[]): void {
+    const taken = handle !== undefined && handle !== null && order.length > 0 && monotonicMs() <= msg.by;
+    // pauseOnCreate: the primary never reads from it; unread bytes stay in the kernel for the next worker.
+    const socket = handle ? new net.Socket({ handle: handle as never, readable: true, writable: true, pauseOnCreate: true } as net.SocketConstructorOpts) : undefined;
+    socket?.on('error', () => socket.destroy());
+    from.send({ cs: 'moved', id: msg.id, taken });
+    // Declined: closing this copy sends nothing to the client, the worker still holds its own.
+    if (!taken) return void socket?.destroy();
+    this.deal(socket!, undefined, order, { port: msg.port, ...(msg.key !== undefined ? { key: msg.key } : {}) });
   }
 
   /** Connections sent and not yet acknowledged (for tests and status). */
@@ -104,7 +122,7 @@ export class Handoff {
       ids.add(id);
       // setImmediate after the timer: the poll phase in between reads an ack already waiting in the pipe.
       p.timer = setTimeout(() => setImmediate(() => this.declined(wp, id)), ACCEPT_WINDOW_MS + ACK_MARGIN_MS);
-      const msg = { cs: 'conn' as const, id, by: monotonicMs() + ACCEPT_WINDOW_MS, ...(p.headB64 ? { head: p.headB64 } : {}) };
+      const msg = { cs: 'conn' as const, id, by: monotonicMs() + ACCEPT_WINDOW_MS, ...(p.headB64 ? { head: p.headB64 } : {}), ...p.meta };
       wp.sendConnection(msg, p.socket, () => this.declined(wp, id));
       return;
     }

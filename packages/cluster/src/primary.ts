@@ -53,6 +53,7 @@ export class ClusterPrimary implements Cluster {
   #reloadQueued: Promise<ReloadReport> | undefined;
   #router: net.Server | undefined;
   readonly #handoff = new Handoff();
+  #moveTurn = 0;
   readonly #rr: RoundRobinListeners | undefined;
   readonly #hooks: WorkerHooks;
   /** Rolling reloads run since start, by outcome (`cluster_session_reloads_total`). */
@@ -80,6 +81,7 @@ export class ClusterPrimary implements Cluster {
         if (!this.#rr) return;
         void this.#rr.listen(wp, msg).then((reply) => wp.send(reply));
       },
+      move: (wp, msg, handle) => this.#handoff.takeBack(wp, msg, handle, this.#stopping ? [] : this.#takersFor(wp, msg.key)),
       disconnected: (wp) => this.#handoff.workerGone(wp),
       fatal: (_wp, report) => this.#onStartFatal?.(report),
     };
@@ -248,7 +250,7 @@ export class ClusterPrimary implements Cluster {
     slot.worker = candidate;
     this.log(`slot ${slot.id} ready (pid ${candidate.pid})${old ? `, retiring pid ${old.pid}` : ''}`);
     if (old) {
-      const info = await old.retire(this.#o.killTimeout);
+      const info = await old.retire(this.#o.killTimeout, true);
       this.log(`pid ${old.pid} retired (${info.signal === 'SIGTERM' && !old.failReason ? 'drained' : info.reason})`);
     }
     return { ok: true };
@@ -406,7 +408,7 @@ export class ClusterPrimary implements Cluster {
           slot.worker = undefined;
           report.retired.push(slot.id);
           if (wp) {
-            const info = await wp.retire(this.#o.killTimeout);
+            const info = await wp.retire(this.#o.killTimeout, this.#slots.some((s) => s.worker?.phase === 'ready'));
             this.log(`slot ${slot.id} (pid ${wp.pid}) retired (${info.signal === 'SIGTERM' && !wp.failReason ? 'drained' : info.reason})`);
           }
         }),
@@ -439,8 +441,19 @@ export class ClusterPrimary implements Cluster {
     if (nodes.length === 0) return false;
     // Rendezvous order: the owner first, then who takes its clients while it is down. A worker that dies before
     // taking the socket (or declines it) passes it to the next, so the client is served rather than dropped.
-    this.#handoff.deal(socket, head, rank(key, nodes).map((n) => n.worker));
+    this.#handoff.deal(socket, head, rank(key, nodes).map((n) => n.worker), { key });
     return true;
+  }
+
+  /**
+   * Who takes a connection a retiring worker gives back: in sticky mode the key's owner first (the slot's new
+   * worker, after a reload), otherwise the ready workers in turn.
+   */
+  #takersFor(from: WorkerProcess, key: string | undefined): WorkerProcess[] {
+    const nodes = this.#slots.filter((s) => s.worker !== from && s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
+    if (this.#o.sticky && key !== undefined) return rank(key, nodes).map((n) => n.worker);
+    const start = this.#moveTurn++ % Math.max(1, nodes.length);
+    return [...nodes.slice(start), ...nodes.slice(0, start)].map((n) => n.worker);
   }
 
   /** Each slot's state, without asking any worker (the metrics' `cluster_session_workers{state}`). */

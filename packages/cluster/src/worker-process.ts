@@ -21,6 +21,8 @@ const EOF_WAIT_MS = 1_000;
 export interface WorkerHooks {
   conn(wp: WorkerProcess, id: number, taken: boolean): void;
   listen(wp: WorkerProcess, msg: Extract<ToPrimary, { cs: 'listen' }>): void;
+  /** A retiring worker gives back an idle connection; `handle` is its TCP handle (undefined if it did not arrive). */
+  move(wp: WorkerProcess, msg: Extract<ToPrimary, { cs: 'move' }>, handle: unknown): void;
   /** The IPC channel closed: every message the worker sent has been read. */
   disconnected(wp: WorkerProcess): void;
   /** The app threw a configuration error (fatal.ts); the worker exits with CONFIG_EXIT_CODE right after. */
@@ -83,7 +85,7 @@ export class WorkerProcess {
       this.kill('SIGKILL');
     }, readyTimeout);
 
-    this.worker.on('message', (msg: unknown) => {
+    this.worker.on('message', (msg: unknown, handle: unknown) => {
       if (!isToPrimary(msg)) return;
       if (msg.cs === 'ready' && this.phase === 'starting') {
         clearTimeout(timer);
@@ -102,6 +104,8 @@ export class WorkerProcess {
         hooks.conn(this, msg.id, msg.cs === 'conn-ack');
       } else if (msg.cs === 'listen') {
         hooks.listen(this, msg);
+      } else if (msg.cs === 'move') {
+        hooks.move(this, msg, handle);
       } else if (msg.cs === 'fatal' && !this.fatal) {
         this.fatal = { code: String(msg.code), message: String(msg.message) };
         hooks.fatal(this, this.fatal);
@@ -168,13 +172,15 @@ export class WorkerProcess {
   }
 
   /**
-   * Graceful retirement: the worker stops accepting, finishes in-flight requests with `Connection: close`,
-   * closes idle keep-alive connections, reports `drained` and gets SIGTERM; SIGKILL after `killTimeout`.
+   * Graceful retirement: the worker stops accepting and finishes in-flight requests. With `move` (another worker
+   * is ready) it gives its keep-alive connections back to the primary as each falls idle, so clients keep them;
+   * otherwise it answers with `Connection: close` and closes idle ones. Then it reports `drained` and gets
+   * SIGTERM; SIGKILL after `killTimeout`.
    */
-  retire(killTimeout: number): Promise<ExitInfo> {
+  retire(killTimeout: number, move = false): Promise<ExitInfo> {
     if (this.phase !== 'exited' && this.phase !== 'retiring') {
       this.phase = 'retiring';
-      this.send({ cs: 'retire' }, () => this.kill('SIGTERM'));
+      this.send({ cs: 'retire', move }, () => this.kill('SIGTERM'));
       const timer = setTimeout(() => {
         if (this.phase !== 'exited') this.failReason = `still running ${killTimeout} ms after retirement (killTimeout): killed`;
         this.kill('SIGKILL');

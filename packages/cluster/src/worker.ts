@@ -2,75 +2,22 @@ import dc from 'node:diagnostics_channel';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { readWorkerEnv, type WorkerEnv } from '@cluster-session/core';
 import { ClusterWorkerError } from './errors.ts';
 import { reportFatalConfigErrors } from './fatal.ts';
-import { monotonicMs, type ToPrimary, type ToWorker } from './protocol.ts';
-import { collectMetrics, figures, requestDone, startStats } from './worker-stats.ts';
+import { monotonicMs, type ToWorker } from './protocol.ts';
+import { adopt, moved, onRequest, retire, serverOn, track } from './worker-retire.ts';
+import { collectMetrics, figures, startStats } from './worker-stats.ts';
+import { contract, managed, roundRobin, send, st, stickyMode, waitReady } from './worker-state.ts';
 
 /**
- * The worker side: readiness, graceful retirement and request counting for apps that never heard of us.
+ * The worker side: readiness, the primary's messages and the intercepted `listen(PORT)`, for apps that never
+ * heard of us (connections and retirement: worker-retire.ts).
  *
  * The preload (`--import`) calls install() before the app's entry runs, so a plain `app.listen(PORT)` is found
  * through diagnostics_channel. Sticky and round-robin modes are the exception: the primary owns PORT and hands
  * each connection over with an acknowledgement, so `listen(PORT)` must not bind; there the preload intercepts
  * that one listen call (in round-robin mode it asks the primary to bind the address the app asked for).
  */
-
-interface Conn {
-  inFlight: number;
-  idleSince: number;
-}
-
-interface WorkerState {
-  installed: boolean;
-  readySent: boolean;
-  retiring: boolean;
-  retiredAt: number;
-  drainedSent: boolean;
-  servers: Set<net.Server>;
-  target: net.Server | undefined;
-  /** The app closed its PORT server: connections still arriving are declined, so the primary re-deals them. */
-  targetClosed: boolean;
-  sockets: Map<net.Socket, Conn>;
-  inflight: Set<http.ServerResponse>;
-  requests: number;
-}
-
-// One state per process even if the app resolves this package through another path (dist vs src) than the preload.
-const KEY = Symbol.for('cluster-session.worker');
-const g = globalThis as unknown as Record<symbol, WorkerState | undefined>;
-const st: WorkerState = (g[KEY] ??= {
-  installed: false,
-  readySent: false,
-  retiring: false,
-  retiredAt: 0,
-  drainedSent: false,
-  servers: new Set(),
-  target: undefined,
-  targetClosed: false,
-  sockets: new Map(),
-  inflight: new Set(),
-  requests: 0,
-});
-
-/**
- * How long a keep-alive connection must sit idle after retirement began before it is closed. Closing an idle
- * connection races with a client that is just sending on it; a grace lets busy clients get their answer (with
- * `Connection: close`) instead, which is what makes a reload lose nothing under load.
- */
-const IDLE_GRACE_MS = 500;
-
-/** What the primary told this worker (core's worker environment contract); undefined outside a cluster. */
-const contract = (): WorkerEnv | undefined => (typeof process.send === 'function' ? readWorkerEnv(process.env) : undefined);
-const managed = (): boolean => contract() !== undefined;
-const stickyMode = (): boolean => contract()?.sticky === true;
-const waitReady = (): boolean => contract()?.waitReady === true;
-const roundRobin = (): boolean => !stickyMode() && contract()?.policy === 'rr';
-
-function send(msg: ToPrimary): void {
-  if (process.connected) process.send!(msg, undefined, {}, () => {});
-}
 
 function markListening(): void {
   if (!waitReady()) markReady();
@@ -82,85 +29,12 @@ function markReady(): void {
   send({ cs: 'ready' });
 }
 
-function adopt(server: net.Server): void {
-  if (st.servers.has(server)) return;
-  st.servers.add(server);
-  server.on(server instanceof tls.Server ? 'secureConnection' : 'connection', track);
-}
-
-function track(socket: net.Socket): Conn {
-  let conn = st.sockets.get(socket);
-  if (conn) return conn;
-  conn = { inFlight: 0, idleSince: Date.now() };
-  st.sockets.set(socket, conn);
-  socket.once('close', () => {
-    st.sockets.delete(socket);
-    checkDrained();
-  });
-  return conn;
-}
-
-interface RequestStart {
-  request: http.IncomingMessage;
-  response: http.ServerResponse;
-  socket: net.Socket;
-  server: net.Server;
-}
-
-function onRequest(message: unknown): void {
-  const { response, socket, server } = message as RequestStart;
-  st.requests++;
-  adopt(server);
-  const conn = track(socket);
-  conn.inFlight++;
-  st.inflight.add(response);
-  const t0 = performance.now();
-  // Keep-alive clients learn the worker is leaving from this header and reconnect (to a live worker).
-  if (st.retiring && !response.headersSent) response.setHeader('connection', 'close');
-  response.once('close', () => {
-    conn.inFlight--;
-    conn.idleSince = Date.now();
-    st.inflight.delete(response);
-    requestDone(response.writableFinished ? response.statusCode : 499, performance.now() - t0);
-  });
-}
-
-function retire(): void {
-  if (st.retiring) return;
-  st.retiring = true;
-  st.retiredAt = Date.now();
-  for (const server of st.servers) {
-    // net's close, not http's: http.Server#close also drops idle keep-alive sockets at once, which races with
-    // clients sending on them; the sweep below closes them after a grace instead.
-    if (server !== st.target && server.listening) net.Server.prototype.close.call(server);
-  }
-  for (const res of st.inflight) if (!res.headersSent) res.setHeader('connection', 'close');
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [socket, conn] of st.sockets) {
-      if (conn.inFlight === 0 && now - Math.max(conn.idleSince, st.retiredAt) >= IDLE_GRACE_MS) socket.destroy();
-    }
-    if (checkDrained()) clearInterval(sweep);
-  }, 50);
-  sweep.unref();
-  checkDrained();
-}
-
-function checkDrained(): boolean {
-  if (!st.retiring) return false;
-  if (st.drainedSent) return true;
-  if (st.sockets.size > 0) return false;
-  st.drainedSent = true;
-  send({ cs: 'drained' });
-  return true;
-}
-
 function onMessage(msg: unknown, handle: unknown): void {
   if (msg === null || typeof msg !== 'object' || !('cs' in msg)) return;
   const m = msg as ToWorker;
   if (m.cs === 'conn') {
     const socket = handle as net.Socket | undefined;
-    const target = st.target;
+    const target = st.target ?? (m.port !== undefined ? serverOn(m.port) : undefined);
     // Declined: past the primary's window (it may give the socket to another worker any moment now), no server
     // for PORT (the app never listened, or closed it), or TLS bytes already read by a trustProxy primary.
     // Destroying our copy closes only this descriptor: the primary still holds the connection and re-deals it.
@@ -175,6 +49,10 @@ function onMessage(msg: unknown, handle: unknown): void {
     if (opts.noDelay) socket.setNoDelay(true);
     if (opts.keepAlive) socket.setKeepAlive(true, (opts.keepAliveInitialDelay ?? 0) * 1000);
     target.emit('connection', socket);
+    const conn = track(socket);
+    conn.key = m.key;
+    // Bytes the primary read are parsed only below: not idle (so not movable) until their request has ended.
+    if (m.head) conn.readAtIdle = -1;
     // Acknowledge before reading a byte: until the primary has this, it may re-deal the socket if we die.
     send({ cs: 'conn-ack', id: m.id });
     if (m.head) socket.emit('data', Buffer.from(m.head, 'base64'));
@@ -183,7 +61,9 @@ function onMessage(msg: unknown, handle: unknown): void {
     pendingListens.get(m.id)?.(m);
     pendingListens.delete(m.id);
   } else if (m.cs === 'retire') {
-    retire();
+    retire(m.move === true);
+  } else if (m.cs === 'moved') {
+    moved(m.id, m.taken);
   } else if (m.cs === 'stats') {
     send({ cs: 'stats', id: m.id, rss: process.memoryUsage.rss(), requests: st.requests, figures: figures() });
   } else if (m.cs === 'metrics') {

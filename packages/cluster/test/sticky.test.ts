@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freePort, sleep, until } from '@cluster-session/testkit';
+import { freePort, sleep, testCA, until } from '@cluster-session/testkit';
 import { clientFromForwarded } from '../src/sticky.ts';
 import { alive, apiPrimary, cli, FIXTURES, get, load, runCli, scratch } from './helpers.ts';
 
@@ -120,9 +119,7 @@ describe('sticky mode', () => {
     let key = '';
     let cert = '';
     before(() => {
-      key = path.join(s.dir, 'key.pem');
-      cert = path.join(s.dir, 'cert.pem');
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+      ({ key, cert } = testCA(path.join(s.dir, 'ca')).issue('server', ['127.0.0.1', 'localhost']));
     });
 
     test('an https server works in sticky mode: TLS is handed to the worker untouched, clients stay put', async () => {
