@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,7 +30,7 @@ export async function waitServing(url: string, distinct = 1, timeoutMs = 30_000)
 }
 
 export interface Managed {
-  /** The manager's own process (our primary), when the bench started it. */
+  /** The manager's own process (our primary, PM2's God daemon): its children are the workers. */
   readonly pid?: number;
   reload(): Promise<void>;
   stop(): Promise<void>;
@@ -65,6 +65,8 @@ export async function startPm2(entry: string, workers: number, port: number): Pr
   await pm2run('start', entry, '-i', String(workers), '--name', 'bench');
   await waitServing(`http://127.0.0.1:${port}/`, workers);
   return {
+    // The God daemon: its children are the workers.
+    pid: Number(readFileSync(path.join(home, 'pm2.pid'), 'utf8')),
     async reload() {
       await pm2run('reload', 'bench');
     },

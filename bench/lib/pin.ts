@@ -11,9 +11,22 @@ function taskset(pid: number, cpus: string): boolean {
   }
 }
 
+function children(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
 export interface SubjectCore {
   /** Moves a subject process (one of the contenders) onto the reserved core. */
   subject(pid: number): void;
+  /**
+   * Moves a process and its children (a cluster's primary and workers) onto the reserved core; processes it forks
+   * later (a reload's new workers) inherit the affinity.
+   */
+  subjectTree(pid: number): void;
   /** Gives the harness all cores back. */
   release(): void;
   /** How the run was laid out, for the report. */
@@ -31,10 +44,13 @@ export function reserveSubjectCore(): SubjectCore {
   const cores = availableParallelism();
   const all = `0-${cores - 1}`;
   if (cores < 2 || !taskset(process.pid, `1-${cores - 1}`)) {
-    return { subject: () => {}, release: () => {}, note: `not pinned (${cores < 2 ? 'one core' : 'taskset not available'})` };
+    return { subject: () => {}, subjectTree: () => {}, release: () => {}, note: `not pinned (${cores < 2 ? 'one core' : 'taskset not available'})` };
   }
   return {
     subject: (pid) => void taskset(pid, '0'),
+    subjectTree: (pid) => {
+      for (const p of [pid, ...children(pid)]) taskset(p, '0');
+    },
     release: () => void taskset(process.pid, all),
     note: `each contender pinned to core 0; load generator and stores on ${cores > 2 ? `cores 1-${cores - 1}` : 'core 1'}`,
   };

@@ -49,31 +49,39 @@ interface RequestStart {
   server: net.Server;
 }
 
+/**
+ * Every request passes here (http.server.request.start), so this path stays small: what retirement needs from a
+ * request that began before it (requests in flight, the newest answer, the bytes read when the answer ended) and
+ * the status figures. Everything else happens only once the worker is retiring.
+ */
 export function onRequest(message: unknown): void {
   const { response, socket, server } = message as RequestStart;
   st.requests++;
-  adopt(server);
-  const conn = track(socket);
+  // Servers are adopted when they listen; a connection of one that was not is tracked from its first request.
+  const conn = st.sockets.get(socket) ?? (adopt(server), track(socket));
   // A request read before the previous answer ended: a pipelining client. What it sends next may sit half-parsed
   // in this process at any time, so its connection is never moved.
-  if (conn.inFlight > 0) conn.stay = true;
-  conn.inFlight++;
+  if (conn.inFlight++ > 0) conn.stay = true;
   const previous = conn.last;
   conn.last = response;
-  const t0 = performance.now();
   if (st.retiring && !movable(socket as RawSocket, conn)) {
     // The close moves to the newest answer: Node drops pipelined requests queued behind a `close` answer.
     if (previous && closing.has(previous) && !previous.headersSent) previous.removeHeader('connection');
     sayClose(conn);
   }
-  response.once('close', () => {
-    conn.inFlight--;
-    conn.idleSince = Date.now();
-    conn.readAtIdle = socket.bytesRead;
-    if (conn.last === response) conn.last = undefined;
-    requestDone(response.writableFinished ? response.statusCode : 499, performance.now() - t0);
-    if (st.retiring) tryMove(socket as RawSocket, conn);
-  });
+  const t0 = performance.now();
+  response.once('close', () => answered(socket as RawSocket, conn, response, t0));
+}
+
+function answered(socket: RawSocket, conn: Conn, response: http.ServerResponse, t0: number): void {
+  conn.inFlight--;
+  conn.readAtIdle = socket.bytesRead;
+  if (conn.last === response) conn.last = undefined;
+  requestDone(response.writableFinished ? response.statusCode : 499, performance.now() - t0);
+  if (!st.retiring) return;
+  // Before retirement began, a connection's idle time counts from then (the grace), so only now is it kept.
+  conn.idleSince = Date.now();
+  tryMove(socket, conn);
 }
 
 /**
