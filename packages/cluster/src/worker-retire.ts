@@ -104,12 +104,12 @@ function sayClose(conn: Conn): void {
 }
 
 const pendingMoves = new Map<number, (taken: boolean) => void>();
+let nextMoveId = 1;
 
 /** The primary's answer to a `move`. */
 export function moved(id: number, taken: boolean): void {
   pendingMoves.get(id)?.(taken);
 }
-let nextMoveId = 1;
 
 /**
  * Gives an idle keep-alive connection back to the primary, which deals it to a ready worker: the client keeps
@@ -192,7 +192,7 @@ function checkDrained(): boolean {
   return true;
 }
 
-/** In 'os' scheduling the app's own listening server: where a connection moved from a retiring worker goes. */
+/** The app's server listening on `port` through node:cluster: where a connection moved to that port goes. */
 export function serverOn(port: number): net.Server | undefined {
   for (const server of st.servers) {
     if (server instanceof tls.Server || !server.listening) continue;

@@ -34,7 +34,9 @@ function onMessage(msg: unknown, handle: unknown): void {
   const m = msg as ToWorker;
   if (m.cs === 'conn') {
     const socket = handle as net.Socket | undefined;
-    const target = st.target ?? (m.port !== undefined ? serverOn(m.port) : undefined);
+    // A moved connection names the port its client connected to: PORT's server (the primary's in rr and sticky
+    // modes), or whichever server of the app listens there (node:cluster's, in 'os' mode or for other ports).
+    const target = m.port === undefined || (m.port === contract()?.port && st.target) ? st.target : serverOn(m.port);
     // Declined: past the primary's window (it may give the socket to another worker any moment now), no server
     // for PORT (the app never listened, or closed it), or TLS bytes already read by a trustProxy primary.
     // Destroying our copy closes only this descriptor: the primary still holds the connection and re-deals it.

@@ -93,6 +93,23 @@ describe('keep-alive connections across a reload', () => {
     });
   }
 
+  test('a keep-alive connection to another port of the app moves to that port\'s server', async () => {
+    const second = await freePort();
+    const { proc } = await startCluster('move-port', [], { FIXTURE_SECOND_PORT: String(second) });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    after(() => agent.destroy());
+    const first = await get(`http://127.0.0.1:${second}/`, { agent });
+    assert.equal(first.json.server, 'second');
+    const socket = Object.values(agent.freeSockets).flat()[0]!;
+    const reload = await runCli(['reload', '--name', 'move-port'], s.env);
+    assert.equal(reload.code, 0, reload.out);
+    await proc.waitFor(new RegExp(`pid ${first.json.pid} retired \\(drained\\)`));
+    const again = await get(`http://127.0.0.1:${second}/`, { agent });
+    assert.equal(Object.values(agent.freeSockets).flat()[0], socket, 'the same connection answered again');
+    assert.notEqual(again.json.pid, first.json.pid);
+    assert.equal(again.json.server, 'second', 'answered by the server on that port, not the one on PORT');
+  });
+
   test('requests sent back to back through a reload are all answered on one connection', async () => {
     const { port, proc } = await startCluster('move-busy', []);
     const c = rawClient(port);
