@@ -11,7 +11,12 @@ import { BUCKETS, type Tally } from './metrics.ts';
 const SAMPLE_MS = 2_000;
 /** 5 minutes of samples. */
 const KEEP = 150;
-const FETCH_TIMEOUT_MS = 1_000;
+/**
+ * How long an instance's `/status.json` may take. The primary answers it after asking each worker, waiting up to
+ * 1 s for one that is busy (WorkerProcess.stats), so this must be longer than that: at 1 s, one slow worker made the
+ * whole instance show as unreachable instead of that worker's figures as missing.
+ */
+const FETCH_TIMEOUT_MS = 2_500;
 
 interface Point {
   /** ms since epoch. */
