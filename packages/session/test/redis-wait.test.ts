@@ -4,7 +4,9 @@
 // master killed: with the default configuration the acknowledged save is lost; with waitReplicas=1 it is answered
 // 503 instead, so nothing answered 200 is lost.
 import assert from 'node:assert/strict';
+import dc from 'node:diagnostics_channel';
 import { after, describe, test } from 'node:test';
+import { CHANNELS, type StoreOperation } from '@cluster-session/core';
 import { cookieHeader, redisCli, request, startRedisCluster, startRedisSentinel, until, type RedisSentinel } from '@cluster-session/testkit';
 import { serve, type Served } from './fixtures/app.ts';
 
@@ -106,13 +108,23 @@ describe('writes in the replication gap of a failover', () => {
     const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
     cleanups.push(() => cluster.close());
     const url = `redis+cluster://${cluster.startupNodes.map((n) => `${n.host}:${n.port}`).join(',')}?waitReplicas=1`;
+    // Every store call, kept: a 503 on the healthy cluster then says which call failed and why (it once did, under
+    // load, unexplained).
+    const lines: string[] = [];
+    const record = (m: unknown) => {
+      const op = m as StoreOperation;
+      lines.push(`${op.operation} ${op.ok ? 'ok' : `failed: ${op.error}`} in ${Math.round(op.seconds * 1000)} ms`);
+    };
+    dc.subscribe(CHANNELS.storeOperation, record);
+    after(() => dc.unsubscribe(CHANNELS.storeOperation, record));
     const app = await serve({ store: { type: 'redis', url }, storeTimeout: STORE_TIMEOUT, logger: quiet });
     cleanups.push(() => app.close());
     const login = await request(`${app.url}/login`, { method: 'POST', body: { user: 'alice' } });
-    assert.equal(login.status, 200, login.body);
+    assert.equal(login.status, 200, `${login.body}; store: ${lines.join(' | ')}`);
     const cookie = cookieHeader(login.cookies);
     const hit = () => request(`${app.url}/hit`, { method: 'POST', headers: { cookie }, timeoutMs: 5_000 });
-    assert.equal((await hit()).status, 200, 'confirmed by the replica of the session\'s master');
+    const first = await hit();
+    assert.equal(first.status, 200, `confirmed by the replica of the session's master; store: ${lines.join(' | ')}`);
 
     // Cut off that master's replica only: this session's saves are no longer confirmed.
     const owner = await cluster.nodeForKey(`sess:${login.json.id}`);
