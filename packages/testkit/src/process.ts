@@ -15,9 +15,9 @@ export interface Proc {
 }
 
 const live = new Set<ChildProcess>();
-// A test that fails half-way leaves what it started running. The test runner exits the file's process when its
-// tests are done (--test-force-exit), and this takes the whole tree with it: a launcher's primaries and their
-// workers hold the file's stdout too, and would keep the runner waiting for it to close.
+// A test that fails half-way leaves what it started running. The exit watchdog (exit-watchdog.ts) ends the file's
+// process when something still holds it after its tests, and this takes the whole tree with it: a launcher's
+// primaries and their workers hold the file's stdout too, and would keep the runner waiting for it to close.
 process.once('exit', () => {
   for (const child of live) if (child.pid !== undefined) killTree(child.pid);
 });
