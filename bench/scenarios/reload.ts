@@ -1,5 +1,6 @@
+import http from 'node:http';
 import path from 'node:path';
-import { freePort } from '@cluster-session/testkit';
+import { freePort, request } from '@cluster-session/testkit';
 import { load, type LoadResult } from '../lib/load.ts';
 import { FIXTURES, startOurs, startPm2, type Managed } from '../lib/managers.ts';
 import { reserveSubjectCore, type SubjectCore } from '../lib/pin.ts';
@@ -45,6 +46,31 @@ async function cpuPerRequest(core: SubjectCore, start: (port: number) => Promise
   }
 }
 
+const IDLE = 20;
+
+/**
+ * One reload while IDLE keep-alive connections sit idle (as a browser or an upstream pool keeps them): how long
+ * the manager's reload command takes, and how many of those connections the client can still use afterwards.
+ */
+async function idleReload(start: (port: number) => Promise<Managed>): Promise<{ ms: number; kept: number }> {
+  const port = await freePort();
+  const managed = await start(port);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: IDLE });
+  try {
+    const all = () => Promise.all(Array.from({ length: IDLE }, () => request(`http://127.0.0.1:${port}/`, { agent })));
+    await all();
+    const before = new Set(Object.values(agent.freeSockets).flat());
+    const t0 = performance.now();
+    await managed.reload();
+    const ms = performance.now() - t0;
+    await all();
+    return { ms, kept: Object.values(agent.freeSockets).flat().filter((socket) => before.has(socket)).length };
+  } finally {
+    agent.destroy();
+    await managed.stop();
+  }
+}
+
 const scenario: Scenario = {
   name: 'reload',
   title: `failed requests during ${RELOADS} rolling reloads under keep-alive load: ours vs PM2`,
@@ -56,10 +82,15 @@ const scenario: Scenario = {
     ctx.log(`reload: ${core.note}`);
     let r: { ours: LoadResult[]; pm2: LoadResult[] };
     let cpu: { ours: number[]; pm2: number[] };
+    let idle: { ours: Array<{ ms: number; kept: number }>; pm2: Array<{ ms: number; kept: number }> };
     try {
       r = await alternate(ctx.rounds, {
         ours: () => underReloads(core, (port) => startOurs(APP, 2, port), duration),
         pm2: () => underReloads(core, (port) => startPm2(APP, 2, port), duration),
+      });
+      idle = await alternate(ctx.rounds, {
+        ours: () => idleReload((port) => startOurs(APP, 2, port)),
+        pm2: () => idleReload((port) => startPm2(APP, 2, port)),
       });
       cpu = await alternate(ctx.rounds, {
         ours: () => cpuPerRequest(core, (port) => startOurs(APP, 2, port), ctx.smoke ? 2 : 8),
@@ -74,6 +105,23 @@ const scenario: Scenario = {
     return [
       { scenario: 'reload', metric: `failed requests, ${RELOADS} reloads, 2 workers on one core, 20 keep-alive conns, ${duration} s`, unit: '', ours, peer: 'PM2 reload', peerValue: failed(r.pm2), target: 'ours 0', met: ours === 0 },
       { scenario: 'reload', metric: 'requests served in the same window', unit: '', ours: total(r.ours), peer: 'PM2 reload', peerValue: total(r.pm2), ratio: total(r.ours) / total(r.pm2) },
+      {
+        scenario: 'reload',
+        metric: `keep-alive connections still usable after a reload, of ${IDLE} idle ones`,
+        unit: '',
+        ours: median(idle.ours.map((x) => x.kept)),
+        peer: 'PM2 reload',
+        peerValue: median(idle.pm2.map((x) => x.kept)),
+      },
+      {
+        scenario: 'reload',
+        metric: `reload command, 2 workers holding ${IDLE} idle keep-alive connections (lower is better)`,
+        unit: 'ms',
+        ours: median(idle.ours.map((x) => x.ms)),
+        peer: 'PM2 reload',
+        peerValue: median(idle.pm2.map((x) => x.ms)),
+        ratio: median(idle.ours.map((x) => x.ms)) / median(idle.pm2.map((x) => x.ms)),
+      },
       {
         scenario: 'reload',
         metric: 'CPU per request, primary + 2 workers, no reload (lower is better)',
