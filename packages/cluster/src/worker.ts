@@ -40,7 +40,7 @@ function onMessage(msg: unknown, handle: unknown): void {
     // Declined: past the primary's window (it may give the socket to another worker any moment now), no server
     // for PORT (the app never listened, or closed it), or TLS bytes already read by a trustProxy primary.
     // Destroying our copy closes only this descriptor: the primary still holds the connection and re-deals it.
-    if (!socket || !target || st.targetClosed || monotonicMs() > m.by || (m.head && target instanceof tls.Server)) {
+    if (!socket || !target || (target === st.target && st.targetClosed) || monotonicMs() > m.by || (m.head && target instanceof tls.Server)) {
       socket?.destroy();
       send({ cs: 'conn-nack', id: m.id });
       return;
