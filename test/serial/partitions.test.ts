@@ -38,6 +38,22 @@ const reason = await unavailable();
 const skip = reason && !process.env.CI ? `multi-host partition suite skipped: ${reason}` : false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `p`, or what `onTimeout()` gives after `ms`, whichever comes first. The timer is cleared when `p` wins: a bare
+ * sleep() in the race would hold this file's process for the rest of its time (the exit watchdog fails it).
+ */
+async function orAfter<T>(p: Promise<T>, ms: number, onTimeout: () => T | Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve, reject) => {
+    timer = setTimeout(() => Promise.resolve().then(onTimeout).then(resolve, reject), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // The simulated network: one /24 inside the namespaces only. App hosts have a second address for the delay
 // proxy's own upstream connections (the redirect to the proxy skips that source).
 const HOSTS = {
@@ -124,7 +140,7 @@ class Hopper {
   }
 
   whenReady(): Promise<void> {
-    return Promise.race([this.ready, sleep(60_000).then(() => Promise.reject(new Error('clients not logged in within 60 s')))]);
+    return orAfter(this.ready, 60_000, () => Promise.reject(new Error('clients not logged in within 60 s')));
   }
 
   send(line: string): void {
@@ -153,7 +169,7 @@ class Hopper {
   async stop(): Promise<void> {
     if (this.proc.child.exitCode !== null || this.proc.child.signalCode !== null) return;
     this.send('stop');
-    await Promise.race([this.proc.exited, sleep(15_000).then(() => this.proc.stop('SIGKILL'))]);
+    await orAfter(this.proc.exited, 15_000, () => this.proc.stop('SIGKILL'));
   }
 }
 
