@@ -15,6 +15,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { deadline as withDeadline } from '@cluster-session/core';
 import { redisCli, startNode, startProcess, startRedisCluster, startRedisSentinel, type Proc, type RedisAddress, type RedisCluster, type RedisSentinel } from '@cluster-session/testkit';
 import { createNet, unavailable, type Host, type Net } from '../support/netns.ts';
 import { CLI } from '../support/stack.ts';
@@ -37,22 +38,6 @@ const TTL_MS = 86_400_000;
 const reason = await unavailable();
 const skip = reason && !process.env.CI ? `multi-host partition suite skipped: ${reason}` : false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * `p`, or what `onTimeout()` gives after `ms`, whichever comes first. The timer is cleared when `p` wins: a bare
- * sleep() in the race would hold this file's process for the rest of its time (the exit watchdog fails it).
- */
-async function orAfter<T>(p: Promise<T>, ms: number, onTimeout: () => T | Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<T>((resolve, reject) => {
-    timer = setTimeout(() => Promise.resolve().then(onTimeout).then(resolve, reject), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // The simulated network: one /24 inside the namespaces only. App hosts have a second address for the delay
 // proxy's own upstream connections (the redirect to the proxy skips that source).
@@ -140,7 +125,9 @@ class Hopper {
   }
 
   whenReady(): Promise<void> {
-    return orAfter(this.ready, 60_000, () => Promise.reject(new Error('clients not logged in within 60 s')));
+    // core's deadline() clears its timer when the promise wins: a bare sleep() in a race would hold this file's
+    // process long after (the exit watchdog fails it).
+    return withDeadline(this.ready, 60_000, () => new Error('clients not logged in within 60 s'));
   }
 
   send(line: string): void {
@@ -169,7 +156,7 @@ class Hopper {
   async stop(): Promise<void> {
     if (this.proc.child.exitCode !== null || this.proc.child.signalCode !== null) return;
     this.send('stop');
-    await orAfter(this.proc.exited, 15_000, () => this.proc.stop('SIGKILL'));
+    await withDeadline(this.proc.exited, 15_000, () => new Error('hopper still running 15 s after stop')).catch(() => this.proc.stop('SIGKILL'));
   }
 }
 
