@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { children } from './proc.ts';
 
 /** Sets the CPU affinity of every thread of `pid` (taskset -a). False when taskset is missing or refuses. */
 function taskset(pid: number, cpus: string): boolean {
@@ -8,14 +9,6 @@ function taskset(pid: number, cpus: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function children(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    return []; // pgrep exits 1 when there are none
   }
 }
 

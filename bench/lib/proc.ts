@@ -13,15 +13,18 @@ export function rssMiB(pid: number): number {
   return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
 }
 
+/** The direct children of a process (a primary's workers). */
+export function children(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
 /** CPU time of a process and its children (a primary and its workers), in microseconds. */
 export function treeCpuMicros(pid: number): number {
-  let children: number[] = [];
-  try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
-  } catch {
-    // no children
-  }
-  return [pid, ...children].reduce((n, p) => {
+  return [pid, ...children(pid)].reduce((n, p) => {
     try {
       return n + cpuMicros(p);
     } catch {
