@@ -10,7 +10,7 @@ import { setupWorkers } from './setup.ts';
 import type { Cluster, ReloadReport, ReloadUpdate, ScaleReport, SlotState, SlotStatus } from './types.ts';
 import { Handoff } from './handoff.ts';
 import { startMetricsServer, type MetricsServer } from './metrics.ts';
-import { RoundRobinListeners } from './round-robin.ts';
+import { inTurn, RoundRobinListeners } from './round-robin.ts';
 import { primaryLine } from './output.ts';
 import { createStickyRouter } from './sticky.ts';
 import { WorkerProcess, type FatalReport, type WorkerHooks } from './worker-process.ts';
@@ -81,7 +81,7 @@ export class ClusterPrimary implements Cluster {
         if (!this.#rr) return;
         void this.#rr.listen(wp, msg).then((reply) => wp.send(reply));
       },
-      move: (wp, msg, handle) => this.#handoff.takeBack(wp, msg, handle, this.#stopping ? [] : this.#takersFor(wp, msg.key)),
+      move: (wp, msg, handle) => this.#handoff.takeBack(wp, msg, handle, this.#stopping ? [] : this.#takersFor(msg.key)),
       disconnected: (wp) => this.#handoff.workerGone(wp),
       fatal: (_wp, report) => this.#onStartFatal?.(report),
     };
@@ -436,8 +436,13 @@ export class ClusterPrimary implements Cluster {
     }
   }
 
+  /** The ready workers as rendezvous nodes: the slot is the node, so a reload keeps every client's mapping. */
+  #readyNodes(): Array<{ id: string; worker: WorkerProcess }> {
+    return this.#slots.filter((s) => s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
+  }
+
   #route(key: string, socket: net.Socket, head: Buffer | undefined): boolean {
-    const nodes = this.#slots.filter((s) => s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
+    const nodes = this.#readyNodes();
     if (nodes.length === 0) return false;
     // Rendezvous order: the owner first, then who takes its clients while it is down. A worker that dies before
     // taking the socket (or declines it) passes it to the next, so the client is served rather than dropped.
@@ -449,11 +454,11 @@ export class ClusterPrimary implements Cluster {
    * Who takes a connection a retiring worker gives back: in sticky mode the key's owner first (the slot's new
    * worker, after a reload), otherwise the ready workers in turn.
    */
-  #takersFor(from: WorkerProcess, key: string | undefined): WorkerProcess[] {
-    const nodes = this.#slots.filter((s) => s.worker !== from && s.worker?.phase === 'ready').map((s) => ({ id: String(s.id), worker: s.worker! }));
+  #takersFor(key: string | undefined): WorkerProcess[] {
+    // The retiring worker is not among them: it stopped being `ready` when its retirement began.
+    const nodes = this.#readyNodes();
     if (this.#o.sticky && key !== undefined) return rank(key, nodes).map((n) => n.worker);
-    const start = this.#moveTurn++ % Math.max(1, nodes.length);
-    return [...nodes.slice(start), ...nodes.slice(0, start)].map((n) => n.worker);
+    return inTurn(nodes, this.#moveTurn++).map((n) => n.worker);
   }
 
   /** Each slot's state, without asking any worker (the metrics' `cluster_session_workers{state}`). */

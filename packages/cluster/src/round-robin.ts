@@ -20,6 +20,12 @@ interface Listener {
 type ListenMsg = Extract<ToPrimary, { cs: 'listen' }>;
 type ListenReply = Extract<ToWorker, { cs: 'listening' } | { cs: 'listen-error' }>;
 
+/** `items` starting at position `turn` (modulo their number), the ones before it after. */
+export function inTurn<T>(items: readonly T[], turn: number): T[] {
+  const start = turn % Math.max(1, items.length);
+  return [...items.slice(start), ...items.slice(0, start)];
+}
+
 export class RoundRobinListeners {
   readonly #handoff: Handoff;
   readonly #listeners = new Map<string, Listener>();
@@ -64,10 +70,8 @@ export class RoundRobinListeners {
 
   #deal(l: Listener, socket: net.Socket): void {
     socket.on('error', () => socket.destroy());
-    const ready = l.members.filter((wp) => wp.phase === 'ready');
-    const start = l.turn++ % Math.max(1, ready.length);
     // The next worker in turn first; the others, in turn order, take it if that one dies before taking it.
-    this.#handoff.deal(socket, undefined, [...ready.slice(start), ...ready.slice(0, start)]);
+    this.#handoff.deal(socket, undefined, inTurn(l.members.filter((wp) => wp.phase === 'ready'), l.turn++));
   }
 
   /** Stop accepting (stop, force stop). Connections already dealt are unaffected. */
