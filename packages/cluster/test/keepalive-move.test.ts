@@ -55,6 +55,15 @@ function rawClient(port: number): { socket: net.Socket; answers: Answer[]; close
 
 const request = (p = '/') => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
+/** A raw client whose connection has carried one request and its answer (so the worker tracks it as idle). */
+async function answeredOnce(port: number): Promise<ReturnType<typeof rawClient>> {
+  const c = rawClient(port);
+  after(() => c.socket.destroy());
+  c.socket.write(request());
+  await c.answered(1);
+  return c;
+}
+
 async function startCluster(name: string, args: string[], env: Record<string, string> = {}) {
   const port = await freePort();
   const workers = args.includes('--sticky') ? 2 : 1;
@@ -132,10 +141,7 @@ describe('keep-alive connections across a reload', () => {
 
   test('a pipelining client is not moved: its last answer says close, nothing is lost', async () => {
     const { port, proc } = await startCluster('move-pipe', []);
-    const c = rawClient(port);
-    after(() => c.socket.destroy());
-    c.socket.write(request());
-    await c.answered(1);
+    const c = await answeredOnce(port);
     // Two requests in one write: the second is read while the first is in flight. Both still unanswered at
     // retirement, so the close can go on the last one (an answer already queued cannot be changed).
     c.socket.write(request('/slow?ms=600') + request('/slow?ms=900'));
@@ -151,10 +157,7 @@ describe('keep-alive connections across a reload', () => {
 
   test('a request half read at retirement is finished by the old worker, then the connection closes', async () => {
     const { port, proc } = await startCluster('move-half', []);
-    const c = rawClient(port);
-    after(() => c.socket.destroy());
-    c.socket.write(request());
-    await c.answered(1);
+    const c = await answeredOnce(port);
     const whole = request('/?half=1');
     c.socket.write(whole.slice(0, 12));
     await sleep(100);
