@@ -140,11 +140,14 @@ describe('keep-alive connections across a reload', () => {
   });
 
   test('a pipelining client is not moved: its last answer says close, nothing is lost', async () => {
-    const { port, proc } = await startCluster('move-pipe', []);
+    const { port, proc } = await startCluster('move-pipe', ['--kill-timeout', '30000']);
     const c = await answeredOnce(port);
     // Two requests in one write: the second is read while the first is in flight. Both still unanswered at
-    // retirement, so the close can go on the last one (an answer already queued cannot be changed).
-    c.socket.write(request('/slow?ms=600') + request('/slow?ms=900'));
+    // retirement, so the close can go on the last one (an answer already queued cannot be changed). Slow enough
+    // for a loaded CI machine (both timers run at once, from the write): with 600 and 900 ms, a reload that took
+    // over 0.9 s to start its new worker found both answered and the client idle, and the test failed for that
+    // alone. The kill timeout is raised past them so the old worker may finish.
+    c.socket.write(request('/slow?ms=2000') + request('/slow?ms=6000'));
     await sleep(150);
     const reload = await runCli(['reload', '--name', 'move-pipe'], s.env);
     assert.equal(reload.code, 0, reload.out);
