@@ -7,6 +7,8 @@ import { statusPage } from './status-page.ts';
 
 /** What the admin server serves beyond the balancer's status: Prometheus metrics and the stack view. */
 interface AdminViews {
+  /** Brings the status and the metrics up to date before an answer (a balancer with worker threads asks them). */
+  refresh: (() => Promise<void>) | undefined;
   /** The balancer's registry (metrics.ts); undefined when `metrics: false`. */
   metrics: Registry | undefined;
   /** `/stack.json`: the balancer status, the charts' history and each instance's workers (stack.ts). */
@@ -19,7 +21,18 @@ interface AdminViews {
  * instance is up, else 503. Bound to 127.0.0.1 unless told otherwise: it shows internal addresses.
  */
 export function createAdminServer(status: () => { upstreams: Array<{ state: string }> }, views: AdminViews): http.Server {
+  const fresh = new Set(['/healthz', '/status.json', '/stack.json', '/metrics']);
   return http.createServer((req, res) => {
+    const refresh = views.refresh;
+    if (refresh && fresh.has((req.url ?? '/').split('?', 1)[0]!)) {
+      // A refresh never fails: a thread that does not answer in time gives its previous report.
+      void refresh().then(() => answer(req, res));
+      return;
+    }
+    answer(req, res);
+  });
+
+  function answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
@@ -68,5 +81,5 @@ export function createAdminServer(status: () => { upstreams: Array<{ state: stri
       return;
     }
     sendAnswer(res, { status: 404, code: BadRequestError.code, error: 'not found' });
-  });
+  }
 }

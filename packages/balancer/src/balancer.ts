@@ -1,33 +1,25 @@
-import { once } from 'node:events';
 import type http from 'node:http';
-import net from 'node:net';
-import type tls from 'node:tls';
-import { AccessLog } from './access-log.ts';
+import type net from 'node:net';
 import { createAdminServer } from './admin.ts';
-import { ClientConn } from './client.ts';
-import type { ProxyContext, Timed } from './context.ts';
-import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors.ts';
+import { BalancerConfigError } from './errors.ts';
 import { HealthChecker } from './health.ts';
-import { balancerRegistry, Tally } from './metrics.ts';
-import { balancerConfig, upstreamConfig, type BalancerOptions, type Strategy, type UpstreamInput } from './options.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { balancerRegistry } from './metrics.ts';
+import { balancerConfig, upstreamConfig, type BalancerOptions, type UpstreamInput } from './options.ts';
+import { hostPort, listen, startProxy, type BalancerStatus } from './proxy.ts';
 import { createRedirectServer } from './redirect.ts';
-import { reconfigure, type ReconfigureReport } from './reconfigure.ts';
-import { History, InstanceCache } from './stack.ts';
-import { Certificates, createTlsServer } from './tls.ts';
-import { Selector } from './strategy.ts';
-import { Upstream, type UpstreamStatus } from './upstream.ts';
+import type { ReconfigureReport } from './reconfigure.ts';
+import { History, InstanceCache, SAMPLE_MS } from './stack.ts';
+import { MergedReports, type ThreadReport } from './thread-report.ts';
+import type { Upstream, UpstreamStatus } from './upstream.ts';
+import { WorkerGroup } from './workers.ts';
 
-export interface BalancerStatus {
-  url: string;
-  strategy: Strategy;
-  totals: { connections: number; openConnections: number; requests: number; rejected: number };
-  upstreams: UpstreamStatus[];
-}
+export type { BalancerStatus };
 
 export interface Balancer {
   /** `http://host:port` (`https://` with tls) the balancer listens on. */
   readonly url: string;
+  /** Proxy threads (the `workers` option; 1: the calling thread proxies). */
+  readonly workers: number;
   /** The plain-HTTP redirect listener (`tls.redirect`), when given. */
   readonly redirectUrl: string | undefined;
   /** The status page, when `admin` was given. */
@@ -38,6 +30,10 @@ export interface Balancer {
   drain(id: string): Promise<void>;
   /** Drains an instance, then forgets it. */
   remove(id: string): Promise<void>;
+  /**
+   * Counters, instance states, connections. With `workers`, as of the threads' last reports (at most 2 s old);
+   * the admin server's `/status.json` and `/metrics` ask the threads first.
+   */
   status(): BalancerStatus;
   /**
    * Re-reads the TLS certificate and key files (SIGHUP in the CLI). New handshakes use them; open connections are
@@ -66,192 +62,151 @@ export type { ReconfigureReport };
 export async function createBalancer(options: CreateBalancerOptions): Promise<Balancer> {
   const config = balancerConfig(options);
   const log = config.log ?? (() => {});
-  const upstreams = config.upstreams.map((u) => new Upstream(u));
-  const selector = new Selector(config.strategy, upstreams, config.limits.perUpstream);
-  const clients = new Set<Timed>();
-  const origins = new Set<Timed>();
-  const ctx: ProxyContext = {
-    config,
-    selector,
-    access: config.accessLog ? new AccessLog(config.accessLog.path, config.accessLog.format, log) : null,
-    now: Date.now(),
-    closing: false,
-    clients,
-    origins,
-    totals: { connections: 0, requests: 0, rejected: 0 },
-    perClient: new Map(),
-    metrics: config.metrics,
-    own: new Tally(),
-    limiter: config.rateLimit ? new RateLimiter(config.rateLimit) : undefined,
-    addHeaders: config.tls && config.tls.hsts > 0 ? `Strict-Transport-Security: max-age=${config.tls.hsts}\r\n` : '',
-    log,
-    retryAfter() {
-      // The soonest moment something may change: an ejection ending or the next health check.
-      const { health } = ctx.config;
-      let ms = health ? health.interval : Infinity;
-      for (const u of upstreams) if (u.downUntil > ctx.now) ms = Math.min(ms, u.downUntil - ctx.now);
-      return Number.isFinite(ms) ? Math.max(1, Math.ceil(ms / 1000)) : 1;
-    },
-  };
+  // With `workers`, the proxy runs in N threads and this one keeps a proxy that takes no traffic: the instance list
+  // the health checks, the admin server and the options' validation work on (workers.ts).
+  const threaded = config.workers > 1;
+  let group: WorkerGroup | undefined;
+  const proxy = await startProxy(config, threaded ? { listen: false, boundPort: () => group!.port } : { listen: true });
+  let current: CreateBalancerOptions = options;
+  const merged = new MergedReports();
+  const unhealthy = () => proxy.upstreams.filter((u) => !u.healthy).map((u) => u.id);
+  if (threaded) {
+    const { log: _log, ...cloneable } = options;
+    current = cloneable;
+    group = await WorkerGroup.start(config.workers, config.limits.connections, config.rateLimit ? config.rateLimit.maxClients : undefined, {
+      options: () => ({ ...current, upstreams: proxy.upstreams.filter((u) => !u.removed).map((u) => ({ url: u.url, id: u.id, weight: u.weight, ...(u.status ? { status: u.status } : {}) })) }),
+      unhealthy,
+      draining: () => proxy.upstreams.filter((u) => u.draining).map((u) => u.id),
+      retire: (r) => merged.retire(r),
+      log,
+    });
+  }
+  const url = group ? group.url : proxy.url;
+  const port = group ? group.port : proxy.port;
+  const g = group;
+  /** The threads' last reports (asked every 2 s, and by the admin server before each answer). */
+  let reports: ThreadReport[] = [];
+  const refresh = g ? async () => void (reports = await g.reports()) : undefined;
+  // The main thread's view (instance list, health, drains) as it is now, with the threads' counters summed.
+  const status = (): BalancerStatus => (g ? merged.merge(proxy.status(), url, reports) : proxy.status());
 
-  // One sweep for every timeout instead of a timer per socket per request.
-  const t = config.timeouts;
-  const tick = Math.max(10, Math.min(100, Math.floor(Math.min(t.clientHeaders, t.keepAlive, t.connect, t.response, t.upstreamIdle, t.tunnel) / 4)));
-  const sweep = setInterval(() => {
-    const now = (ctx.now = Date.now());
-    for (const c of clients) if (c.deadline !== 0 && now >= c.deadline) c.onTimeout();
-    for (const o of origins) if (o.deadline !== 0 && now >= o.deadline) o.onTimeout();
-    ctx.limiter?.sweep(now);
-  }, tick);
-  sweep.unref();
-
-  // Read (and checked) before anything listens: a bad file is a startup error naming the option and the path.
-  const certs = config.tls ? new Certificates(config.tls.certs, log) : undefined;
-  const accept = (socket: net.Socket) => {
-    if (ctx.closing) {
-      socket.destroy();
-      return;
-    }
-    new ClientConn(ctx, socket);
-  };
-  const server: net.Server = certs
-    ? createTlsServer(certs, accept, config.timeouts.clientHeaders)
-    : net.createServer({ allowHalfOpen: true, noDelay: true }, accept);
-  // Beyond this many open client connections new ones are closed at once instead of exhausting descriptors.
-  server.maxConnections = config.limits.connections;
-  server.on('drop', () => ctx.totals.rejected++);
-  await listen(server, config.port, config.host, 'listen');
-  // After the bind: a failed bind is the rejection above, reported once.
-  server.on('error', (err) => log(`listener error: ${err.message}`));
-
-  let checker = config.health ? new HealthChecker(config.health, upstreams, log) : undefined;
+  const onHealth = g ? (u: Upstream, healthy: boolean) => g.tell({ op: 'health', id: u.id, healthy }) : undefined;
+  let checker = config.health ? new HealthChecker(config.health, proxy.upstreams, log, onHealth) : undefined;
   checker?.start();
 
-  let admin: http.Server | undefined;
-  let adminUrl: string | undefined;
-  const hostPort = (s: net.Server, scheme = 'http') => {
-    const a = s.address() as net.AddressInfo;
-    return `${scheme}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  const closeAll = async () => {
+    checker?.stop();
+    await Promise.all([proxy.close(0), g?.close(0)]);
   };
-  const url = hostPort(server, certs ? 'https' : 'http');
+
+  let sampler: NodeJS.Timeout | undefined;
   let redirect: http.Server | undefined;
   let redirectUrl: string | undefined;
-  if (certs && config.tls && config.tls.redirect) {
+  if (proxy.certs && config.tls && config.tls.redirect) {
     const r = config.tls.redirect;
-    redirect = createRedirectServer(certs, () => (server.address() as net.AddressInfo).port);
+    redirect = createRedirectServer(proxy.certs, () => port);
     try {
       await listen(redirect, r.port, r.host, 'tls.redirect');
     } catch (err) {
-      clearInterval(sweep);
-      server.close();
+      await closeAll();
       throw err;
     }
-    redirectUrl = hostPort(redirect);
+    redirectUrl = `http://${hostPort((redirect.address() as net.AddressInfo).address, (redirect.address() as net.AddressInfo).port)}`;
   }
 
-  const find = (id: string): Upstream => {
-    const u = upstreams.find((x) => x.id === id);
-    if (!u) throw new UnknownUpstreamError(`no instance with id ${JSON.stringify(id)}; known: ${upstreams.map((x) => x.id).join(', ') || 'none'}`);
-    return u;
-  };
-
-  const status = (): BalancerStatus => ({
-    url,
-    strategy: ctx.config.strategy,
-    totals: { ...ctx.totals, openConnections: clients.size },
-    upstreams: upstreams.map((u) => u.snapshot(ctx.now)), // the clock routing uses, so status and routing agree
-  });
-
+  let admin: http.Server | undefined;
+  let adminUrl: string | undefined;
   let history: History | undefined;
   if (config.admin) {
-    // The metrics and the status page read what the I/O path counts; nothing here runs per request.
-    const source = {
-      upstreams: () => upstreams.map((u) => ({ id: u.id, up: u.state(ctx.now) === 'up', retries: u.retries, tally: u.tally })),
-      own: ctx.own,
-      connections: () => clients.size,
-    };
-    history = new History(() => [...upstreams.map((u) => ({ id: u.id, tally: u.tally })), { id: '', tally: ctx.own }]);
+    // The metrics and the status page read what the I/O path counts; nothing here runs per request. With threads,
+    // they read the sum of the threads' reports (refreshed before each answer, and every 2 s for the charts).
+    const source = g
+      ? {
+          upstreams: () => status().upstreams.map((u) => ({ id: u.id, up: u.state === 'up', retries: u.retries, tally: merged.tallies.get(u.id)! })),
+          own: merged.own,
+          connections: () => merged.connections,
+        }
+      : {
+          upstreams: () => proxy.upstreams.map((u) => ({ id: u.id, up: u.state(proxy.ctx.now) === 'up', retries: u.retries, tally: u.tally })),
+          own: proxy.ctx.own,
+          connections: () => proxy.ctx.clients.size,
+        };
+    const tallies = () => [...source.upstreams().map((u) => ({ id: u.id, tally: u.tally })), { id: '', tally: source.own }];
+    history = new History(tallies);
     const instances = new InstanceCache();
     const h = history;
     admin = createAdminServer(status, {
+      refresh,
       metrics: config.metrics ? balancerRegistry(source) : undefined,
       stack: async () => ({
         balancer: status(),
         metrics: config.metrics,
         history: h.points,
-        instances: await instances.get(upstreams.map((u) => ({ id: u.id, status: u.status }))),
+        instances: await instances.get(proxy.upstreams.map((u) => ({ id: u.id, status: u.status }))),
       }),
     });
     try {
       await listen(admin, config.admin.port, config.admin.host, 'admin');
     } catch (err) {
-      checker?.stop();
-      clearInterval(sweep);
-      server.close();
       redirect?.close();
+      await closeAll();
       throw err;
     }
-    adminUrl = hostPort(admin);
+    adminUrl = `http://${hostPort((admin.address() as net.AddressInfo).address, (admin.address() as net.AddressInfo).port)}`;
     if (config.metrics) history.start();
   }
+  if (refresh) {
+    // status() reads the last reports: at most 2 s old (the admin server's answers ask the threads first).
+    sampler = setInterval(() => void refresh(), SAMPLE_MS);
+    sampler.unref();
+    await refresh();
+  }
+
+  const inFlight = (id: string) => (g ? (status().upstreams.find((u) => u.id === id)?.active ?? 0) : proxy.find(id).active);
 
   return {
     url,
+    workers: config.workers,
     redirectUrl,
     adminUrl,
     reloadTls() {
-      return certs !== undefined && certs.reload(server as tls.Server);
+      const taken = proxy.reloadTls();
+      g?.tell({ op: 'reloadTls' });
+      return taken;
     },
     add(input) {
       const cfg = upstreamConfig(input, 'add()');
-      const existing = upstreams.find((x) => x.id === cfg.id);
-      if (existing) {
-        if (existing.draining && existing.url === cfg.url) {
-          existing.setDraining(false); // undo a drain: the same instance takes traffic again
-          return existing.snapshot(Date.now());
-        }
-        throw new BalancerConfigError(`add(): an instance with id ${JSON.stringify(cfg.id)} already exists; remove it first or pick another id`);
-      }
-      const u = new Upstream(cfg);
-      upstreams.push(u);
-      log(`instance ${u.id} (${u.url}) added`);
-      return u.snapshot(Date.now());
+      const undrain = proxy.upstreams.some((u) => u.id === cfg.id && u.draining && u.url === cfg.url);
+      const snap = proxy.add(cfg);
+      g?.tell({ op: 'add', cfg });
+      if (!undrain) log(`instance ${cfg.id} (${cfg.url}) added`);
+      return snap;
     },
     async drain(id) {
-      const u = find(id);
-      u.setDraining(true);
-      log(`instance ${u.id} (${u.url}) draining (${u.active} in flight)`);
-      await u.idleNow();
+      const u = proxy.find(id);
+      log(`instance ${u.id} (${u.url}) draining (${inFlight(id)} in flight)`);
+      await Promise.all([proxy.drain(id), g?.all({ op: 'drain', id })]);
     },
     async remove(id) {
-      const u = find(id);
-      upstreams.splice(upstreams.indexOf(u), 1);
-      u.retire();
-      await u.idleNow();
+      const u = proxy.find(id);
+      await Promise.all([proxy.remove(id), g?.all({ op: 'remove', id })]);
       log(`instance ${u.id} (${u.url}) removed`);
     },
     status,
     reconfigure(options) {
-      if (ctx.closing) throw new BalancerConfigError('reconfigure: the balancer is closing');
-      const report = reconfigure(
-        {
-          ctx,
-          upstreams,
-          restartHealth(health) {
-            checker?.stop();
-            checker = health ? new HealthChecker(health, upstreams, log) : undefined;
-            checker?.start();
-          },
-          setMaxConnections: (n) => (server.maxConnections = n),
-          boundPort: (server.address() as net.AddressInfo).port,
-          retire(u) {
-            u.retire();
-            void u.idleNow().then(() => log(`instance ${u.id} (${u.url}) removed (drained)`));
-          },
-          log,
-        },
-        balancerConfig(options, 'reconfigure'),
-      );
+      if (proxy.ctx.closing) throw new BalancerConfigError('reconfigure: the balancer is closing');
+      const before = proxy.ctx.config.rateLimit;
+      const report = proxy.reconfigure(balancerConfig(options, 'reconfigure'), (health) => {
+        checker?.stop();
+        checker = health ? new HealthChecker(health, proxy.upstreams, log, onHealth) : undefined;
+        checker?.start();
+      });
+      if (g) {
+        const { log: _log, ...cloneable } = options;
+        current = cloneable;
+        const rate = proxy.ctx.config.rateLimit;
+        void g.reconfigure(JSON.stringify(before) !== JSON.stringify(rate), rate ? rate.maxClients : undefined).catch((err: Error) => log(`reconfigure: a worker thread refused it: ${err.message}`));
+      }
       const parts = [
         report.added.length ? `added ${report.added.join(', ')}` : '',
         report.removed.length ? `removing ${report.removed.join(', ')} (draining)` : '',
@@ -262,51 +217,26 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       return report;
     },
     reopenLogs() {
-      if (!ctx.access) return;
-      ctx.access.reopen();
-      log(`access log ${ctx.access.path} reopened`);
+      if (g) {
+        if (proxy.ctx.config.accessLog) {
+          g.tell({ op: 'reopenLogs' });
+          log(`access log ${proxy.ctx.config.accessLog.path} reopened`);
+        }
+        return;
+      }
+      proxy.reopenLogs();
     },
     async close(graceMs = 5_000) {
-      if (ctx.closing) return;
-      ctx.closing = true;
+      if (proxy.ctx.closing) return;
       checker?.stop();
       history?.stop();
-      const closed = once(server, 'close');
-      server.close();
+      clearInterval(sampler);
       admin?.close();
       admin?.closeAllConnections();
       redirect?.close();
       redirect?.closeAllConnections();
-      // Idle keep-alive clients and WebSocket tunnels (they would never finish) go now; clients mid-request get
-      // Connection: close after their response.
-      for (const c of clients) if ((c as ClientConn).closableNow()) c.destroy();
-      const deadline = Date.now() + graceMs;
-      while (clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      for (const c of clients) c.destroy();
-      for (const u of upstreams) u.closeIdle();
-      for (const o of origins) o.destroy();
-      clearInterval(sweep);
-      await closed;
-      await ctx.access?.close();
+      await Promise.all([proxy.close(graceMs), g?.close(graceMs)]);
     },
   };
 }
 
-function listen(server: net.Server, port: number, host: string, option: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      reject(
-        new ListenError(
-          `balancer option ${option} = ${host}:${port} cannot be bound (${err.code ?? err.message}); ` +
-            (err.code === 'EADDRINUSE' ? 'another process uses that port: pick a free one' : 'check the host and port'),
-          { cause: err },
-        ),
-      );
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}

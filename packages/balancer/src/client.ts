@@ -92,8 +92,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     this.deadline = ctx.now + timeouts.clientHeaders;
     ctx.clients.add(this);
     ctx.totals.connections++;
-    const open = (ctx.perClient.get(this.ip) ?? 0) + 1;
-    ctx.perClient.set(this.ip, open);
+    const open = ctx.perClient.open(this.ip);
     socket.on('data', (chunk: Buffer) => {
       try {
         this.onSocketData(chunk);
@@ -608,9 +607,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     this.ctx.clients.delete(this);
     this.compressor?.destroy();
     this.compressor = null;
-    const open = this.ctx.perClient.get(this.ip)! - 1;
-    if (open === 0) this.ctx.perClient.delete(this.ip);
-    else this.ctx.perClient.set(this.ip, open);
+    this.ctx.perClient.close(this.ip);
     const tunnel = this.phase === C_TUNNEL;
     this.phase = C_CLOSED;
     if (this.own !== null) {

@@ -1,7 +1,8 @@
 import type { AccessLog } from './access-log.ts';
 import type { Tally } from './metrics.ts';
 import type { BalancerConfig } from './options.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { Limiter } from './rate-limit.ts';
+import type { ConnCounts } from './shared-limits.ts';
 import type { Selector } from './strategy.ts';
 
 /** A connection the timeout sweep looks at. `deadline` 0 means no timer runs. */
@@ -27,15 +28,16 @@ export interface ProxyContext {
   readonly clients: Set<Timed>;
   readonly origins: Set<Timed>;
   readonly totals: { connections: number; requests: number; rejected: number };
-  /** Open client connections by client address (limits.perClient). */
-  readonly perClient: Map<string, number>;
+  /** Open client connections by client address (limits.perClient); shared between threads in `workers` mode. */
+  readonly perClient: ConnCounts;
   /** Record answers for /metrics (the admin server is on). */
   readonly metrics: boolean;
   /** The balancer's own answers to requests no instance was tried for. */
   readonly own: Tally;
-  /** The per-client token bucket (rateLimit), when on. */
-  /** Replaced by reconfigure() when rateLimit changes. */
-  limiter: RateLimiter | undefined;
+  /** The per-client token bucket (rateLimit), when on. Replaced by reconfigure() when rateLimit changes. */
+  limiter: Limiter | undefined;
+  /** Makes the limiter for a rateLimit: in-process alone, over shared memory in a worker thread. */
+  newLimiter(rate: Exclude<BalancerConfig['rateLimit'], false>): Limiter;
   /** Field lines the balancer adds to every proxied answer (Strict-Transport-Security), '' for none. */
   readonly addHeaders: string;
   log(message: string): void;

@@ -11,14 +11,22 @@ export class HealthChecker {
   private readonly config: Exclude<BalancerConfig['health'], false>;
   private readonly list: Upstream[];
   private readonly log: (message: string) => void;
+  /** Told each verdict change (the worker threads of a balancer with `workers` take it from here). */
+  private readonly onChange: ((u: Upstream, healthy: boolean) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly inFlight = new Set<Upstream>();
   private readonly requests = new Set<http.ClientRequest>();
 
-  constructor(config: Exclude<BalancerConfig['health'], false>, list: Upstream[], log: (message: string) => void) {
+  constructor(
+    config: Exclude<BalancerConfig['health'], false>,
+    list: Upstream[],
+    log: (message: string) => void,
+    onChange?: (u: Upstream, healthy: boolean) => void,
+  ) {
     this.config = config;
     this.list = list;
     this.log = log;
+    this.onChange = onChange;
   }
 
   start(): void {
@@ -74,5 +82,6 @@ export class HealthChecker {
     const change = u.recordCheck(ok, detail, this.config.rise, this.config.fall);
     if (change === 'up') this.log(`instance ${u.id} (${u.url}) is up: ${this.config.rise} checks passed`);
     else if (change === 'down') this.log(`instance ${u.id} (${u.url}) is down: ${this.config.fall} checks failed (${detail})`);
+    if (change !== '') this.onChange?.(u, change === 'up');
   }
 }

@@ -201,6 +201,12 @@ const schema = v.strictObject({
     }),
     {},
   ),
+  /**
+   * Proxy on this many threads (nginx's worker_processes): each binds the listen port with SO_REUSEPORT (Linux;
+   * Node 22.12+) and the kernel spreads connections across them; health checks, the admin server and the
+   * per-client limits stay one for the whole balancer. Default 1: the proxy runs in the calling thread.
+   */
+  workers: int(1, 64, 1, '2'),
   /** Receives state changes (instance down/up/ejected, retries). Default: silent. Never gets secrets. */
   log: v.optional(v.pipe(v.custom<(message: string) => void>((f) => typeof f === 'function'), words({ allowed: 'a function (message: string) => void' }))),
 });
@@ -259,6 +265,8 @@ export interface BalancerConfig {
   readonly requestId: boolean;
   readonly accessLog: false | { readonly path: string; readonly format: 'json' | 'combined' };
   readonly cookie: { readonly name: string; readonly secure: boolean };
+  /** Proxy threads (1: the calling thread proxies). */
+  readonly workers: number;
   readonly log: ((message: string) => void) | undefined;
 }
 
@@ -341,6 +349,10 @@ export function balancerConfig(options: BalancerOptions, where = 'createBalancer
     if (ids.has(u.id)) fail(ctx, { option: 'upstreams', value: u.id, allowed: 'distinct ids', fix: 'two entries share an id or URL' });
     ids.add(u.id);
   }
+  // SO_REUSEPORT with the kernel spreading connections (Node's reusePort): elsewhere listen() would fail later.
+  if (o.workers > 1 && !['linux', 'freebsd', 'sunos', 'aix'].includes(process.platform)) {
+    fail(ctx, { option: 'workers', value: o.workers, allowed: `1 on ${process.platform}`, fix: 'several proxy threads need SO_REUSEPORT (Linux, FreeBSD); run one balancer per core behind the OS instead' });
+  }
   const h = o.health;
   return Object.freeze({
     host: o.listen.host,
@@ -365,6 +377,7 @@ export function balancerConfig(options: BalancerOptions, where = 'createBalancer
     requestId: o.requestId,
     accessLog: o.accessLog ?? false,
     cookie: o.cookie,
+    workers: o.workers,
     log: o.log,
   });
 }

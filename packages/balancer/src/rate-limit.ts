@@ -6,12 +6,20 @@
  * Memory is bounded: a bucket that has filled up again is the same as no bucket and is forgotten by sweep(), and
  * past `maxClients` addresses the oldest buckets go first.
  */
+/** What the I/O path asks of a rate limiter (this one, or shared-limits.ts's between worker threads). */
+export interface Limiter {
+  /** Takes a token for `key` at `now` (ms): 0 when the request may go on, else the seconds to wait (at least 1). */
+  take(key: string, now: number): number;
+  /** Forgets what it need not keep (called from the timeout sweep). */
+  sweep(now: number): void;
+}
+
 interface Bucket {
   tokens: number;
   at: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly perMs: number;
   private readonly burst: number;

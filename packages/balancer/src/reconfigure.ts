@@ -2,7 +2,6 @@ import { AccessLog } from './access-log.ts';
 import type { ProxyContext } from './context.ts';
 import { BalancerConfigError } from './errors.ts';
 import type { BalancerConfig } from './options.ts';
-import { RateLimiter } from './rate-limit.ts';
 import { Selector } from './strategy.ts';
 import { Upstream } from './upstream.ts';
 
@@ -30,13 +29,15 @@ interface Live {
   /** Drains an instance taken out of the list, then closes its idle sockets (remove() of the admin API). */
   retire(u: Upstream): void;
   log(message: string): void;
+  /** false in a proxy that takes no traffic (workers mode's main thread): it writes no access log. */
+  openAccessLog: boolean;
 }
 
 /**
  * Options a running balancer cannot take without a restart: its sockets are bound (plain or TLS, the redirect
- * listener), its registry made. The certificate files themselves are re-read on SIGHUP (reloadTls).
+ * listener), its registry made, its threads started. The certificate files themselves are re-read on SIGHUP (reloadTls).
  */
-const FIXED = ['host', 'port', 'admin', 'metrics', 'tls'] as const;
+const FIXED = ['host', 'port', 'admin', 'metrics', 'tls', 'workers'] as const;
 const json = (x: unknown) => JSON.stringify(x, (_k, v: unknown) => (v instanceof Set ? [...v] : v));
 const same = (a: unknown, b: unknown) => json(a) === json(b);
 
@@ -90,10 +91,10 @@ export function reconfigure(live: Live, next: BalancerConfig): ReconfigureReport
   if (!same(prev.health, next.health)) live.restartHealth(next.health);
   live.setMaxConnections(next.limits.connections);
   // A new rate starts every client with a full bucket (as a restart would).
-  if (!same(prev.rateLimit, next.rateLimit)) ctx.limiter = next.rateLimit ? new RateLimiter(next.rateLimit) : undefined;
+  if (!same(prev.rateLimit, next.rateLimit)) ctx.limiter = next.rateLimit ? ctx.newLimiter(next.rateLimit) : undefined;
   if (!same(prev.accessLog, next.accessLog)) {
     const old = ctx.access;
-    ctx.access = next.accessLog ? new AccessLog(next.accessLog.path, next.accessLog.format, live.log) : null;
+    ctx.access = next.accessLog && live.openAccessLog ? new AccessLog(next.accessLog.path, next.accessLog.format, live.log) : null;
     void old?.close();
   }
   return report;

@@ -8,7 +8,7 @@ import { BUCKETS, type Tally } from './metrics.ts';
  * --metrics`) when the page asks, at most once a second.
  */
 
-const SAMPLE_MS = 2_000;
+export const SAMPLE_MS = 2_000;
 /** 5 minutes of samples. */
 const KEEP = 150;
 /**

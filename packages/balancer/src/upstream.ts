@@ -96,6 +96,13 @@ export class Upstream {
     return 'down';
   }
 
+  /** The main thread's health verdict, in a worker thread of a balancer with `workers` (no checks run there). */
+  setHealthy(healthy: boolean): void {
+    if (this.healthy === healthy) return;
+    this.healthy = healthy;
+    if (!healthy) this.closeIdle();
+  }
+
   /** Round robin: every usable instance gains its weight per pick... */
   raiseCurrent(): number {
     return (this.current += this.weight);

@@ -127,6 +127,8 @@ Options:
       --listen PORT|HOST:PORT   address to listen on (host defaults to 127.0.0.1)
       --upstream URL        an instance, e.g. http://127.0.0.1:4001 (repeat; URL#WEIGHT sets a weight)
       --strategy NAME       ${strategies} (default round-robin)
+      --workers N           proxy on N threads sharing the port (SO_REUSEPORT, Linux); health checks, the
+                            admin server and the per-client limits stay one for the whole balancer (default 1)
       --admin PORT|HOST:PORT    serve the status page (HTML at /, JSON at /status.json, /stack.json)
                             and Prometheus metrics at /metrics
       --upstream-status URL an instance's cluster --metrics address (repeat, in --upstream order): the

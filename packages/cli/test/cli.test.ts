@@ -25,6 +25,19 @@ async function run(args: string[]): Promise<{ code: number | string; out: string
 }
 
 /** A plain instance for the balancer to send to: /whoami names it, /healthz is 200. */
+/** The certificate fingerprint each of `n` new TLS connections to 127.0.0.1:port gets. */
+function fingerprints(port: number, ca: string, n: number): Promise<string[]> {
+  const one = () =>
+    new Promise<string>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca }, () => {
+        resolve(s.getPeerCertificate().fingerprint256);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+  return Promise.all(Array.from({ length: n }, one));
+}
+
 async function instance(name: string): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => res.end(JSON.stringify({ instance: name, path: req.url })));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -184,14 +197,6 @@ describe('balance and export', () => {
     const a = await instance('a');
     const [port, plain] = [await freePort(), await freePort()];
     const proc = startNode([BIN, 'balance', '--listen', String(port), '--upstream', a.url, '--tls-cert', live.cert, '--tls-key', live.key, '--redirect-http', String(plain), '--hsts', '600'], { env });
-    const fingerprint = () =>
-      new Promise<string>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port, ca: ca.pem }, () => {
-          resolve(s.getPeerCertificate().fingerprint256);
-          s.end();
-        });
-        s.on('error', reject);
-      });
     try {
       await proc.waitFor(/balancer listening on https:\/\/127\.0\.0\.1:\d+ \(round-robin, 1 instances\), redirecting http:\/\/127\.0\.0\.1:\d+ to HTTPS/);
       const agent = new Agent({ connect: { ca: ca.pem } });
@@ -202,12 +207,52 @@ describe('balance and export', () => {
       const redirect = await request(`http://127.0.0.1:${plain}/p?q`, { headers: { host: `127.0.0.1:${plain}` } });
       assert.equal(redirect.status, 308);
       assert.equal(redirect.headers.location, `https://127.0.0.1:${port}/p?q`);
-      assert.equal(await fingerprint(), first.fingerprint);
+      assert.deepEqual(await fingerprints(port, ca.pem, 1), [first.fingerprint]);
       copyFileSync(second.cert, live.cert);
       copyFileSync(second.key, live.key);
       process.kill(proc.pid, 'SIGHUP');
       await proc.waitFor(/TLS certificates reloaded/);
-      assert.equal(await fingerprint(), second.fingerprint);
+      assert.deepEqual(await fingerprints(port, ca.pem, 1), [second.fingerprint]);
+      assert.equal(await proc.stop('SIGTERM'), 0);
+    } finally {
+      await proc.stop('SIGKILL');
+      await a.close();
+    }
+  });
+
+  test('balance --workers 2 over TLS: both threads serve HTTPS, SIGHUP reloads the certificate in each, SIGTERM exits 0', async () => {
+    const ca = testCA(path.join(dir, 'tls-workers'));
+    const first = ca.issue('first', ['localhost', '127.0.0.1']);
+    const second = ca.issue('second', ['localhost', '127.0.0.1']);
+    const live = { cert: path.join(dir, 'tls-workers', 'live.pem'), key: path.join(dir, 'tls-workers', 'live.key') };
+    copyFileSync(first.cert, live.cert);
+    copyFileSync(first.key, live.key);
+    const bad = await run(['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--workers', '0']);
+    assert.equal(bad.code, 2, bad.out);
+    assert.match(bad.out, /--workers/);
+    const a = await instance('a');
+    const [port, admin] = [await freePort(), await freePort()];
+    const proc = startNode([BIN, 'balance', '--listen', String(port), '--upstream', a.url, '--workers', '2', '--admin', String(admin), '--tls-cert', live.cert, '--tls-key', live.key], { env });
+    try {
+      await proc.waitFor(/balancer listening on https:\/\/127\.0\.0\.1:\d+ \(round-robin, 1 instances, 2 worker threads\), status page/);
+      const agent = new Agent({ connect: { ca: ca.pem }, pipelining: 0 });
+      for (let i = 0; i < 20; i++) {
+        const r = await fetch(`https://127.0.0.1:${port}/whoami`, { dispatcher: agent, headers: { connection: 'close' } });
+        assert.equal(r.status, 200);
+        await r.text();
+      }
+      await agent.close();
+      const s = (await request(`http://127.0.0.1:${admin}/status.json`)).json as { totals: { requests: number }; threads: Array<{ connections: number }> };
+      assert.equal(s.totals.requests, 20);
+      assert.equal(s.threads.length, 2);
+      assert.ok(s.threads.every((t) => t.connections > 0), JSON.stringify(s.threads));
+      assert.deepEqual(new Set(await fingerprints(port, ca.pem, 20)), new Set([first.fingerprint]));
+      copyFileSync(second.cert, live.cert);
+      copyFileSync(second.key, live.key);
+      process.kill(proc.pid, 'SIGHUP');
+      await Promise.all([proc.waitFor(/worker 0: TLS certificates reloaded/), proc.waitFor(/worker 1: TLS certificates reloaded/)]);
+      // New handshakes on either thread get the new certificate.
+      assert.deepEqual(new Set(await fingerprints(port, ca.pem, 20)), new Set([second.fingerprint]));
       assert.equal(await proc.stop('SIGTERM'), 0);
     } finally {
       await proc.stop('SIGKILL');

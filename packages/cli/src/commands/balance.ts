@@ -81,6 +81,7 @@ const shared = (v: Values) => ({
  */
 function balanceFlags(v: Values): Partial<CreateBalancerOptions> {
   const retries = intFlag('retries', v.retries, 0);
+  const workers = intFlag('workers', v.workers, 1, 64);
   const accessFormat = choiceFlag('access-log-format', v['access-log-format'], ['json', 'combined'] as const);
   if (accessFormat && !v['access-log']) throw new CliUsageError('--access-log-format needs --access-log - or --access-log FILE');
   const given = v.upstream as string[] | undefined;
@@ -97,6 +98,7 @@ function balanceFlags(v: Values): Partial<CreateBalancerOptions> {
     ...(v['no-health'] ? { health: false as const } : v['health-path'] !== undefined ? { health: { path: v['health-path'] as string } } : {}),
     ...(v.admin ? { admin: addressFlag('admin', v.admin as string) } : {}),
     ...(retries !== undefined ? { retries } : {}),
+    ...(workers !== undefined ? { workers } : {}),
     ...(v['trust-proxy'] ? { trustProxy: true } : {}),
     ...(v['no-request-id'] ? { requestId: false } : {}),
     ...(v['access-log'] ? { accessLog: { path: v['access-log'] as string, format: accessFormat ?? 'json' } } : {}),
@@ -124,6 +126,7 @@ export async function balance(argv: string[]): Promise<number> {
     'health-path': { type: 'string' },
     'no-health': { type: 'boolean' },
     retries: { type: 'string' },
+    workers: { type: 'string' },
     reuse: { type: 'string' },
     'trust-proxy': { type: 'boolean' },
     'upstream-status': { type: 'string', multiple: true },
@@ -195,7 +198,7 @@ export async function balance(argv: string[]): Promise<number> {
   });
   const s = lb.status();
   console.log(
-    `balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances)${lb.redirectUrl ? `, redirecting ${lb.redirectUrl} to HTTPS` : ''}${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`,
+    `balancer listening on ${lb.url} (${s.strategy}, ${s.upstreams.length} instances${lb.workers > 1 ? `, ${lb.workers} worker threads` : ''})${lb.redirectUrl ? `, redirecting ${lb.redirectUrl} to HTTPS` : ''}${lb.adminUrl ? `, status page ${lb.adminUrl}` : ''}`,
   );
   await stopped;
   return 0;
