@@ -15,6 +15,7 @@ import type { Row, Scenario } from './lib/types.ts';
 const SCENARIOS: Record<string, () => Promise<{ default: Scenario }>> = {
   balancer: () => import('./scenarios/balancer.ts'),
   'balancer-many': () => import('./scenarios/balancer-many.ts'),
+  'balancer-workers': () => import('./scenarios/balancer-workers.ts'),
   session: () => import('./scenarios/session.ts'),
   'session-scale': () => import('./scenarios/session-scale.ts'),
   'sqlite-store': () => import('./scenarios/sqlite-store.ts'),

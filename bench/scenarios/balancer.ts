@@ -21,7 +21,12 @@ import type { Row, Scenario } from '../lib/types.ts';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CONNECTIONS = 64;
 
-export const nginxConf = (dir: string, port: number, ups: number[]) => `worker_processes 1;
+/**
+ * nginx in front of `ups`; `workers` is its worker_processes (1 unless told). Several workers listen with
+ * `reuseport`, one socket each, as the bundled balancer's threads do: the like-for-like comparison, and nginx's own
+ * advice for load spread over workers.
+ */
+export const nginxConf = (dir: string, port: number, ups: number[], workers = 1) => `worker_processes ${workers};
 worker_rlimit_nofile 65536;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
@@ -30,7 +35,7 @@ http {
   access_log off;
   upstream up { ${ups.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 256; }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${workers > 1 ? ' reuseport' : ''};
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
