@@ -71,7 +71,8 @@ export class WorkerGroup {
   private constructor(threads: number, connections: number, maxClients: number | undefined, state: GroupState) {
     this.threads = threads;
     this.state = state;
-    // Twice the connections the process may hold, so a table stripe is never full of open addresses.
+    // Twice the connections the process may hold, so a table stripe is never full of open addresses. Sized once:
+    // after a reconfigure that raises limits.connections far past it, a full stripe lets a connection in uncounted.
     this.connBuffer = SharedConnCounts.buffer(2 * connections, threads);
     this.rateBuffer = rateTable(maxClients);
     this.slots = Array.from({ length: threads }, (_, index) => ({ index, worker: undefined, startedAt: 0, delay: RESTART_MS, last: undefined, restart: undefined, pending: new Map() }));

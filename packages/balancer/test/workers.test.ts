@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BalancerConfigError } from '@cluster-session/balancer';
@@ -176,6 +179,32 @@ describe('workers: several proxy threads behave as one balancer', () => {
     } finally {
       await lb.close(100);
     }
+  });
+
+  test('the access log: every thread writes whole lines to the one file; reopenLogs() moves them all to the new one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cs-workers-log-'));
+    const file = path.join(dir, 'access.log');
+    const lb = await balancer({ upstreams: [a.url], workers: 2, admin: 0, health: false, limits: { perClient: 0 }, accessLog: file });
+    try {
+      for (let i = 0; i < 30; i++) assert.equal((await once(lb.url, `/whoami?n=${i}`)).status, 200);
+      // Written in batches at least once a second: then the file is moved, as logrotate does, and reopened.
+      await sleep(1_500);
+      renameSync(file, `${file}.1`);
+      lb.reopenLogs();
+      await sleep(100);
+      for (let i = 30; i < 40; i++) assert.equal((await once(lb.url, `/whoami?n=${i}`)).status, 200);
+      const threads = ((await (await fetch(`${lb.adminUrl}/status.json`)).json()) as { threads: Array<{ requests: number }> }).threads;
+      assert.ok(threads.every((t) => t.requests > 0), `both threads answered: ${JSON.stringify(threads)}`);
+    } finally {
+      await lb.close(100);
+    }
+    const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; status: number });
+    const before = lines(`${file}.1`);
+    const after = lines(file);
+    assert.deepEqual(before.map((l) => l.path).sort(), Array.from({ length: 30 }, (_, i) => `/whoami?n=${i}`).sort());
+    assert.deepEqual(after.map((l) => l.path).sort(), Array.from({ length: 10 }, (_, i) => `/whoami?n=${i + 30}`).sort());
+    assert.ok([...before, ...after].every((l) => l.status === 200));
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('an invalid workers value is a startup error naming the option', async () => {
