@@ -104,7 +104,7 @@ function nginx(c: BalancerConfig, x: ExportExtras, trusted: readonly string[]): 
 # Check it with: nginx -t -c /path/to/this/file
 # Active health checks (GET ${c.health ? c.health.path : '-'}) need nginx Plus or HAProxy; open-source nginx
 # only has the passive checks below (max_fails / fail_timeout).
-worker_processes auto;
+${c.workers > 1 ? `# workers: ${c.workers} proxy threads in the bundled balancer.\nworker_processes ${c.workers};` : 'worker_processes auto;'}
 pid nginx.pid;
 error_log stderr warn;
 
@@ -218,7 +218,7 @@ global
     tune.http.maxhdr ${c.limits.headerCount + 1}
     # HAProxy writes its log lines to its own stdout (the journal under systemd).
     log stdout format raw local0 info
-${haproxyGlobal(c)}
+${c.workers > 1 ? `    # workers: ${c.workers} proxy threads in the bundled balancer (HAProxy's default is one per core).\n    nbthread ${c.workers}\n` : ''}${haproxyGlobal(c)}
 defaults
     mode http
     option http-keep-alive

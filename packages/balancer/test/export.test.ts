@@ -58,6 +58,20 @@ describe('export', () => {
     }
   });
 
+  test('workers becomes nginx worker_processes and HAProxy nbthread (auto / the default without it), accepted by both binaries', { skip: needs('nginx', 'haproxy') }, () => {
+    for (const workers of [undefined, 3]) {
+      const nginx = exportConfig('nginx', { upstreams: ['http://127.0.0.1:4001'], ...(workers ? { workers } : {}) });
+      const haproxy = exportConfig('haproxy', { upstreams: ['http://127.0.0.1:4001'], ...(workers ? { workers } : {}) });
+      assert.match(nginx, workers ? /^worker_processes 3;$/m : /^worker_processes auto;$/m);
+      assert.equal(/^\s+nbthread 3$/m.test(haproxy), workers === 3);
+      for (const [target, text] of [['nginx', nginx], ['haproxy', haproxy]] as const) {
+        const file = path.join(dir, `${target}-workers-${workers ?? 'default'}.conf`);
+        writeFileSync(file, text);
+        check(target, file);
+      }
+    }
+  });
+
   test('limits.perUpstream becomes max_conns (nginx) and maxconn (HAProxy), accepted by both binaries', { skip: needs('nginx', 'haproxy') }, () => {
     for (const target of ['nginx', 'haproxy'] as const) {
       const text = exportConfig(target, { upstreams, limits: { perUpstream: 50 } });

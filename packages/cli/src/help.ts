@@ -163,6 +163,7 @@ Options:
       --listen PORT|HOST:PORT   address the server should listen on (default 127.0.0.1:8080)
       --health-path PATH    health check path (default /healthz)
       --reuse shared|client keepalive pool (default), or no pool / HAProxy http-reuse never
+      --workers N           nginx worker_processes N / HAProxy nbthread N (default: one per core)
 ${EDGE}
       --cache               cache static assets (nginx proxy_cache, HAProxy cache) for the Cache-Control they carry
 

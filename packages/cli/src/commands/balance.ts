@@ -256,6 +256,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'health-path': { type: 'string' },
       reuse: { type: 'string' },
+      workers: { type: 'string' },
       ...EDGE_FLAGS,
       cache: { type: 'boolean' },
     },
@@ -270,6 +271,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     exportConfig(target, {
       ...(v.listen ? { listen: addressFlag('listen', v.listen as string) } : {}),
       ...shared(v),
+      ...(v.workers !== undefined ? { workers: intFlag('workers', v.workers, 1, 64)! } : {}),
       health: { path: (v['health-path'] as string | undefined) ?? '/healthz' },
       ...(v.cache ? { cache: true } : {}),
     }),
