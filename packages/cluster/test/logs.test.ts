@@ -16,6 +16,9 @@ async function run(format: 'text' | 'json') {
   });
   await proc.waitFor(/an error line/);
   await proc.waitFor(/\[1,2\]/);
+  // The worker logs those lines as it starts, before it listens: until it is ready the primary answers 503 itself
+  // (a JSON error without `value`), which a loaded CI machine once showed as LOG_FORMAT undefined.
+  await proc.waitFor(/workers ready/);
   const env = (await get(`http://127.0.0.1:${port}/env?name=LOG_FORMAT`)).json;
   assert.equal(await proc.stop('SIGTERM'), 0);
   return { lines: proc.output().split('\n').filter(Boolean), env };
