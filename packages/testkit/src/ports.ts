@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 /**
  * The kernel's ephemeral range (ip_local_port_range): every `listen(0)` and every outgoing connection of every
@@ -19,6 +21,42 @@ const LOW = Math.max(HIGH - 12_000, 1025);
 /** Ports this process handed out: never twice, even once the test that had one closed it. */
 const given = new Set<number>();
 
+/**
+ * Ports handed out by any test file of this run. `node --test` runs each file in a process of its own, all children
+ * of one runner, so the runner's pid names the run; a port is claimed by creating its file there (exclusive
+ * create, atomic between processes). Without this, a port a test had released for a moment (a Redis master killed
+ * and started again on its port, in the Sentinel failover test) was picked by another file and the restart failed
+ * with EADDRINUSE. The directories of runs whose runner is gone are removed as the next run starts.
+ */
+const CLAIMS = path.join(tmpdir(), `cs-test-ports-${process.ppid}`);
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+try {
+  for (const name of readdirSync(tmpdir())) {
+    const m = /^cs-test-ports-(\d+)$/.exec(name);
+    if (m && !alive(Number(m[1]))) rmSync(path.join(tmpdir(), name), { recursive: true, force: true });
+  }
+  mkdirSync(CLAIMS, { recursive: true });
+} catch {
+  // A tmpdir we cannot list or write: the claims below then fail open, and the random pick is all there is.
+}
+
+/** True when no other test file of this run has claimed `port` (claimed for this one now). */
+function claim(port: number): boolean {
+  try {
+    writeFileSync(path.join(CLAIMS, String(port)), '', { flag: 'wx' });
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'EEXIST';
+  }
+}
+
 function bindable(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
@@ -30,14 +68,14 @@ function bindable(port: number, host: string): Promise<boolean> {
 
 /**
  * A TCP port free a moment ago on 127.0.0.1 and on every address (servers under test bind `::` too), outside the
- * ephemeral range and never handed out before by this process. Two test files running at once pick at random
- * in a range of 12,000 ports, so they meet rarely; callers that can retry on EADDRINUSE still should.
+ * ephemeral range and never handed out before by this process nor by another test file of this run (CLAIMS).
  */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
     if (given.has(port)) continue;
     given.add(port);
+    if (!claim(port)) continue;
     if ((await bindable(port, '127.0.0.1')) && (await bindable(port, '::'))) return port;
   }
   throw new Error(`no free port found between ${LOW} and ${HIGH}`);
