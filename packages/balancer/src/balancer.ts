@@ -1,11 +1,11 @@
 import type http from 'node:http';
-import type net from 'node:net';
+import { serverUrl } from './address.ts';
 import { createAdminServer } from './admin.ts';
 import { BalancerConfigError } from './errors.ts';
 import { HealthChecker } from './health.ts';
 import { balancerRegistry } from './metrics.ts';
 import { balancerConfig, upstreamConfig, type BalancerOptions, type UpstreamInput } from './options.ts';
-import { hostPort, listen, startProxy, type BalancerStatus } from './proxy.ts';
+import { listen, startProxy, type BalancerStatus } from './proxy.ts';
 import { createRedirectServer } from './redirect.ts';
 import type { ReconfigureReport } from './reconfigure.ts';
 import { History, InstanceCache, SAMPLE_MS } from './stack.ts';
@@ -111,7 +111,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       await closeAll();
       throw err;
     }
-    redirectUrl = `http://${hostPort((redirect.address() as net.AddressInfo).address, (redirect.address() as net.AddressInfo).port)}`;
+    redirectUrl = serverUrl(redirect);
   }
 
   let admin: http.Server | undefined;
@@ -152,7 +152,7 @@ export async function createBalancer(options: CreateBalancerOptions): Promise<Ba
       await closeAll();
       throw err;
     }
-    adminUrl = `http://${hostPort((admin.address() as net.AddressInfo).address, (admin.address() as net.AddressInfo).port)}`;
+    adminUrl = serverUrl(admin);
     if (config.metrics) history.start();
   }
   if (refresh) {

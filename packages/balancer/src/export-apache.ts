@@ -1,3 +1,4 @@
+import { hostPort } from './address.ts';
 import type { BalancerConfig } from './options.ts';
 
 /** Where Debian and Ubuntu keep httpd's modules; RHEL and Fedora use /usr/lib64/httpd/modules. */
@@ -11,7 +12,6 @@ const MODULE_LIST = [
 ];
 
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
-const hostPort = (u: { host: string; port: number }) => `${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`;
 
 /**
  * Apache httpd 2.4 with mod_proxy_balancer: a complete httpd.conf (`apache2 -f FILE`, checked with `apache2ctl
@@ -24,7 +24,7 @@ export function apache(c: BalancerConfig): string {
   const lbmethod = c.strategy === 'least-conn' ? 'bybusyness' : 'byrequests';
   const hc = c.health ? ` hcmethod=GET hcuri=${c.health.path} hcinterval=${seconds(c.health.interval)} hcfails=${c.health.fall} hcpasses=${c.health.rise}` : '';
   const members = c.upstreams
-    .map((u) => `    BalancerMember http://${hostPort(u)} route=${u.id} upgrade=websocket loadfactor=${Math.min(100, u.weight)}${c.limits.perUpstream ? ` max=${c.limits.perUpstream}` : ''}${hc}${c.passive ? ` retry=${seconds(c.passive.cooldown)}` : ''}`)
+    .map((u) => `    BalancerMember http://${hostPort(u.host, u.port)} route=${u.id} upgrade=websocket loadfactor=${Math.min(100, u.weight)}${c.limits.perUpstream ? ` max=${c.limits.perUpstream}` : ''}${hc}${c.passive ? ` retry=${seconds(c.passive.cooldown)}` : ''}`)
     .join('\n');
   const sticky = c.strategy === 'cookie';
   const failOn = [...c.retryOn].filter((s) => s >= 500);
@@ -34,7 +34,7 @@ export function apache(c: BalancerConfig): string {
 ${MODULE_LIST.map((m) => `LoadModule ${m}_module ${MODULES}/mod_${m}.so`).join('\n')}
 
 ServerName cluster-session
-Listen ${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}
+Listen ${hostPort(c.host, c.port)}
 # Relative paths (PidFile, ErrorLog, mutexes) are under ServerRoot: set it, or pass -d DIR.
 PidFile httpd.pid
 DefaultRuntimeDir .

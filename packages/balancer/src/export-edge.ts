@@ -3,6 +3,7 @@
  * HAProxy directives, kept apart from the routing part in export.ts. Every piece is checked by the real binaries
  * (test/export.test.ts).
  */
+import { hostPort } from './address.ts';
 import type { BalancerConfig } from './options.ts';
 import { certificateNames } from './tls.ts';
 
@@ -17,7 +18,6 @@ const COMPRESSIBLE = 'text/html text/plain text/css text/javascript application/
 const STATIC = 'css|js|mjs|map|png|jpe?g|gif|svg|ico|webp|avif|woff2?|ttf|otf';
 const STATIC_SUFFIXES = STATIC.replace('jpe?g', 'jpg|jpeg').replace('woff2?', 'woff|woff2').split('|').map((e) => `.${e}`).join(' ');
 
-const addr = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 interface Site {
   cert: string;
@@ -141,11 +141,11 @@ ${c.tls.hsts > 0 ? `        add_header Strict-Transport-Security "max-age=${c.tl
     out += `
     # tls.redirect: plain HTTP answers 308 to the same host and path over HTTPS, only for the certificates' names
     server {
-        listen ${addr(r.host, r.port)} default_server;
+        listen ${hostPort(r.host, r.port)} default_server;
         return 400;
     }
     server {
-        listen ${addr(r.host, r.port)};
+        listen ${hostPort(r.host, r.port)};
         server_name ${names.join(' ')};
         return 308 https://$host${port === '443' ? '' : `:${port}`}$request_uri;
     }
@@ -229,7 +229,7 @@ export function haproxySections(c: BalancerConfig, x: ExportExtras, tlsPort: num
     out += `
 # tls.redirect: plain HTTP answers 308 to the same host and path over HTTPS, only for the certificates' names
 frontend cluster_session_redirect
-    bind ${addr(c.tls.redirect.host, c.tls.redirect.port)}
+    bind ${hostPort(c.tls.redirect.host, c.tls.redirect.port)}
 ${exact.length ? `    acl cs_known_host req.hdr(host),field(1,:),lower -m str ${exact.join(' ')}\n` : ''}${wild.length ? `    acl cs_known_host req.hdr(host),field(1,:),lower -m reg ${wild.join(' ')}\n` : ''}    http-request deny deny_status 400 unless cs_known_host
     http-request redirect location https://%[req.hdr(host),field(1,:)]${tlsPort === 443 ? '' : `:${tlsPort}`}%[capture.req.uri] code 308
 `;

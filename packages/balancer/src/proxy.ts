@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { AccessLog } from './access-log.ts';
+import { hostPort, serverUrl } from './address.ts';
 import { ClientConn } from './client.ts';
 import type { ProxyContext, Timed } from './context.ts';
 import { BalancerConfigError, ListenError, UnknownUpstreamError } from './errors.ts';
@@ -134,9 +135,9 @@ export async function startProxy(config: BalancerConfig, placement: ProxyPlaceme
     // After the bind: a failed bind is the rejection above, reported once.
     server.on('error', (err) => log(`listener error: ${err.message}`));
   }
-  const bound = server ? (server.address() as net.AddressInfo) : undefined;
-  const port = bound?.port ?? config.port;
-  const url = `${certs ? 'https' : 'http'}://${hostPort(bound?.address ?? config.host, port, bound?.family)}`;
+  const scheme = certs ? 'https' : 'http';
+  const port = server ? (server.address() as net.AddressInfo).port : config.port;
+  const url = server ? serverUrl(server, scheme) : `${scheme}://${hostPort(config.host, port)}`;
 
   const find = (id: string): Upstream => {
     const u = upstreams.find((x) => x.id === id);
@@ -228,10 +229,6 @@ export async function startProxy(config: BalancerConfig, placement: ProxyPlaceme
       await ctx.access?.close();
     },
   };
-}
-
-export function hostPort(address: string, port: number, family?: string): string {
-  return `${family === 'IPv6' || address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
 export function listen(server: net.Server, port: number, host: string, option: string, reusePort = false): Promise<void> {
