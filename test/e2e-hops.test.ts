@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { client as httpClient, sleep, type Client } from '@cluster-session/testkit';
+import { alive, client as httpClient, sleep, type Client } from '@cluster-session/testkit';
 import { modes } from './support/modes.ts';
 import { login, startStack, type Stack } from './support/stack.ts';
 
@@ -41,15 +41,6 @@ async function hop(client: Client, n: number, between?: (i: number, pid: number)
   }
   return seen;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function killAndWait(pid: number) {
   process.kill(pid, 'SIGKILL');

@@ -8,7 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { which } from '@cluster-session/testkit';
+import { alive, which } from '@cluster-session/testkit';
 
 const run = promisify(execFile);
 export const PREFIX = 'csnet-';
@@ -84,15 +84,6 @@ function destroy(netns: string): void {
     // already gone
   }
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 /** Removes namespaces left by earlier runs of this suite whose process is gone (a crash, a SIGKILL). */
 export function removeStale(): string[] {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startNode, startProcess, type Proc } from '@cluster-session/testkit';
+export { alive } from '@cluster-session/testkit';
 
 /** The `cluster-session` binary (@cluster-session/cli): these suites drive the cluster through it, as users do. */
 export const BIN = fileURLToPath(new URL('bin/cluster-session.js', import.meta.resolve('@cluster-session/cli/package.json')));
@@ -92,11 +93,3 @@ export function count(text: string, re: RegExp): number {
   return text.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`))?.length ?? 0;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

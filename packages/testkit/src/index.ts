@@ -1,5 +1,5 @@
 export { freePort, waitForPort } from './ports.ts';
-export { startNode, startProcess, type Proc, type ProcessOptions } from './process.ts';
+export { alive, startNode, startProcess, type Proc, type ProcessOptions } from './process.ts';
 export { processTag, type ProcessTag } from './leaks.ts';
 export { startRedis, type RedisAddress, type RedisOptions, type RedisServer } from './redis.ts';
 export { startMongo, type MongoOptions, type MongoServer } from './mongo.ts';

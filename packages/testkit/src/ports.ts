@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { alive } from './process.ts';
 
 /**
  * The kernel's ephemeral range (ip_local_port_range): every `listen(0)` and every outgoing connection of every
@@ -29,14 +30,6 @@ const given = new Set<number>();
  * with EADDRINUSE. The directories of runs whose runner is gone are removed as the next run starts.
  */
 const CLAIMS = path.join(tmpdir(), `cs-test-ports-${process.ppid}`);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 try {
   for (const name of readdirSync(tmpdir())) {
     const m = /^cs-test-ports-(\d+)$/.exec(name);

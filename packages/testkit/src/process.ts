@@ -2,6 +2,16 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events';
 import { killTree } from './tree.ts';
 
+/** Whether process `pid` exists (one of another user that may not be signalled counts: EPERM). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export interface Proc {
   readonly child: ChildProcess;
   readonly pid: number;
