@@ -25,6 +25,23 @@ async function run(args: string[]): Promise<{ code: number | string; out: string
 }
 
 /** A plain instance for the balancer to send to: /whoami names it, /healthz is 200. */
+/**
+ * A test CA and a certificate at fixed paths (`live`) the balancer is started with: `first` now, `second` once
+ * renew() copies it over them (a renewal, for SIGHUP to pick up).
+ */
+function renewable(name: string) {
+  const ca = testCA(path.join(dir, name));
+  const first = ca.issue('first', ['localhost', '127.0.0.1']);
+  const second = ca.issue('second', ['localhost', '127.0.0.1']);
+  const live = { cert: path.join(dir, name, 'live.pem'), key: path.join(dir, name, 'live.key') };
+  const put = (c: { cert: string; key: string }) => {
+    copyFileSync(c.cert, live.cert);
+    copyFileSync(c.key, live.key);
+  };
+  put(first);
+  return { ca, first, second, live, renew: () => put(second) };
+}
+
 /** The certificate fingerprint each of `n` new TLS connections to 127.0.0.1:port gets. */
 function fingerprints(port: number, ca: string, n: number): Promise<string[]> {
   const one = () =>
@@ -182,12 +199,7 @@ describe('balance and export', () => {
   });
 
   test('balance over TLS: HTTPS with the CA, 308 from the plain port, SIGHUP reloads the certificate, a missing key names the flag', async () => {
-    const ca = testCA(path.join(dir, 'tls'));
-    const first = ca.issue('first', ['localhost', '127.0.0.1']);
-    const second = ca.issue('second', ['localhost', '127.0.0.1']);
-    const live = { cert: path.join(dir, 'tls', 'live.pem'), key: path.join(dir, 'tls', 'live.key') };
-    copyFileSync(first.cert, live.cert);
-    copyFileSync(first.key, live.key);
+    const { ca, first, second, live, renew } = renewable('tls');
     const missing = await run(['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--tls-cert', live.cert, '--tls-key', path.join(dir, 'none.key')]);
     assert.equal(missing.code, 2, missing.out);
     assert.match(missing.out, /^cluster-session balance: .*option tls\.certs\[0\]\.key \(--tls-key\) is ".*none\.key": expected a readable PEM private key file \(ENOENT\).*\[CS_ERR_BALANCER_CONFIG\]\n$/);
@@ -208,8 +220,7 @@ describe('balance and export', () => {
       assert.equal(redirect.status, 308);
       assert.equal(redirect.headers.location, `https://127.0.0.1:${port}/p?q`);
       assert.deepEqual(await fingerprints(port, ca.pem, 1), [first.fingerprint]);
-      copyFileSync(second.cert, live.cert);
-      copyFileSync(second.key, live.key);
+      renew();
       process.kill(proc.pid, 'SIGHUP');
       await proc.waitFor(/TLS certificates reloaded/);
       assert.deepEqual(await fingerprints(port, ca.pem, 1), [second.fingerprint]);
@@ -221,12 +232,7 @@ describe('balance and export', () => {
   });
 
   test('balance --workers 2 over TLS: both threads serve HTTPS, SIGHUP reloads the certificate in each, SIGTERM exits 0', async () => {
-    const ca = testCA(path.join(dir, 'tls-workers'));
-    const first = ca.issue('first', ['localhost', '127.0.0.1']);
-    const second = ca.issue('second', ['localhost', '127.0.0.1']);
-    const live = { cert: path.join(dir, 'tls-workers', 'live.pem'), key: path.join(dir, 'tls-workers', 'live.key') };
-    copyFileSync(first.cert, live.cert);
-    copyFileSync(first.key, live.key);
+    const { ca, first, second, live, renew } = renewable('tls-workers');
     const bad = await run(['balance', '--listen', '0', '--upstream', 'http://127.0.0.1:1', '--workers', '0']);
     assert.equal(bad.code, 2, bad.out);
     assert.match(bad.out, /--workers/);
@@ -247,8 +253,7 @@ describe('balance and export', () => {
       assert.equal(s.threads.length, 2);
       assert.ok(s.threads.every((t) => t.connections > 0), JSON.stringify(s.threads));
       assert.deepEqual(new Set(await fingerprints(port, ca.pem, 20)), new Set([first.fingerprint]));
-      copyFileSync(second.cert, live.cert);
-      copyFileSync(second.key, live.key);
+      renew();
       process.kill(proc.pid, 'SIGHUP');
       await Promise.all([proc.waitFor(/worker 0: TLS certificates reloaded/), proc.waitFor(/worker 1: TLS certificates reloaded/)]);
       // New handshakes on either thread get the new certificate.
