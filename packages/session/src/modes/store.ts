@@ -1,12 +1,13 @@
 import type { Request, Response } from 'express';
-import session, { type SessionData } from 'express-session';
-import { deadline, heldResponse } from '@cluster-session/core';
+import type { SessionData } from 'express-session';
+import { deadline } from '@cluster-session/core';
 import { sendSessionError, errorHandler } from '../answer.ts';
 import { runWithBudget, StoreBudget } from '../budget.ts';
 import { publicView, type ResolvedConfig } from '../config.ts';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import { guardCookiePrefix } from '../cookie-guard.ts';
 import { encryptStore } from '../encryption.ts';
+import { sessionEngine, type EngineOptions } from '../engine.ts';
 import { guardStore, hasState, isDirty, isFresh, markState, wasSaved } from '../guard.ts';
 import { attachHandle } from '../resolved.ts';
 import { pastAbsolute, stampFirstSave, storeMeta } from '../session-meta.ts';
@@ -17,7 +18,7 @@ import type { ClusterSession, SessionHealth } from '../types.ts';
 export const kCookie = Symbol('cluster-session.cookie');
 export type CookieSettings = ResolvedConfig['cookie'];
 
-/** Store mode: express-session on the configured store, every store call bounded, changed sessions saved before the answer. */
+/** Store mode: express-session's semantics (engine.ts) on the configured store, every store call bounded, changed sessions saved before the answer. */
 export function createStoreMode(config: ResolvedConfig): ClusterSession {
   const handle = createStoreHandle(config);
   // Under the guard: the size limit and the request budget see the app's data, the store sees sealed data.
@@ -25,16 +26,16 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
   storeMeta(handle);
   guardStore(handle, config);
   const { cookie } = config;
-  const inner = session({
+  const inner = sessionEngine({
     store: handle.store,
-    secret: [...config.secrets],
+    secrets: config.secrets,
     name: cookie.name,
     resave: config.resave,
     saveUninitialized: config.saveUninitialized,
     rolling: config.rolling,
     unset: config.unset,
-    ...(config.genid ? { genid: config.genid } : {}),
-    ...(config.trustProxy !== undefined ? { proxy: config.trustProxy } : {}),
+    genid: config.genid,
+    trustProxy: config.trustProxy,
     cookie: {
       httpOnly: cookie.httpOnly,
       sameSite: cookie.sameSite,
@@ -45,9 +46,15 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       ...(cookie.partitioned ? { partitioned: true } : {}),
       ...(cookie.priority ? { priority: cookie.priority } : {}),
       ...(cookie.domain ? { domain: cookie.domain } : {}),
+    } as EngineOptions['cookie'],
+    saveFirst: (req, sess) => mustSave(sess, req.sessionID!),
+    beforeSave: stampFirstSave,
+    saveFailed: (req, res, err, end) => {
+      if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
+      sendSessionError(res as Response, err, { replace: true, end });
     },
-  } as session.SessionOptions);
-  // After session(): express-session sets store.generate there.
+  });
+  // After sessionEngine(): it sets store.generate there.
   guardCookiePrefix(handle.store, cookie.name);
   let lastLogged = '';
   const logLate = (err: unknown) => {
@@ -65,32 +72,6 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
    */
   const mustSave = (sess: SessionData, id: string) =>
     isDirty(sess, id) || ((config.resave || config.saveUninitialized) && !wasSaved(sess) && (isFresh(sess) ? config.saveUninitialized : config.resave));
-
-  /** Saves a changed session before the response goes out, so a failed or refused save changes the answer. */
-  const patchEnd = (req: Request, res: Response) => {
-    const sessionEnd = res.end as (...a: unknown[]) => Response;
-    res.end = function end(this: Response, ...args: unknown[]) {
-      const sess = req.session;
-      // A req.sessionID that is not a string (an app's bug): express-session saves nothing then, nor do we.
-      if (res.headersSent || !sess || typeof req.sessionID !== 'string' || !mustSave(sess as SessionData, req.sessionID)) return sessionEnd.apply(this, args);
-      // express-session resets the expiry (touch) only when it writes the headers, after this save: do it first,
-      // or the store keeps the expiry the session was loaded with and an active, writing user is logged out at it.
-      sess.touch();
-      stampFirstSave(sess);
-      // While the save runs the response looks sent, as under express-session: a second res.json() throws
-      // ERR_HTTP_HEADERS_SENT to its caller and a second end is dropped, so the first answer is the one that goes out.
-      const held = heldResponse(res);
-      sess.save((err?: unknown) => {
-        held.release();
-        if (!err) return void sessionEnd.apply(this, args);
-        if (!expected(err)) config.logger.error(`cluster-session: saving the session failed: ${(err as Error)?.message}`);
-        // express-session then neither saves nor sets the cookie: nothing is half-saved.
-        (req as { session?: unknown }).session = undefined;
-        sendSessionError(res, err, { replace: true, end: (body) => void sessionEnd.call(this, body) });
-      });
-      return this;
-    } as Response['end'];
-  };
 
   const run = async (req: Request, res: Response, next: (err?: unknown) => void, budget: StoreBudget) => {
     (req as unknown as Record<symbol, unknown>)[kCookie] = cookie;
@@ -110,7 +91,6 @@ export function createStoreMode(config: ResolvedConfig): ClusterSession {
       const proceed = () => {
         if (req.session) {
           if (!hasState(req.session)) markState(req.session as SessionData, req.sessionID, false, true);
-          patchEnd(req, res);
         }
         next();
       };
