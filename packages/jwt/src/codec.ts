@@ -8,6 +8,7 @@ import {
   checkHeader,
   keysOf,
   plainSignerOf,
+  syncPlainSignerOf,
   syncVerifierOf,
   toInvalid,
   verifierOf,
@@ -32,6 +33,8 @@ export interface TokenCodec {
   decode(token: string): Promise<VerifiedToken>;
   /** decode() without a promise, when the keys allow it (an all-HMAC ring, not encrypted): throws where it rejects. */
   readonly decodeSync?: (token: string) => VerifiedToken;
+  /** encode() without a promise, when the signing key allows it (HS256, not encrypted); undefined: use encode(). */
+  readonly encodeSync?: (claims: JWTPayload & { iat: number; exp: number; jti: string }) => string | undefined;
 }
 
 interface CodecOptions extends VerifyOptions {
@@ -81,11 +84,13 @@ export function createCodec(ring: KeyRing, options: CodecOptions = {}): TokenCod
     const verify = verifierOf(ring);
     const verifySync = syncVerifierOf(ring);
     const sign = plainSignerOf(ring);
+    const signSync = syncPlainSignerOf(ring);
     return {
       encrypted: false,
       encode: (claims) => sign(claims, { issuer, audience }),
       decode: (token) => verify(token, o),
       ...(verifySync && { decodeSync: (token: string) => verifySync(token, o) }),
+      ...(signSync && { encodeSync: (claims: JWTPayload & { iat: number; exp: number; jti: string }) => signSync(claims, { issuer, audience }) }),
     };
   }
 

@@ -5,7 +5,7 @@ type Method = 'writeHead' | 'write' | 'end';
 
 /**
  * Runs `beforeHeaders` once, just before the response's headers would go out, and holds the response until it
- * settles. Signing with jose is asynchronous while writeHead/write/end are not, so the first of those calls (and any
+ * settles ('issued': it did its work at once, nothing to hold). Signing with jose is asynchronous while writeHead/write/end are not, so the first of those calls (and any
  * that follow while signing) is queued and replayed afterwards in order. When `beforeHeaders` returns undefined
  * (nothing to issue) the call passes straight through, so the common case adds no latency. If it rejects, the
  * queued calls are dropped and `onFailure` answers instead.
@@ -17,7 +17,7 @@ type Method = 'writeHead' | 'write' | 'end';
  */
 export function holdResponse(
   res: ServerResponse,
-  beforeHeaders: (hold: Pick<HeldResponse, 'unguarded'>) => Promise<void> | undefined,
+  beforeHeaders: (hold: Pick<HeldResponse, 'unguarded'>) => Promise<void> | 'issued' | undefined,
   onFailure: (err: unknown) => void,
 ): void {
   const original = { writeHead: res.writeHead, write: res.write, end: res.end } as Record<Method, (...args: unknown[]) => unknown>;
@@ -43,16 +43,19 @@ export function holdResponse(
     function (this: ServerResponse, ...args: unknown[]): unknown {
       if (state === 'done') return original[method].apply(res, args);
       if (state === 'idle') {
-        let pending: Promise<void> | undefined;
+        let pending: Promise<void> | 'issued' | undefined;
         try {
           pending = beforeHeaders(hold);
         } catch (err) {
           // e.g. session data JSON cannot encode (a BigInt, a cycle): answered as a failure, never dropped silently.
           pending = Promise.reject(err);
         }
-        if (pending === undefined) {
+        if (pending === undefined || pending === 'issued') {
           restore();
-          return original[method].apply(res, args);
+          const out = original[method].apply(res, args);
+          // Issued without waiting: what follows this end is dropped, as it is while a signing holds the end.
+          if (pending === 'issued' && method === 'end') dropAfterEnd(res);
+          return out;
         }
         state = 'busy';
         pending.then(
@@ -98,4 +101,12 @@ function guardKeeping(res: ServerResponse, intercept: (m: Method) => (...args: u
       return out;
     },
   };
+}
+
+/** A write or end after the answer's end: dropped (false, as express-session's second end), never a write after end in Node. */
+function dropAfterEnd(res: ServerResponse): void {
+  res.write = (() => false) as never;
+  res.end = function (this: ServerResponse) {
+    return this;
+  } as never;
 }

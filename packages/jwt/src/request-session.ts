@@ -27,6 +27,7 @@ import {
 export type Transport = 'cookie' | 'bearer';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
+type Claims = Record<string, unknown> & { iat: number; exp: number; jti: string };
 
 /** Bounds a deny-list call: a store that hangs or fails must turn into a 503, never a hung request or a 500. */
 export function bounded<T>(work: Promise<T> | T, ms: number, what: string): Promise<T> | T {
@@ -77,14 +78,17 @@ export class RequestSession implements SessionController {
     if (session) this.#req.sessionID = session.id;
   }
 
-  /** Called just before the response's headers go out: a promise when a token must be issued, else undefined. */
-  beforeHeaders(hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> | undefined {
+  /** Called just before the response's headers go out: a promise when a token is being issued, 'issued' when it was at once, else undefined. */
+  beforeHeaders(hold?: Pick<HeldResponse, 'unguarded'>): Promise<void> | 'issued' | undefined {
     const session = this.current;
     if (!session) return undefined;
     const state = stateOf(session);
     // The data is serialized once here and that JSON is what gets signed: nothing runs between the two.
     const json = state.ended ? '' : sessionJson(session);
-    return this.#needsIssue(json, state) ? this.#issue(session, state, json, hold) : undefined;
+    if (!this.#needsIssue(json, state)) return undefined;
+    // Signed here and now when the codec can (HS256): then the response is not held for a promise. A throw goes
+    // the same way as a rejection (hold-response.ts answers with onFailure).
+    return this.#issueNow(session, state, json) ? 'issued' : this.#issue(session, state, json, hold);
   }
 
   #needsIssue(json: string, state: SessionState): boolean {
@@ -121,6 +125,32 @@ export class RequestSession implements SessionController {
       Object.assign(state, { ended: true, expired: false, force: false, snapshot: json });
       return;
     }
+    const next = this.#next(state, json, session);
+    if (!next) return;
+    const token = await this.#o.codec.encode(next.claims);
+    if (this.current !== session) return; // regenerated or destroyed while signing: that outcome wins
+    ours(() => this.#deliver(state, json, token, next));
+  }
+
+  /**
+   * #issue() without a promise, when the codec signs synchronously and nothing needs the deny list (not an
+   * expired cookie): true when done, false to leave it to #issue() (which then does all of it, from the start).
+   */
+  #issueNow(session: JwtSession, state: SessionState, json: string): boolean {
+    const { encodeSync } = this.#o.codec;
+    if (!encodeSync || state.expired) return false;
+    if (this.#res.headersSent) throw new JwtHeadersSentError('save');
+    const next = this.#next(state, json, session);
+    if (!next) return true;
+    const token = encodeSync(next.claims);
+    // An input the fast signer leaves to jose: #issue() lets jose sign it, or throw its own error.
+    if (token === undefined) return false;
+    this.#deliver(state, json, token, next);
+    return true;
+  }
+
+  /** The claims of the token to issue now, or undefined when the absolute max age ended the session instead. */
+  #next(state: SessionState, json: string, session: JwtSession): { claims: Claims; exp: number; now: number } | undefined {
     const data = JSON.parse(json) as Record<string, unknown>;
     // JSON keys are a subset of the own enumerable keys unless a reserved toJSON is set, so when no own key is
     // reserved no JSON key is either; only then is the parsed data's key list skipped.
@@ -132,27 +162,29 @@ export class RequestSession implements SessionController {
       // The absolute max age is reached: there is no lifetime left to give, so the session ends here.
       this.#attach(undefined);
       this.#clearCookie();
-      return;
+      return undefined;
     }
-    const claims = { ...data, iat0: state.iat0, iat: now, exp, jti: state.jti };
+    const claims: Claims = { ...data, iat0: state.iat0, iat: now, exp, jti: state.jti };
     if (state.lifetime !== undefined) Object.assign(claims, { ttl: state.lifetime ?? 0 });
     if (state.attrs && Object.keys(state.attrs).length > 0) Object.assign(claims, { cka: state.attrs });
-    const token = await this.#o.codec.encode(claims);
-    if (this.current !== session) return; // regenerated or destroyed while signing: that outcome wins
-    ours(() => {
-      if (res.headersSent) throw new JwtHeadersSentError('save');
-      if (this.#transport === 'cookie') {
-        const line = serializeCookie(this.#cookieOf(state), token, state.lifetime === null ? null : exp - now, this.#secureOf(state));
-        const size = Buffer.byteLength(line);
-        if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
-        setCookieLine(res, this.#o.cookie.name, line);
-      } else {
-        if (token.length > this.#o.maxTokenLength) throw new JwtTooLargeError(token.length, this.#o.maxTokenLength, 'bearer token');
-        res.setHeader(this.#o.tokenHeader, token);
-        // A token in a response header must never land in a shared cache.
-        if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'no-store');
-      }
-    });
+    return { claims, exp, now };
+  }
+
+  /** Puts the token on the response (cookie or header) and records it as the session's current one. */
+  #deliver(state: SessionState, json: string, token: string, { exp, now }: { exp: number; now: number }): void {
+    const res = this.#res;
+    if (res.headersSent) throw new JwtHeadersSentError('save');
+    if (this.#transport === 'cookie') {
+      const line = serializeCookie(this.#cookieOf(state), token, state.lifetime === null ? null : exp - now, this.#secureOf(state));
+      const size = Buffer.byteLength(line);
+      if (size > COOKIE_LIMIT) throw new JwtTooLargeError(size, COOKIE_LIMIT, 'Set-Cookie header');
+      setCookieLine(res, this.#o.cookie.name, line);
+    } else {
+      if (token.length > this.#o.maxTokenLength) throw new JwtTooLargeError(token.length, this.#o.maxTokenLength, 'bearer token');
+      res.setHeader(this.#o.tokenHeader, token);
+      // A token in a response header must never land in a shared cache.
+      if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'no-store');
+    }
     Object.assign(state, { iat: now, exp, snapshot: json, isNew: false, force: false });
   }
 

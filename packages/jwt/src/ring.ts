@@ -55,8 +55,12 @@ const ringKeys = new WeakMap<KeyRing, readonly RingKey[]>();
 const ringVerifiers = new WeakMap<KeyRing, (token: string, o: ResolvedVerify) => Promise<VerifiedToken>>();
 type SyncVerifier = (token: string, o: ResolvedVerify) => VerifiedToken;
 const ringSyncVerifiers = new WeakMap<KeyRing, SyncVerifier>();
-type PlainSigner = (claims: JWTPayload & { iat: number; exp: number; jti: string }, o: Pick<SignOptions, 'issuer' | 'audience'>) => Promise<string>;
+type PlainClaims = JWTPayload & { iat: number; exp: number; jti: string };
+type PlainSigner = (claims: PlainClaims, o: Pick<SignOptions, 'issuer' | 'audience'>) => Promise<string>;
 const ringPlainSigners = new WeakMap<KeyRing, PlainSigner>();
+/** The plain signer without a promise (an HS256 signing key): undefined for an input it leaves to jose. */
+type SyncPlainSigner = (claims: PlainClaims, o: Pick<SignOptions, 'issuer' | 'audience'>) => string | undefined;
+const ringSyncPlainSigners = new WeakMap<KeyRing, SyncPlainSigner>();
 
 /**
  * sign() for claims the caller assembled from JSON data and numbers (the middleware's tokens): the same token
@@ -64,6 +68,10 @@ const ringPlainSigners = new WeakMap<KeyRing, PlainSigner>();
  */
 export function plainSignerOf(ring: KeyRing): PlainSigner {
   return ringPlainSigners.get(ring) ?? ((claims, o) => ring.sign(claims, { ...o, expiresAt: claims.exp }));
+}
+/** plainSignerOf() without a promise, for a ring whose signing key is HS256 (node:crypto); undefined otherwise. */
+export function syncPlainSignerOf(ring: KeyRing): SyncPlainSigner | undefined {
+  return ringSyncPlainSigners.get(ring);
 }
 
 /** verify() with options parsed once by the caller (the middleware's hot path). */
@@ -193,6 +201,7 @@ export function createKeyRing(options: KeyRingOptions, label?: string): KeyRing 
     const opts = { ...o, expiresAt: claims.exp };
     return fastSign?.(claims, { now: Math.floor(Date.now() / 1000), ...opts }, true) ?? ring.sign(claims, opts);
   });
+  if (fastSign) ringSyncPlainSigners.set(ring, (claims, o) => fastSign(claims, { now: Math.floor(Date.now() / 1000), ...o, expiresAt: claims.exp }, true));
   return ring;
 }
 

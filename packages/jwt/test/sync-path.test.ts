@@ -104,4 +104,46 @@ describe('the synchronous verify path gives the promise path’s verdicts', () =
     for (const url of servers) assert.equal((await request(url, { headers: { cookie } })).body, 'ok');
     assert.deepEqual(seen, { sync: true, promise: false });
   });
+
+  test('an HS256 ring issues the token in the same turn: the same token as jose, the answer ended before res.end() returns', async () => {
+    const ended: Record<string, boolean> = {};
+    const tokens: Record<string, string> = {};
+    const servers = await Promise.all(
+      (['sync', 'promise'] as const).map(
+        (kind) =>
+          new Promise<string>((resolve) => {
+            const mw = jwtSession({ ring: kind === 'sync' ? ring : promiseOnly, denyList: memoryView() });
+            const server = http.createServer((req, res) =>
+              mw(req, res, () => {
+                const s = (req as unknown as { session: Record<string, unknown> }).session;
+                s.hits = Number(s.hits ?? 0) + 1;
+                res.end('ok');
+                ended[kind] = res.writableEnded;
+                // A late write: dropped on both paths (held on one, past the end on the other), never a write after end.
+                res.write('late');
+                res.end('again');
+              }),
+            );
+            after(() => server.close());
+            server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+          }),
+      ),
+    );
+    const cookie = `session=${await ring.sign({ user: 'ann' }, { ttl: 600 })}`;
+    for (const [i, url] of servers.entries()) {
+      const r = await request(url, { headers: { cookie } });
+      assert.equal(r.body, 'ok');
+      tokens[i === 0 ? 'sync' : 'promise'] = r.cookies.session!;
+    }
+    assert.deepEqual(ended, { sync: true, promise: false });
+    // Both verify, with the same claims; the promise path's token came through the ring's public sign().
+    for (const t of Object.values(tokens)) {
+      const { payload } = await ring.verify(t);
+      assert.equal(payload.user, 'ann');
+      assert.equal(payload.hits, 1);
+    }
+    const claims = (t: string) => JSON.parse(Buffer.from(t.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(claims(tokens.sync!)), Object.keys(claims(tokens.promise!)));
+    assert.equal(tokens.sync!.split('.')[0], tokens.promise!.split('.')[0]);
+  });
 });
