@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import * as v from 'valibot';
 import { rule, words } from './words.ts';
 
@@ -86,4 +87,17 @@ export function cookieSchema<const E extends v.ObjectEntries = {}>(
     ),
   );
   return v.optional(checked, {}) as never;
+}
+
+/**
+ * Whether the request reached us over TLS, as express-session's issecure(): `trustProxy` undefined defers to
+ * Express's req.secure (its 'trust proxy'), false never trusts X-Forwarded-Proto, true trusts its first value.
+ */
+export function isSecureRequest(req: IncomingMessage, trustProxy: boolean | undefined): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+  if (trustProxy === undefined) return (req as { secure?: boolean }).secure === true;
+  if (!trustProxy) return false;
+  const proto = req.headers['x-forwarded-proto'];
+  const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
+  return first === 'https';
 }

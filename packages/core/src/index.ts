@@ -5,6 +5,6 @@ export { headersSentError, heldResponse, type HeldResponse } from './held.ts';
 export { suggest } from './suggest.ts';
 export { describeProblem, fail, parseOptions, show, type Frozen, type OptionContext, type ParseOptions, type Problem } from './options.ts';
 export { rule, words, type OptionMeta, type RuleWords } from './words.ts';
-export { COOKIE_NAME, cookieSchema, prefixProblem } from './cookie.ts';
+export { COOKIE_NAME, cookieSchema, isSecureRequest, prefixProblem } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';
 export { CHANNELS, storeOperationChannel, storeUnavailableChannel, type StoreOperation, type StoreUnavailableAnswer } from './channels.ts';

@@ -54,13 +54,3 @@ export function setCookieLine(res: ServerResponse, name: string, line: string): 
   const lines = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
   res.setHeader('set-cookie', [...lines.filter((l) => !l.startsWith(`${name}=`)), line]);
 }
-
-/** Whether the request reached us over TLS. Express's req.secure (which honours its 'trust proxy') is used when present. */
-export function isSecureRequest(req: IncomingMessage, trustProxy: boolean | undefined): boolean {
-  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
-  if (trustProxy === undefined) return (req as { secure?: boolean }).secure === true;
-  if (!trustProxy) return false;
-  const proto = req.headers['x-forwarded-proto'];
-  const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
-  return first === 'https';
-}

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { answerFrom, deadline, isAnswerable, prefixProblem, sendAnswer, type HeldResponse } from '@cluster-session/core';
-import { COOKIE_LIMIT, isSecureRequest, serializeCookie, setCookieLine, type ResolvedCookie } from './cookie.ts';
+import { answerFrom, deadline, isAnswerable, isSecureRequest, prefixProblem, sendAnswer, type HeldResponse } from '@cluster-session/core';
+import { COOKIE_LIMIT, serializeCookie, setCookieLine, type ResolvedCookie } from './cookie.ts';
 import {
   JwtDenyListUnavailableError,
   JwtHeadersSentError,

@@ -1,10 +1,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { heldResponse } from '@cluster-session/core';
+import { heldResponse, isSecureRequest } from '@cluster-session/core';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import { Cookie, Session, type CookieOptions, type SessionData, type Store } from 'express-session';
 import onHeaders from 'on-headers';
 import parseUrl from 'parseurl';
+import { dataJson } from './serializer.ts';
 
 /**
  * Store mode's session middleware: express-session's, request for request (the same cookie, the same load,
@@ -42,9 +43,6 @@ type SessionRequest = IncomingMessage & {
   session?: (Session & Partial<SessionData>) | undefined;
   sessionID?: string;
   sessionStore?: Store;
-  secret?: string;
-  secure?: boolean;
-  originalUrl?: string;
   signedCookies?: Record<string, unknown>;
   cookies?: Record<string, unknown>;
 };
@@ -56,22 +54,6 @@ const NewSession = Session as unknown as new (req: SessionRequest, data?: Sessio
 const NewCookie = Cookie as unknown as new (options?: CookieOptions) => Cookie & { data: CookieOptions };
 
 const defer = (fn: (err?: unknown) => void, err: unknown) => setImmediate(fn, err);
-
-/** What express-session hashed to tell a modified session: its JSON without the top-level cookie. */
-function sessionJson(sess: object): string {
-  const { cookie: _cookie, ...data } = sess as Record<string, unknown>;
-  return JSON.stringify(data);
-}
-
-/** express-session's issecure(). */
-function isSecure(req: SessionRequest, trustProxy: boolean | undefined): boolean {
-  if ((req.socket as { encrypted?: boolean } | undefined)?.encrypted) return true;
-  if (trustProxy === false) return false;
-  if (trustProxy !== true) return req.secure === true;
-  const header = String(req.headers['x-forwarded-proto'] ?? '');
-  const comma = header.indexOf(',');
-  return (comma === -1 ? header : header.slice(0, comma)).toLowerCase().trim() === 'https';
-}
 
 const signatureOf = (value: string, secret: string | Buffer) => createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '');
 
@@ -140,7 +122,7 @@ export function sessionEngine(o: EngineOptions) {
     req.session = new NewSession(req);
     const cookie = new NewCookie(cookieOptions as CookieOptions);
     (req.session as { cookie: Cookie }).cookie = cookie;
-    const secure = isSecure(req, trustProxy);
+    const secure = isSecureRequest(req, trustProxy);
     if (cookieOptions.secure === 'auto') cookie.secure = secure;
     if (cookieOptions.sameSite === 'auto') cookie.sameSite = secure ? 'none' : 'lax';
   };
@@ -185,8 +167,8 @@ export function sessionEngine(o: EngineOptions) {
     req.sessionStore = store;
     const fromCookie = (req.sessionID = cookieId(req));
 
-    const isModified = (sess: Session) => originalId !== sess.id || originalJson !== sessionJson(sess);
-    const isSaved = (sess: Session) => originalId === sess.id && savedJson === sessionJson(sess);
+    const isModified = (sess: Session) => originalId !== sess.id || originalJson !== dataJson(sess);
+    const isSaved = (sess: Session) => originalId === sess.id && savedJson === dataJson(sess);
     const shouldDestroy = () => Boolean(req.sessionID) && o.unset === 'destroy' && req.session == null;
     const shouldSave = (sess: Session) => {
       if (typeof req.sessionID !== 'string') return false;
@@ -201,7 +183,7 @@ export function sessionEngine(o: EngineOptions) {
     onHeaders(res, () => {
       const sess = req.session as (Session & { cookie: Cookie & { data: CookieOptions } }) | undefined;
       if (!sess || !shouldSetCookie(sess)) return;
-      if (sess.cookie.secure && !isSecure(req, trustProxy)) return;
+      if (sess.cookie.secure && !isSecureRequest(req, trustProxy)) return;
       if (!touched) {
         sess.touch();
         touched = true;
@@ -320,7 +302,7 @@ export function sessionEngine(o: EngineOptions) {
         enumerable: false,
         writable: true,
         value: function (this: Session, ...args: unknown[]) {
-          savedJson = sessionJson(this);
+          savedJson = dataJson(this);
           return (save as (...a: unknown[]) => Session).apply(this, args);
         },
       });
@@ -328,7 +310,7 @@ export function sessionEngine(o: EngineOptions) {
     const generate = () => {
       store.generate(req);
       originalId = req.sessionID;
-      originalJson = sessionJson(req.session!);
+      originalJson = dataJson(req.session!);
       wrap(req.session!);
     };
 
@@ -343,7 +325,7 @@ export function sessionEngine(o: EngineOptions) {
         else {
           store.createSession(req as never, data);
           originalId = req.sessionID;
-          originalJson = sessionJson(data);
+          originalJson = dataJson(data);
           if (!o.resave) savedJson = originalJson;
           wrap(req.session!);
         }

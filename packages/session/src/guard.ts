@@ -5,7 +5,7 @@ import type { ResolvedConfig } from './config.ts';
 import { ClusterSessionError, SessionTooLargeError, StoreUnavailableError } from './errors.ts';
 import { budgetOf } from './budget.ts';
 import { Deadlines } from './deadlines.ts';
-import { loadedOf, setLoaded } from './serializer.ts';
+import { dataJson, loadedOf, setLoaded } from './serializer.ts';
 import { slot } from './side.ts';
 import type { StoreHandle } from './stores/types.ts';
 
@@ -25,11 +25,6 @@ interface SessionState {
   saved: boolean;
   /** Made in this request (not loaded from the store). */
   fresh?: boolean;
-}
-
-function dataJson(sess: object): string {
-  const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
-  return JSON.stringify(rest);
 }
 
 /**

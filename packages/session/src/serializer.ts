@@ -41,6 +41,15 @@ export function parseSession(raw: unknown, logger: Logger): SessionData | null {
   return null;
 }
 
+/**
+ * A session's data without its top-level cookie, as JSON: what express-session hashed to tell a modified session,
+ * and what the guard and the engine compare to tell a changed one.
+ */
+export function dataJson(sess: object): string {
+  const { cookie: _cookie, ...rest } = sess as Record<string, unknown>;
+  return JSON.stringify(rest);
+}
+
 /** The user id a session belongs to, as indexed for logoutEverywhere(). */
 export function userOf(sess: unknown, userKey: string): string | undefined {
   const v = (sess as Record<string, unknown> | null | undefined)?.[userKey];
