@@ -27,6 +27,20 @@ function memoryView(): DenyList {
   };
 }
 
+/** Two plain node:http servers with the middleware on the HMAC ring and on the promise-only one: their URLs, sync first. */
+function syncAndPromise(handler: (kind: 'sync' | 'promise', mw: ReturnType<typeof jwtSession>) => http.RequestListener): Promise<string[]> {
+  return Promise.all(
+    (['sync', 'promise'] as const).map(
+      (kind) =>
+        new Promise<string>((resolve) => {
+          const server = http.createServer(handler(kind, jwtSession({ ring: kind === 'sync' ? ring : promiseOnly, denyList: memoryView() })));
+          after(() => server.close());
+          server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+        }),
+    ),
+  );
+}
+
 async function start(r: KeyRing, denyList: DenyList) {
   const app = await listen(buildApp({ ring: r, ttl: 1800, maxAge: 7200, denyList }));
   after(() => app.close());
@@ -82,52 +96,32 @@ describe('the synchronous verify path gives the promise path’s verdicts', () =
 
   test('an HMAC ring with a deny list in memory reaches the app in the same turn; a promise-only ring does not', async () => {
     const seen: Record<string, boolean> = {};
-    const servers = await Promise.all(
-      (['sync', 'promise'] as const).map(
-        (kind) =>
-          new Promise<string>((resolve) => {
-            const mw = jwtSession({ ring: kind === 'sync' ? ring : promiseOnly, denyList: memoryView() });
-            const server = http.createServer((req, res) => {
-              let called = false;
-              mw(req, res, () => {
-                called = true;
-                res.end('ok');
-              });
-              seen[kind] = called;
-            });
-            after(() => server.close());
-            server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
-          }),
-      ),
-    );
+    const servers = await syncAndPromise((kind, mw) => (req, res) => {
+      let called = false;
+      mw(req, res, () => {
+        called = true;
+        res.end('ok');
+      });
+      seen[kind] = called;
+    });
     const cookie = `session=${await ring.sign({ user: 'ann' }, { ttl: 600 })}`;
     for (const url of servers) assert.equal((await request(url, { headers: { cookie } })).body, 'ok');
     assert.deepEqual(seen, { sync: true, promise: false });
   });
 
-  test('an HS256 ring issues the token in the same turn: the same token as jose, the answer ended before res.end() returns', async () => {
+  test('an HS256 ring issues the token in the same turn: the same claims as the promise path, the answer ended before res.end() returns', async () => {
     const ended: Record<string, boolean> = {};
     const tokens: Record<string, string> = {};
-    const servers = await Promise.all(
-      (['sync', 'promise'] as const).map(
-        (kind) =>
-          new Promise<string>((resolve) => {
-            const mw = jwtSession({ ring: kind === 'sync' ? ring : promiseOnly, denyList: memoryView() });
-            const server = http.createServer((req, res) =>
-              mw(req, res, () => {
-                const s = (req as unknown as { session: Record<string, unknown> }).session;
-                s.hits = Number(s.hits ?? 0) + 1;
-                res.end('ok');
-                ended[kind] = res.writableEnded;
-                // A late write: dropped on both paths (held on one, past the end on the other), never a write after end.
-                res.write('late');
-                res.end('again');
-              }),
-            );
-            after(() => server.close());
-            server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
-          }),
-      ),
+    const servers = await syncAndPromise((kind, mw) => (req, res) =>
+      mw(req, res, () => {
+        const s = (req as unknown as { session: Record<string, unknown> }).session;
+        s.hits = Number(s.hits ?? 0) + 1;
+        res.end('ok');
+        ended[kind] = res.writableEnded;
+        // A late write: dropped on both paths (held on one, past the end on the other), never a write after end.
+        res.write('late');
+        res.end('again');
+      }),
     );
     const cookie = `session=${await ring.sign({ user: 'ann' }, { ttl: 600 })}`;
     for (const [i, url] of servers.entries()) {
