@@ -174,6 +174,38 @@ describe('SQLite store: sweep and save', () => {
     assert.deepEqual([code, stdout.trim()], [0, '0'], 'the process did not exit by itself with its sweep done');
   });
 
+  it('the expires column moves in steps, and a session still expires at its cookie\'s exact time everywhere', async () => {
+    const { file, store } = open();
+    const p = <T>(fn: (cb: (err: unknown, v?: T) => void) => void) => new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+    const db = new DatabaseSync(file);
+    const column = (sid: string) => (db.prepare('SELECT expires FROM sessions WHERE sid = ?').get(sid) as { expires: number } | undefined)?.expires;
+    // A 60 s lifetime: steps of 600 ms. The cookie says 400 ms from now, as a rolling cookie near its end would.
+    const life = (expires: number, data: Record<string, unknown>) => ({ cookie: { originalMaxAge: 60_000, expires: new Date(expires).toISOString() }, ...data }) as unknown as SessionData;
+    let exp = Date.now() + 400;
+    // Close to a step's start, so that the second save (20 ms on) falls in the same step.
+    while (Math.ceil(exp / 600) * 600 - exp < 100 || Math.ceil(exp / 600) * 600 - exp > 500) exp = Date.now() + 400;
+    await p<void>((cb) => store.set('a', life(exp, { user: 'alice', n: 1 }), cb));
+    const first = column('a')!;
+    assert.ok(first > exp && first - exp < 600 && first % 600 === 0, `column ${first} is the cookie's expiry ${exp} rounded up to its step`);
+    await p<void>((cb) => store.set('a', life(exp + 20, { user: 'alice', n: 2 }), cb));
+    assert.equal(column('a'), first, 'a later save within the step leaves the column (and so the index) as it was');
+    assert.equal(JSON.parse((db.prepare('SELECT sess FROM sessions WHERE sid = ?').get('a') as { sess: string }).sess).n, 2);
+    await p<void>((cb) => store.set('b', life(Date.now() + 3_600_000, { user: 'alice' }), cb));
+    while (Date.now() <= exp + 20) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(column('a')! > Date.now(), 'the test reads inside the step: the column alone would still say alive');
+    assert.equal(await p((cb) => store.get('a', cb)), null, 'get');
+    assert.equal(await p((cb) => store.length(cb)), 1, 'length');
+    assert.deepEqual(await p((cb) => store.ids(cb)), ['b'], 'ids');
+    assert.deepEqual((await p<SessionData[]>((cb) => store.all(cb))).map((s) => (s as unknown as { id: string }).id), ['b'], 'all');
+    assert.deepEqual((await store.listUser('alice')).map((s) => s.sid), ['b'], 'listUser');
+    assert.equal(await store.destroyUser('alice'), 1, 'destroyUser counts the live session only');
+    // A corrupted row near its column's end is counted by the column, as before, rather than failing the query.
+    db.prepare(`INSERT INTO sessions (sid, sess, expires, user) VALUES ('c', 'not json', ?, NULL)`).run(Date.now() + 30_000);
+    assert.equal(await p((cb) => store.length(cb)), 1);
+    db.close();
+    store.close();
+  });
+
   it('a save that changes only the data, and one that changes expiry or user, leave the same row as an upsert', async () => {
     const { file, store } = open();
     const set = promisify(store.set.bind(store)) as (sid: string, s: SessionData) => Promise<void>;

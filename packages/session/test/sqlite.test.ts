@@ -14,10 +14,12 @@ conformance('sqlite', async () => {
   return {
     store: { type: 'sqlite', path: file },
     multiProcess: true,
+    // The stored cookie's expiry: the column is rounded up to a step (expiryColumn() in src/stores/sqlite.ts).
     async expiryOf(_served, sid) {
       const db = native();
       try {
-        return (db.prepare('SELECT expires FROM sessions WHERE sid = ?').get(sid) as { expires: number } | undefined)?.expires;
+        const row = db.prepare(`SELECT expires, json_extract(sess, '$.cookie.expires') AS cookie FROM sessions WHERE sid = ?`).get(sid) as { expires: number; cookie: string | null } | undefined;
+        return row && (row.cookie ? Date.parse(row.cookie) : row.expires);
       } finally {
         db.close();
       }

@@ -20,6 +20,41 @@ const SWEEPER_LIVES = 3;
 /** The timer's sweep runs in the one process holding this lease (renewed by every sweep it runs). */
 const SWEEP_LEASE_MS = 3 * SWEEP_EVERY_MS;
 
+/** The largest step of the `expires` column (expiryColumn()): how late, at most, the sweep deletes a session. */
+const MAX_EXPIRY_STEP_MS = 60_000;
+
+/**
+ * The `expires` column of a session: its exact expiry rounded up to a step of 1% of its cookie's lifetime (at most
+ * a minute), so that the saves of an active session within one step change its data only, and leave both indexes
+ * alone: a save that moves the column costs about four times one that does not (one upsert in its own transaction:
+ * ~30 µs of CPU against ~7; bench/scenarios/sqlite-store.ts). The column is then an upper bound, for the index and
+ * the sweep; the exact expiry is the stored cookie's, and reads check it (liveSql, cookieLive()). A cookie without
+ * a lifetime (a browser-session cookie) keeps the exact value.
+ */
+function expiryColumn(sess: SessionData, ttlSeconds: number): number {
+  const exact = expiresAt(sess, ttlSeconds);
+  const life = sess.cookie?.originalMaxAge;
+  if (!sess.cookie?.expires || typeof life !== 'number' || !(life >= 100)) return exact;
+  const step = Math.min(MAX_EXPIRY_STEP_MS, Math.floor(life / 100));
+  return Math.ceil(exact / step) * step;
+}
+
+/** False for a session whose stored cookie has expired by `now` while its rounded column (`column`) has not. */
+function cookieLive(sess: SessionData, column: number, now: number): boolean {
+  if (column - now > MAX_EXPIRY_STEP_MS) return true;
+  const e = sess.cookie?.expires as unknown;
+  if (!e) return true;
+  return !(new Date(e as string).getTime() <= now);
+}
+
+/**
+ * The rows alive at :now, as cookieLive() tells them: the column, then, within the last step, the stored cookie's
+ * expiry (JSON.stringify writes it as toISOString() does, so the text compares in time order). CASE evaluates only
+ * the branch it needs: rows far from expiry cost no JSON, and a corrupted row near it none that could fail.
+ */
+const liveSql = `expires > :now AND CASE WHEN expires > :near THEN 1 WHEN json_valid(sess) THEN coalesce(json_extract(sess, '$.cookie.expires') > :iso, 1) ELSE 1 END`;
+const liveAt = (now: number) => ({ now, near: now + MAX_EXPIRY_STEP_MS, iso: new Date(now).toISOString() });
+
 /** Runs a synchronous SQLite call, retrying SQLITE_BUSY asynchronously until `timeoutMs`, then StoreUnavailableError. */
 async function retry<T>(fn: () => T, timeoutMs: number): Promise<T> {
   try {
@@ -58,7 +93,7 @@ function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknow
  */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
-  private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'release' | 'deleteUser' | 'deleteExpired1', StatementSync>;
+  private readonly q: Record<'get' | 'set' | 'setData' | 'touch' | 'touchCookie' | 'destroy' | 'ids' | 'count' | 'all' | 'clear' | 'sweepBatch' | 'lease' | 'release' | 'listUser' | 'deleteUser' | 'deleteExpired1', StatementSync>;
   /** Who this store is in the sweep lease: one sweeper per database file, whichever process got the lease. */
   private readonly owner = `${process.pid}-${randomUUID()}`;
   private readonly timer: NodeJS.Timeout;
@@ -112,9 +147,9 @@ export class SqliteStore extends Store {
       // is never undone): the next load compares against it to keep touches lazy.
       touchCookie: this.db.prepare(`UPDATE ${t} SET expires = ?, sess = json_set(sess, '$.cookie.expires', ?) WHERE sid = ? AND expires > ?`),
       destroy: this.db.prepare(`DELETE FROM ${t} WHERE sid = ?`),
-      ids: this.db.prepare(`SELECT sid FROM ${t} WHERE expires > ?`),
-      count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE expires > ?`),
-      all: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE expires > ?`),
+      ids: this.db.prepare(`SELECT sid FROM ${t} WHERE ${liveSql}`),
+      count: this.db.prepare(`SELECT count(*) AS n FROM ${t} WHERE ${liveSql}`),
+      all: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE ${liveSql}`),
       clear: this.db.prepare(`DELETE FROM ${t}`),
       sweepBatch: this.db.prepare(sweepBatchSql(t)),
       // Taken when free, expired or already ours; `changes` tells whether we hold it.
@@ -123,7 +158,8 @@ export class SqliteStore extends Store {
          ON CONFLICT(id) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE until < ? OR owner = excluded.owner`,
       ),
       release: this.db.prepare(`UPDATE ${t}_sweep_lease SET until = 0 WHERE owner = ?`),
-      deleteUser: this.db.prepare(`DELETE FROM ${t} WHERE user = ? AND expires > ?`),
+      listUser: this.db.prepare(`SELECT sid, sess FROM ${t} WHERE user = :user AND ${liveSql}`),
+      deleteUser: this.db.prepare(`DELETE FROM ${t} WHERE user = :user AND ${liveSql}`),
       deleteExpired1: this.db.prepare(`DELETE FROM ${t} WHERE sid = ? AND expires <= ?`),
     };
     // A sweep that fails is tried again at the next tick; the same failure is logged once, not every minute.
@@ -215,7 +251,8 @@ export class SqliteStore extends Store {
         }
         return null;
       }
-      return parseSession(row.sess, this.logger);
+      const sess = parseSession(row.sess, this.logger);
+      return sess && cookieLive(sess, row.expires, now) ? sess : null;
     }, sid).catch(() => {});
   }
 
@@ -223,7 +260,7 @@ export class SqliteStore extends Store {
   override set(sid: string, sess: SessionData, cb?: Cb): void {
     let save: QueuedSave;
     try {
-      save = { sid, json: JSON.stringify(sess), expires: expiresAt(sess, this.ttl), user: userOf(sess, this.userKey) ?? null, cb };
+      save = { sid, json: JSON.stringify(sess), expires: expiryColumn(sess, this.ttl), user: userOf(sess, this.userKey) ?? null, cb };
     } catch (err) {
       if (cb) setImmediate(cb, err); // a session JSON cannot hold (a BigInt, a cycle): this save fails, as a store's would
       return;
@@ -238,9 +275,8 @@ export class SqliteStore extends Store {
 
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
     void this.run(cb, () => {
-      const expires = expiresAt(sess, this.ttl);
-      if (sess.cookie?.expires) this.q.touchCookie.run(expires, new Date(expires).toISOString(), sid, Date.now());
-      else this.q.touch.run(expires, sid, Date.now());
+      if (sess.cookie?.expires) this.q.touchCookie.run(expiryColumn(sess, this.ttl), new Date(expiresAt(sess, this.ttl)).toISOString(), sid, Date.now());
+      else this.q.touch.run(expiresAt(sess, this.ttl), sid, Date.now());
     }, sid).catch(() => {});
   }
 
@@ -251,17 +287,17 @@ export class SqliteStore extends Store {
   }
 
   ids(cb: Cb): void {
-    void this.run(cb, () => (this.q.ids.all(Date.now()) as { sid: string }[]).map((r) => r.sid)).catch(() => {});
+    void this.run(cb, () => (this.q.ids.all(liveAt(Date.now())) as { sid: string }[]).map((r) => r.sid)).catch(() => {});
   }
 
   override length(cb: Cb): void {
-    void this.run(cb, () => Number((this.q.count.get(Date.now()) as { n: number }).n)).catch(() => {});
+    void this.run(cb, () => Number((this.q.count.get(liveAt(Date.now())) as { n: number }).n)).catch(() => {});
   }
 
   override all(cb: Cb): void {
     void this.run(cb, () => {
       const out: SessionData[] = [];
-      for (const row of this.q.all.all(Date.now()) as { sid: string; sess: string }[]) {
+      for (const row of this.q.all.all(liveAt(Date.now())) as { sid: string; sess: string }[]) {
         const sess = parseSession(row.sess, this.logger);
         if (sess) out.push(Object.assign(sess, { id: row.sid }));
       }
@@ -334,7 +370,7 @@ export class SqliteStore extends Store {
 
   listUser(userId: string): Promise<Array<{ sid: string; sess: SessionData }>> {
     return this.run(undefined, () => {
-      const rows = this.db.prepare(`SELECT sid, sess FROM ${this.table} WHERE user = ? AND expires > ?`).all(userId, Date.now()) as Array<{ sid: string; sess: string }>;
+      const rows = this.q.listUser.all({ user: userId, ...liveAt(Date.now()) }) as Array<{ sid: string; sess: string }>;
       return rows.flatMap((r) => {
         const sess = parseSession(r.sess, this.logger);
         return sess ? [{ sid: r.sid, sess }] : [];
@@ -343,7 +379,7 @@ export class SqliteStore extends Store {
   }
 
   destroyUser(userId: string): Promise<number> {
-    return this.run(undefined, () => Number(this.q.deleteUser.run(userId, Date.now()).changes));
+    return this.run(undefined, () => Number(this.q.deleteUser.run({ user: userId, ...liveAt(Date.now()) }).changes));
   }
 
   close(): void {
