@@ -39,12 +39,9 @@ class HoldState implements HeldResponse {
   readonly sent: PropertyDescriptor | undefined;
 
   constructor(res: Record<string, Fn>, sent: PropertyDescriptor | undefined) {
-    const own = (name: string) => (typeof res[name] === 'function' ? res[name] : undefined);
-    this.setHeader = own('setHeader');
-    this.appendHeader = own('appendHeader');
-    this.removeHeader = own('removeHeader');
-    this.writeHead = own('writeHead');
-    this.setHeaders = own('setHeaders');
+    // The fields above are declared, so every state has one shape whichever methods a response has.
+    const members = this as Record<HeaderMethod, Fn | undefined>;
+    for (const name of HEADER_METHODS) members[name] = typeof res[name] === 'function' ? res[name] : undefined;
     this.write = res.write!;
     this.end = res.end!;
     this.sent = sent;
