@@ -2,8 +2,7 @@
 // most one interval late; a cancelled one never fires; with nothing pending no timer is left running.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { gc } from '@cluster-session/testkit';
 import { Deadlines } from '../src/deadlines.ts';
 
 /** Intervals started and not cleared since the module loaded (the class's timer is unref'd, so Node does not list it). */
@@ -47,8 +46,6 @@ test('cancelling the last pending deadline stops the interval at once', () => {
 
 /** A full collection, twice (a WeakRef's target is only cleared once the job that made it has ended). */
 async function collect(): Promise<void> {
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
   for (let i = 0; i < 2; i++) {
     await new Promise((r) => setImmediate(r));
     gc();

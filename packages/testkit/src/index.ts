@@ -20,4 +20,4 @@ export { chromiumOptions } from './browser.ts';
 export { startPrometheus, type PrometheusOptions, type PrometheusServer, type PromAlert, type PromSample } from './prometheus.ts';
 export { testCA, type TestCA, type TestCert } from './certs.ts';
 export { steadyLoad, type SteadyLoad } from './steady-load.ts';
-export { youngGcSurvival } from './young-gc.ts';
+export { gc, youngGcSurvival } from './young-gc.ts';

@@ -4,14 +4,19 @@ import { setTimeout as wait } from 'node:timers/promises';
 
 type Gc = (options?: { type: 'minor' | 'major' }) => void;
 let exposed: Gc | undefined;
-/** gc() without starting the test process with --expose-gc (the flag only adds the function to new contexts). */
-function gc(options?: { type: 'minor' | 'major' }): void {
+/**
+ * V8's gc() (a full collection, or `{ type: 'minor' }` a young one) without starting the test process with
+ * --expose-gc: the flag only adds the function to contexts made after it.
+ */
+export const gc: Gc = (options) => {
   if (!exposed) {
     v8.setFlagsFromString('--expose-gc');
     exposed = vm.runInNewContext('gc') as Gc;
   }
-  exposed(options);
-}
+  // gc(undefined) is not gc(): V8 reads any argument but an options object as asking for a young collection.
+  if (options === undefined) exposed();
+  else exposed(options);
+};
 
 /** Bytes in use in the young generation, and in the rest of the heap. */
 function heapUsed(): { young: number; old: number } {
