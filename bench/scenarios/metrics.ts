@@ -39,6 +39,8 @@ async function scraped<T>(url: string | undefined, work: () => Promise<T>): Prom
 }
 
 const load1 = () => loadavg()[0]!.toFixed(1);
+/** The load averages seen over a run, as a range (one per turn would be a long note). */
+const spread = (loads: string[]) => `load ${Math.min(...loads.map(Number)).toFixed(1)}-${Math.max(...loads.map(Number)).toFixed(1)}`;
 
 const scenario: Scenario = {
   name: 'metrics',
@@ -48,6 +50,11 @@ const scenario: Scenario = {
     const procs: Proc[] = [];
     const rows: Row[] = [];
     const loads: string[] = [load1()];
+    // Each side takes turns with the other: four times as many turns as other scenarios' rounds, each half as
+    // long. On a shared VM the machine's speed drifts by ±20% over seconds, more than the few percent measured
+    // here; short alternating turns spread that drift over both sides.
+    const turns = ctx.rounds * 4;
+    const turnSec = Math.max(1, Math.round(ctx.durationSec / 2));
     try {
       // The balancer, twice: metrics on and off, over the same upstreams.
       const ups = await startUpstreams(procs);
@@ -62,16 +69,16 @@ const scenario: Scenario = {
         await proc.waitFor(/ready/);
         balancers[kind] = { port, pid: proc.pid, metrics: kind === 'with' ? `http://127.0.0.1:${admin}/metrics` : undefined };
       }
-      for (const b of Object.values(balancers)) await load(`http://127.0.0.1:${b.port}/`, { connections: CONNECTIONS, durationSec: 1 });
+      for (const b of Object.values(balancers)) await load(`http://127.0.0.1:${b.port}/`, { connections: CONNECTIONS, durationSec: 2 });
       const cpu: Record<string, number[]> = {};
-      const lb = await alternate(ctx.rounds, {
+      const lb = await alternate(turns, {
         with: () => measureBalancer('with'),
         without: () => measureBalancer('without'),
       });
       async function measureBalancer(kind: 'with' | 'without'): Promise<LoadResult> {
         const b = balancers[kind];
         const before = cpuMicros(b.pid);
-        const r = await scraped(b.metrics, () => load(`http://127.0.0.1:${b.port}/`, { connections: CONNECTIONS, durationSec: ctx.durationSec }));
+        const r = await scraped(b.metrics, () => load(`http://127.0.0.1:${b.port}/`, { connections: CONNECTIONS, durationSec: turnSec }));
         (cpu[kind] ??= []).push((cpuMicros(b.pid) - before) / Math.max(1, r.requests));
         loads.push(load1());
         ctx.log(`metrics: balancer ${kind} metrics: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms (load ${load1()})`);
@@ -82,35 +89,42 @@ const scenario: Scenario = {
       const failed = (r: LoadResult[]) => r.reduce((n, x) => n + x.errors + x.non2xx, 0);
       const lbRatio = ratio(rps(lb.with), rps(lb.without));
       rows.push(
-        { scenario: 'metrics', metric: `balancer req/s, ${CONNECTIONS} connections, /metrics scraped every 1 s`, unit: 'req/s', ours: rps(lb.with), peer: 'metrics: false', peerValue: rps(lb.without), ratio: lbRatio, target: '>= 0.95x', met: lbRatio >= 0.95, note: `load ${loads.join('/')}${failed([...lb.with, ...lb.without]) ? `, ${failed([...lb.with, ...lb.without])} failed` : ''}` },
+        { scenario: 'metrics', metric: `balancer req/s, ${CONNECTIONS} connections, /metrics scraped every 1 s (${lb.with.length} turns of ${turnSec} s each)`, unit: 'req/s', ours: rps(lb.with), peer: 'metrics: false', peerValue: rps(lb.without), ratio: lbRatio, target: '>= 0.95x', met: lbRatio >= 0.95, note: `${spread(loads)}${failed([...lb.with, ...lb.without]) ? `, ${failed([...lb.with, ...lb.without])} failed` : ''}` },
         { scenario: 'metrics', metric: 'balancer p99 latency with metrics', unit: 'ms', ours: p99(lb.with), peer: 'metrics: false', peerValue: p99(lb.without), ratio: ratio(p99(lb.with), p99(lb.without)) },
         { scenario: 'metrics', metric: 'balancer CPU per request with metrics', unit: 'µs', ours: median(cpu.with!), peer: 'metrics: false', peerValue: median(cpu.without!), ratio: ratio(median(cpu.with!), median(cpu.without!)), target: '<= 1.05x', met: ratio(median(cpu.with!), median(cpu.without!)) <= 1.05 },
       );
 
-      // The cluster: 2 workers of the plain app, with and without --metrics.
+      // The cluster: 2 workers of the plain app, with and without --metrics, both started once, taking turns.
       const clusterLoads: string[] = [load1()];
       const clusterCpu: Record<string, number[]> = {};
-      const measureCluster = (withMetrics: boolean) => async () => {
-        const [port, metrics] = await Promise.all([freePort(), freePort()]);
-        const cluster = await startOurs(path.join(FIXTURES, 'app.mjs'), 2, port, withMetrics ? ['--metrics', String(metrics)] : []);
-        try {
-          await load(`http://127.0.0.1:${port}/`, { connections: 16, durationSec: 1 });
-          const before = treeCpuMicros(cluster.pid!);
-          const r = await scraped(withMetrics ? `http://127.0.0.1:${metrics}/metrics` : undefined, () => load(`http://127.0.0.1:${port}/`, { connections: 16, durationSec: ctx.durationSec }));
-          (clusterCpu[withMetrics ? 'with' : 'without'] ??= []).push((treeCpuMicros(cluster.pid!) - before) / Math.max(1, r.requests));
-          clusterLoads.push(load1());
-          ctx.log(`metrics: cluster ${withMetrics ? 'with' : 'without'} --metrics: ${Math.round(r.rps)} req/s (load ${load1()})`);
-          return r;
-        } finally {
-          await cluster.stop();
+      const clusters: Partial<Record<'with' | 'without', { port: number; pid: number; metrics: string | undefined }>> = {};
+      const managed: Array<{ stop(): Promise<void> }> = [];
+      try {
+        for (const kind of ['with', 'without'] as const) {
+          const [port, metrics] = await Promise.all([freePort(), freePort()]);
+          const cluster = await startOurs(path.join(FIXTURES, 'app.mjs'), 2, port, kind === 'with' ? ['--metrics', String(metrics)] : []);
+          managed.push(cluster);
+          clusters[kind] = { port, pid: cluster.pid!, metrics: kind === 'with' ? `http://127.0.0.1:${metrics}/metrics` : undefined };
+          await load(`http://127.0.0.1:${port}/`, { connections: 16, durationSec: 2 });
         }
-      };
-      const cl = await alternate(ctx.rounds, { with: measureCluster(true), without: measureCluster(false) });
-      const clRatio = ratio(rps(cl.with), rps(cl.without));
-      rows.push(
-        { scenario: 'metrics', metric: 'cluster (2 workers) req/s, /metrics scraped every 1 s', unit: 'req/s', ours: rps(cl.with), peer: 'no --metrics', peerValue: rps(cl.without), ratio: clRatio, target: '>= 0.95x', met: clRatio >= 0.95, note: `load ${clusterLoads.join('/')}` },
-        { scenario: 'metrics', metric: 'cluster CPU per request (primary + workers) with --metrics', unit: 'µs', ours: median(clusterCpu.with!), peer: 'no --metrics', peerValue: median(clusterCpu.without!), ratio: ratio(median(clusterCpu.with!), median(clusterCpu.without!)), target: '<= 1.05x', met: ratio(median(clusterCpu.with!), median(clusterCpu.without!)) <= 1.05 },
-      );
+        const measureCluster = (kind: 'with' | 'without') => async () => {
+          const c = clusters[kind]!;
+          const before = treeCpuMicros(c.pid);
+          const r = await scraped(c.metrics, () => load(`http://127.0.0.1:${c.port}/`, { connections: 16, durationSec: turnSec }));
+          (clusterCpu[kind] ??= []).push((treeCpuMicros(c.pid) - before) / Math.max(1, r.requests));
+          clusterLoads.push(load1());
+          ctx.log(`metrics: cluster ${kind} --metrics: ${Math.round(r.rps)} req/s (load ${load1()})`);
+          return r;
+        };
+        const cl = await alternate(turns, { with: measureCluster('with'), without: measureCluster('without') });
+        const clRatio = ratio(rps(cl.with), rps(cl.without));
+        rows.push(
+          { scenario: 'metrics', metric: `cluster (2 workers) req/s, /metrics scraped every 1 s (${cl.with.length} turns of ${turnSec} s each)`, unit: 'req/s', ours: rps(cl.with), peer: 'no --metrics', peerValue: rps(cl.without), ratio: clRatio, target: '>= 0.95x', met: clRatio >= 0.95, note: spread(clusterLoads) },
+          { scenario: 'metrics', metric: 'cluster CPU per request (primary + workers) with --metrics', unit: 'µs', ours: median(clusterCpu.with!), peer: 'no --metrics', peerValue: median(clusterCpu.without!), ratio: ratio(median(clusterCpu.with!), median(clusterCpu.without!)), target: '<= 1.05x', met: ratio(median(clusterCpu.with!), median(clusterCpu.without!)) <= 1.05 },
+        );
+      } finally {
+        await Promise.all(managed.map((c) => c.stop()));
+      }
       return rows;
     } finally {
       await Promise.all(procs.map((p) => p.stop('SIGTERM', 5_000)));
