@@ -1,3 +1,4 @@
+import { histogramMetric, type BucketData } from '@cluster-session/core';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 
 /**
@@ -5,16 +6,16 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
  *
  * The I/O path is hand-written for speed, so it does not call prom-client per request: each answer adds to plain
  * numbers (a `Tally` per instance: a count per status code, histogram buckets, a sum) and prom-client reads them
- * when Prometheus scrapes (its `collect` hook for counters and gauges; `get()` for the histogram). A prom-client
- * `observe()` hashes its label object on every call; here a request costs one array increment and a short bucket
- * scan (bench/ has the figures, with and without metrics).
+ * when Prometheus scrapes (its `collect` hook for counters and gauges; core's histogramMetric for the histogram).
+ * A prom-client `observe()` hashes its label object on every call; here a request costs one array increment and a
+ * short bucket scan (bench/ has the figures, with and without metrics).
  */
 
 /** Request durations at the balancer, from 1 ms to 10 s (its default response timeout is 30 s). */
 export const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
 /** One instance's answers (or the balancer's own, when no instance was tried). */
-export class Tally {
+export class Tally implements BucketData {
   /** Answers by status code (100-599). */
   readonly codes = new Float64Array(600);
   /** Non-cumulative bucket counts; the last one is +Inf. */
@@ -43,30 +44,6 @@ interface MetricsSource {
 /** `upstream` label for answers no instance was tried for. */
 const NO_UPSTREAM = 'none';
 
-/**
- * The duration histogram, from the Tallies at scrape time. prom-client's Histogram has no way to set bucket counts,
- * so this is a plain metric object with `get()`, registered as prom-client's own AggregatorRegistry.aggregate()
- * registers the metrics it merges (the registry reads `name`, `help`, `type` and `get()`).
- */
-function durationHistogram(source: MetricsSource): Metric {
-  const name = 'cluster_session_balancer_request_duration_seconds';
-  const help = 'Time from a request head to the end of its answer at the balancer, by instance, in seconds.';
-  const get = async () => {
-    const values: Array<{ value: number; labels: Record<string, string | number>; metricName: string }> = [];
-    const add = (upstream: string, t: Tally) => {
-      let acc = 0;
-      BUCKETS.forEach((le, i) => values.push({ value: (acc += t.buckets[i]!), labels: { le, upstream }, metricName: `${name}_bucket` }));
-      values.push({ value: acc + t.buckets[BUCKETS.length]!, labels: { le: '+Inf', upstream }, metricName: `${name}_bucket` });
-      values.push({ value: t.sum, labels: { upstream }, metricName: `${name}_sum` });
-      values.push({ value: t.count, labels: { upstream }, metricName: `${name}_count` });
-    };
-    for (const u of source.upstreams()) add(u.id, u.tally);
-    if (source.own.count > 0) add(NO_UPSTREAM, source.own);
-    return { name, help, type: 'histogram', values, aggregator: 'sum' };
-  };
-  return { name, help, type: 'histogram', aggregator: 'sum', get, reset() {} } as unknown as Metric;
-}
-
 export function balancerRegistry(source: MetricsSource): Registry {
   const registry = new Registry();
   // The balancer process's own CPU, memory and event-loop lag; less the three gauges named `*_total`, which
@@ -87,7 +64,12 @@ export function balancerRegistry(source: MetricsSource): Registry {
       add(NO_UPSTREAM, source.own);
     },
   });
-  registry.registerMetric(durationHistogram(source));
+  registry.registerMetric(
+    histogramMetric('cluster_session_balancer_request_duration_seconds', 'Time from a request head to the end of its answer at the balancer, by instance, in seconds.', BUCKETS, function* () {
+      for (const u of source.upstreams()) yield [{ upstream: u.id }, u.tally] as const;
+      if (source.own.count > 0) yield [{ upstream: NO_UPSTREAM }, source.own] as const;
+    }) as unknown as Metric,
+  );
   new Gauge({
     name: 'cluster_session_balancer_upstream_up',
     help: '1 while the instance takes new requests (healthy, not ejected, not draining), else 0.',

@@ -7,4 +7,5 @@ export { describeProblem, fail, parseOptions, show, type Frozen, type OptionCont
 export { rule, words, type OptionMeta, type RuleWords } from './words.ts';
 export { COOKIE_NAME, cookieSchema, isSecureRequest, prefixProblem } from './cookie.ts';
 export { clusterEnv, readWorkerEnv, slotEnv, WORKER_ENV, type ClusterEnv, type WorkerEnv } from './worker-env.ts';
+export { Buckets, histogramMetric, type BucketData, type HistogramMetric, type HistogramSample } from './histogram.ts';
 export { CHANNELS, storeOperationChannel, storeUnavailableChannel, type StoreOperation, type StoreUnavailableAnswer } from './channels.ts';
