@@ -31,13 +31,29 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return undefined;
 }
 
+/**
+ * The Expires text of a cookie that lives `seconds` from now. toUTCString() was 2% of a JWT request that renews its
+ * token (CPU profile, bench/scenarios/session.ts `/hit`), and its text changes once a second: it is kept for the
+ * second it names (the text drops the milliseconds, so any instant within that second gives the same one).
+ */
+let expiresSecond = NaN;
+let expiresText = '';
+function expiresIn(seconds: number): string {
+  const second = Math.floor((Date.now() + seconds * 1000) / 1000);
+  if (second !== expiresSecond) {
+    expiresText = new Date(second * 1000).toUTCString();
+    expiresSecond = second;
+  }
+  return expiresText;
+}
+
 /** `maxAgeSeconds`: > 0 a persistent cookie, 0 a deletion, null a browser-session cookie (no Max-Age/Expires). */
 export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds: number | null, secure: boolean): string {
   let line = `${c.name}=${value}; Path=${c.path}`;
   if (c.domain) line += `; Domain=${c.domain}`;
   if (maxAgeSeconds === null) {
     // no expiry attributes: the browser drops the cookie when it closes
-  } else if (maxAgeSeconds > 0) line += `; Max-Age=${maxAgeSeconds}; Expires=${new Date(Date.now() + maxAgeSeconds * 1000).toUTCString()}`;
+  } else if (maxAgeSeconds > 0) line += `; Max-Age=${maxAgeSeconds}; Expires=${expiresIn(maxAgeSeconds)}`;
   else line += '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
   if (c.httpOnly) line += '; HttpOnly';
   if (secure) line += '; Secure';
@@ -51,6 +67,7 @@ export function serializeCookie(c: ResolvedCookie, value: string, maxAgeSeconds:
 /** Sets our cookie on the response, replacing an earlier line of the same name (a re-save) and keeping the app's. */
 export function setCookieLine(res: ServerResponse, name: string, line: string): void {
   const prev = res.getHeader('set-cookie');
-  const lines = prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)];
+  if (prev === undefined) return void res.setHeader('set-cookie', [line]);
+  const lines = Array.isArray(prev) ? prev : [String(prev)];
   res.setHeader('set-cookie', [...lines.filter((l) => !l.startsWith(`${name}=`)), line]);
 }

@@ -50,6 +50,23 @@ describe('jwtSession: req.session like express-session', () => {
     }
   });
 
+  test('Expires names the instant Max-Age does, for cookies of different lifetimes in turn', async () => {
+    // Expires= is kept for the second it names (cookie.ts): two lifetimes alternating must each get their own.
+    const long = await start();
+    const short = await start({ ttl: 60, maxAge: 120 });
+    for (let i = 0; i < 6; i++) {
+      const url = i % 2 ? short : long;
+      const res = await request(`${url}/login`, { method: 'POST', body: { user: 'a' } });
+      const at = Date.now();
+      const line = (res.headers['set-cookie'] as string[]).find((l) => l.startsWith('session='))!;
+      const maxAge = Number(/Max-Age=(\d+)/.exec(line)![1]);
+      assert.equal(maxAge, i % 2 ? 60 : 1800);
+      const expires = Date.parse(/Expires=([^;]+)/.exec(line)![1]!);
+      // The text has whole seconds: up to a second early, never late, plus the time the answer took to arrive.
+      assert.ok(expires <= at + maxAge * 1000 && expires > at + maxAge * 1000 - 2000, `${line} read at ${new Date(at).toISOString()}`);
+    }
+  });
+
   test('Secure behind TLS: with trustProxy, X-Forwarded-Proto: https marks the cookie Secure', async () => {
     const url = await start({ trustProxy: true });
     const tls = await request(`${url}/login`, { method: 'POST', body: { user: 'a' }, headers: { 'x-forwarded-proto': 'https' } });
