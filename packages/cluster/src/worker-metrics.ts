@@ -26,7 +26,8 @@ export function installWorkerMetrics(slot: number): void {
   const register = new Registry();
   register.setDefaultLabels({ slot: String(slot) });
   defaultMetrics(register);
-  const codes = new Float64Array(600);
+  /** Answers by status code: Node's writeHead takes 100-999. */
+  const codes = new Float64Array(1000);
   const duration = new Buckets(HTTP_BUCKETS);
   /** Store call durations by store, then operation: two Map lookups per call, no label object. */
   const storeOps = new Map<string, Map<string, Buckets>>();
@@ -37,7 +38,7 @@ export function installWorkerMetrics(slot: number): void {
     registers: [register],
     collect() {
       this.reset();
-      for (let code = 100; code < 600; code++) if (codes[code]! > 0) this.inc({ code: String(code) }, codes[code]!);
+      for (let code = 100; code < 1000; code++) if (codes[code]! > 0) this.inc({ code: String(code) }, codes[code]!);
     },
   });
   register.registerMetric(
@@ -53,8 +54,8 @@ export function installWorkerMetrics(slot: number): void {
   const unavailable = new Counter({ name: 'cluster_session_store_unavailable_responses_total', help: 'Requests answered 503 because the session store was unavailable.', registers: [register] });
 
   const onRequest = (status: number, seconds: number) => {
-    // requestDone() reports real statuses (100-599, 499 for a client gone); anything else is not counted.
-    if (status >= 100 && status < 600) codes[status]!++;
+    // requestDone() reports the answer's status (499 for a client gone), which Node keeps within 100-999.
+    if (status >= 100 && status < 1000) codes[status]!++;
     duration.record(seconds);
   };
   dc.subscribe(CHANNELS.storeOperation, (message) => {

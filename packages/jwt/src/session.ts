@@ -120,7 +120,7 @@ export class JwtSession {
     this.#state = state;
     // An own enumerable key, as on express-session's Session (Object.keys, JSON of req.session list it).
     Object.defineProperty(this, 'cookie', COOKIE_PROPERTY);
-    loadData(this, data);
+    loadData(this, data, true);
   }
 
   /** The session id (the token's jti). */
@@ -177,14 +177,18 @@ export function sessionJson(session: JwtSession): string {
   return JSON.stringify(data);
 }
 
-/** Copies claims onto a session as plain data properties, skipping names the session or the token own. */
-export function loadData(session: JwtSession, data: Record<string, unknown>): void {
+/**
+ * Copies claims onto a session as plain data properties, skipping names the session or the token own. `fresh`: the
+ * session has no data properties yet (its constructor), so an assignment makes the same own, enumerable, writable
+ * property as defineProperty would, at a fraction of the cost (what could make it differ is a setter on the
+ * prototype chain, and the only ones there, `id`, `cookie` and Object.prototype's `__proto__`, are reserved names).
+ * A reload defines them, as before: a property the app redefined (non-enumerable, say) is redefined.
+ */
+export function loadData(session: JwtSession, data: Record<string, unknown>, fresh = false): void {
   for (const [name, value] of Object.entries(data)) {
     if (isReservedName(name)) continue;
-    // An assignment makes the same own, enumerable, writable data property as defineProperty would, at a fraction
-    // of the cost: what could make it differ is a setter on the prototype chain, and the only ones there (`id`,
-    // `cookie`, Object.prototype's `__proto__`) are reserved names, skipped above.
-    (session as unknown as Record<string, unknown>)[name] = value;
+    if (fresh) (session as unknown as Record<string, unknown>)[name] = value;
+    else Object.defineProperty(session, name, { value, enumerable: true, writable: true, configurable: true });
   }
 }
 
