@@ -409,7 +409,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
       else origin.destroy();
     }
     u.countStatus(status);
-    if (this.ctx.metrics) u.tally.record(status, (performance.now() - this.t0) / 1000);
+    if (this.ctx.metrics) u.tally.answered(status, (performance.now() - this.t0) / 1000);
     if (this.ctx.access !== null) this.logAccess(status, u);
     // An application 500 on one route must not eject every instance; a good answer brings one back at once.
     const verdict = answerVerdict(status);
@@ -436,7 +436,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
     this.deadline = this.ctx.now + config.timeouts.tunnel;
     this.started = true;
     u.countStatus(101);
-    if (this.ctx.metrics) u.tally.record(101, (performance.now() - this.t0) / 1000);
+    if (this.ctx.metrics) u.tally.answered(101, (performance.now() - this.t0) / 1000);
     if (this.ctx.access !== null) this.logAccess(101, u);
     if (this.buf !== null) {
       this.origin!.write([this.buf]);
@@ -537,7 +537,7 @@ export class ClientConn implements Timed, OriginHandler, IdlePool, CompressSink 
   private reject(status: number, code: string, reason: string, retryAfter = 0): void {
     const close = !this.bodyDone || this.closeAfter || this.req === null || status === 408 || this.ctx.closing;
     // A head that did not parse took no time at the balancer worth measuring: 0 s.
-    if (this.ctx.metrics) (this.last?.tally ?? this.ctx.own).record(status, this.req === null ? 0 : (performance.now() - this.t0) / 1000);
+    if (this.ctx.metrics) (this.last?.tally ?? this.ctx.own).answered(status, this.req === null ? 0 : (performance.now() - this.t0) / 1000);
     const w0 = this.req === null ? this.socket.bytesWritten : this.w0;
     this.socket.write(errorResponse(status, code, reason, close, retryAfter, this.req?.method === 'HEAD'));
     if (this.ctx.access !== null) this.logAccess(status, this.last, w0);

@@ -1,4 +1,4 @@
-import { histogramMetric, type BucketData } from '@cluster-session/core';
+import { Buckets, histogramMetric } from '@cluster-session/core';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 
 /**
@@ -14,22 +14,18 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 /** Request durations at the balancer, from 1 ms to 10 s (its default response timeout is 30 s). */
 export const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
-/** One instance's answers (or the balancer's own, when no instance was tried). */
-export class Tally implements BucketData {
+/** One instance's answers (or the balancer's own, when no instance was tried): durations in core's Buckets, plus codes. */
+export class Tally extends Buckets {
   /** Answers by status code (100-599). */
   readonly codes = new Float64Array(600);
-  /** Non-cumulative bucket counts; the last one is +Inf. */
-  readonly buckets = new Float64Array(BUCKETS.length + 1);
-  sum = 0;
-  count = 0;
 
-  record(status: number, seconds: number): void {
+  constructor() {
+    super(BUCKETS);
+  }
+
+  answered(status: number, seconds: number): void {
     this.codes[status > 99 && status < 600 ? status : 0]!++;
-    let i = 0;
-    while (i < BUCKETS.length && seconds > BUCKETS[i]!) i++;
-    this.buckets[i]!++;
-    this.sum += seconds;
-    this.count++;
+    this.record(seconds);
   }
 }
 
