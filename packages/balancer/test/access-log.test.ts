@@ -117,6 +117,24 @@ describe('access log', () => {
     }
   });
 
+  it('lines gathered into batches: 3,000 answers from 30 clients at once, each logged once, none lost', async () => {
+    const file = path.join(dir, 'burst.log');
+    const lb = await balancer({ upstreams: [a.url], health: false, accessLog: file });
+    try {
+      await Promise.all(
+        Array.from({ length: 30 }, async (_, c) => {
+          for (let i = 0; i < 100; i++) assert.equal((await request(`${lb.url}/whoami?c=${c}&i=${i}`)).status, 200);
+        }),
+      );
+      await lb.close();
+      const paths = lines(file).map((l) => JSON.parse(l).path as string);
+      assert.equal(paths.length, 3000);
+      assert.equal(new Set(paths).size, 3000, 'each answer once');
+    } finally {
+      await lb.close();
+    }
+  });
+
   it('reopenLogs() after a rename (logrotate) writes on in a new file at the same path', async () => {
     const file = path.join(dir, 'rotate.log');
     const lb = await balancer({ upstreams: [a.url], health: false, accessLog: file });
