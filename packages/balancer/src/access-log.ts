@@ -86,13 +86,17 @@ function jsonLine(e: AccessEntry, now: Date): string {
 const BATCH_CHARS = 4096;
 /** The longest a gathered line waits at low traffic before it is written. */
 const FLUSH_MS = 1000;
+/** What may wait for a stalled disk before lines are dropped. */
+const MAX_WAITING = 16 * 1024 * 1024;
+/** Dropped lines are reported within a second (the flush timer), then at most this often while the disk lags. */
+const DROP_REPORT_MS = 60_000;
 
 /**
  * The access log's file (or stdout for `-`), written through sonic-boom (pino's destination), never one write per
  * request: lines gather here into batches of about 4 KiB (or for at most a second) and each batch is one
  * sonic-boom write; `reopen()` opens the path again after logrotate moved the file (SIGUSR1). At most 16 MiB wait
- * for a stalled disk; beyond that batches are dropped and their lines counted, rather than the balancer's memory
- * growing without bound.
+ * for a stalled disk; beyond that batches are dropped, rather than the balancer's memory growing without bound, and
+ * their lines counted and reported in the balancer's own log (within a second, then at most once a minute).
  *
  * Why batch before sonic-boom, and in its buffer mode, rather than give it each line as a string with its own
  * minLength: sonic-boom 4.2's string write() takes Buffer.byteLength of the chunk it appends to (up to 16 KiB, a
@@ -104,19 +108,23 @@ export class AccessLog {
   readonly format: AccessLogFormat;
   /** Lines lost to a disk that stayed stalled beyond 16 MiB. */
   dropped = 0;
+  private reported = 0;
+  private reportedAt = 0;
+  private readonly warn: (message: string) => void;
   private readonly out: BufferBoom;
   private readonly line: (e: AccessEntry, now: Date) => string;
   private pending = '';
   private readonly timer: NodeJS.Timeout;
 
-  constructor(path: string, format: AccessLogFormat, onError: (message: string) => void) {
+  constructor(path: string, format: AccessLogFormat, warn: (message: string) => void) {
     this.path = path;
     this.format = format;
     this.line = format === 'json' ? jsonLine : combinedLine;
+    this.warn = warn;
     this.out = new SonicBoom({
       ...(path === '-' ? { fd: 1 } : { dest: path, mkdir: true }),
       contentMode: 'buffer',
-      maxLength: 16 * 1024 * 1024,
+      maxLength: MAX_WAITING,
       // One write takes all that waits, up to 1 MiB: a write completes at most once per event-loop turn, and a turn
       // that answers a thousand requests gathers far more than sonic-boom's default 16 KiB.
       maxWrite: 1024 * 1024,
@@ -124,13 +132,28 @@ export class AccessLog {
     this.out.on('drop', (batch: Buffer) => {
       for (let i = batch.indexOf(10); i !== -1; i = batch.indexOf(10, i + 1)) this.dropped++;
     });
-    this.out.on('error', (err: Error) => onError(`access log ${path}: ${err.message}`));
-    this.timer = setInterval(() => this.flush(), FLUSH_MS).unref();
+    this.out.on('error', (err: Error) => warn(`access log ${path}: ${err.message}`));
+    this.timer = setInterval(() => {
+      this.flush();
+      this.report();
+    }, FLUSH_MS).unref();
   }
 
   write(entry: AccessEntry): void {
     this.pending += this.line(entry, new Date());
     if (this.pending.length >= BATCH_CHARS) this.flush();
+  }
+
+  /** Within a second of the first drop, then at most once a minute, and at close: never once per line. */
+  private report(closing = false): void {
+    if (this.dropped === this.reported) return;
+    const now = Date.now();
+    if (!closing && this.reported > 0 && now - this.reportedAt < DROP_REPORT_MS) return;
+    const lost = this.dropped - this.reported;
+    const lines = `${lost} line${lost === 1 ? '' : 's'}`;
+    this.warn(`access log ${this.path}: ${lines} dropped, the disk is not keeping up (16 MiB wait to be written; ${this.dropped} in all)`);
+    this.reported = this.dropped;
+    this.reportedAt = now;
   }
 
   /** Hands the gathered lines to sonic-boom, which writes them now or after the write in progress. */
@@ -150,6 +173,7 @@ export class AccessLog {
   close(): Promise<void> {
     clearInterval(this.timer);
     this.flush();
+    this.report(true);
     return new Promise((resolve) => {
       if (this.path === '-') {
         // stdout stays open for whoever writes after us; what is buffered goes now.

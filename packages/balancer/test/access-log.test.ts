@@ -1,6 +1,7 @@
 // The access log and the request id, through a real balancer in front of real instances; the log files are
 // real files, rotated as logrotate does (rename, then reopen).
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -8,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request, until } from '@cluster-session/testkit';
+import { AccessLog } from '../src/access-log.ts';
 import { balancer, exchange, instances, type Instance } from './helpers.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cs-access-log-'));
@@ -133,6 +135,27 @@ describe('access log', () => {
     } finally {
       await lb.close();
     }
+  });
+
+  it('a disk that takes nothing more: beyond 16 MiB waiting, lines are dropped, counted and reported once', async () => {
+    // A pipe whose reader never reads stands for the stalled disk: once its 64 KiB are full, the write waits.
+    const fifo = path.join(dir, 'stalled.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawn('sh', ['-c', `exec 3<"${fifo}"; exec sleep 60`], { stdio: 'ignore' });
+    const said: string[] = [];
+    const log = new AccessLog(fifo, 'json', (m) => said.push(m));
+    try {
+      const entry = { client: '127.0.0.1', method: 'GET', path: `/${'x'.repeat(1000)}`, minor: 1, status: 200, bytes: 100, upstream: '127.0.0.1:1', seconds: 0.001, requestId: '', headers: '' };
+      for (let i = 0; i < 20_000; i++) log.write(entry); // about 21 MiB of lines
+      assert.ok(log.dropped > 3000 && log.dropped < 10_000, `${log.dropped} dropped: what does not fit in 16 MiB`);
+      await until('the drops are reported', () => said.length > 0, 3_000);
+      assert.equal(said.length, 1, 'one line for them all');
+      assert.match(said[0]!, new RegExp(`^access log .*stalled\\.fifo: ${log.dropped} lines dropped, the disk is not keeping up`));
+    } finally {
+      reader.kill('SIGKILL'); // the waiting write fails (EPIPE), and close() can finish
+      await log.close();
+    }
+    assert.match(said.at(-1)!, /EPIPE/);
   });
 
   it('reopenLogs() after a rename (logrotate) writes on in a new file at the same path', async () => {
