@@ -82,7 +82,7 @@ function jsonLine(e: AccessEntry, now: Date): string {
   })}\n`;
 }
 
-/** Lines gathered before they go to sonic-boom as one string (see AccessLog.write). */
+/** Lines gathered before they go to sonic-boom as one batch (see AccessLog.write). */
 const BATCH_CHARS = 4096;
 /** The longest a gathered line waits at low traffic before it is written. */
 const FLUSH_MS = 1000;
@@ -148,10 +148,10 @@ export class AccessLog {
   private report(closing = false): void {
     if (this.dropped === this.reported) return;
     const now = Date.now();
-    if (!closing && this.reported > 0 && now - this.reportedAt < DROP_REPORT_MS) return;
+    if (!closing && now - this.reportedAt < DROP_REPORT_MS) return;
     const lost = this.dropped - this.reported;
     const lines = `${lost} line${lost === 1 ? '' : 's'}`;
-    this.warn(`access log ${this.path}: ${lines} dropped, the disk is not keeping up (16 MiB wait to be written; ${this.dropped} in all)`);
+    this.warn(`access log ${this.path}: ${lines} dropped, the disk is not keeping up (${MAX_WAITING / 1048576} MiB wait to be written; ${this.dropped} in all)`);
     this.reported = this.dropped;
     this.reportedAt = now;
   }
