@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import { failFastOptions, type ClusterSession } from '@cluster-session/session';
-import { cookieHeader, redisCli, request, sleep, startRedis, startRedisCluster, startRedisSentinel } from '@cluster-session/testkit';
+import { cookieHeader, redisCli, request, sleep, startRedis, startRedisCluster, startRedisSentinel, until } from '@cluster-session/testkit';
 import { serve as serveApp, type Served } from './fixtures/app.ts';
 
 const SECRET = 'topology-secret-0123456789abcdef';
@@ -325,14 +325,10 @@ describe('Redis Sentinel (1 master, 1 replica, 3 sentinels)', () => {
     // The old master comes back: the sentinels demote it to a replica of the promoted one (no split brain), and
     // the app keeps writing to the promoted master.
     await old.start();
-    const demoteBy = Date.now() + 20_000;
-    // A sentinel that reconfigures an instance ends with CLIENT KILL TYPE normal, so a query in flight just then
-    // sees "Server closed the connection": that is the demotion under way, asked again.
-    const role = () => redisCli(old.port, ['INFO', 'replication']).catch(() => '');
-    while (!/^role:slave/m.test(await role())) {
-      assert.ok(Date.now() < demoteBy, 'the returning master was demoted to a replica within 20 s');
-      await sleep(200);
-    }
+    // until() asks again after a failed query too: a sentinel that reconfigures an instance ends with CLIENT KILL
+    // TYPE normal, so a query in flight just then sees "Server closed the connection" (the demotion under way).
+    const demoted = async () => /^role:slave/m.test(await redisCli(old.port, ['INFO', 'replication'])) || undefined;
+    await until('the returning master was demoted to a replica within 20 s', demoted, 20_000, 200);
     const later = await loginAs(app.url, 'later');
     assert.equal(await redisCli(promoted.port, ['EXISTS', `sess:${later.sid}`]), '1');
     for (const u of [...users, fresh]) assert.equal(await whoIs(app.url, u), u.name);
