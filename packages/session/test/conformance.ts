@@ -2,6 +2,7 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { SessionData } from 'express-session';
 import { cookieHeader, request, sleep, startNode, until, type HttpResult, type Proc } from '@cluster-session/testkit';
@@ -71,6 +72,31 @@ export function conformance(name: string, setup: () => Promise<StoreFixture>): v
       assert.equal(await cb((d) => store.get('conf-missing', d)) ?? null, null);
       await cb((d) => store.destroy('conf-a', d));
       assert.equal(await cb((d) => store.get('conf-a', d)) ?? null, null);
+    });
+
+    it("each answer runs in its caller's async context, with many calls in one tick", async () => {
+      // What a request's AsyncLocalStorage holds (the store budget, an app's request id) must still be there when
+      // the store answers it: a store that answers a batch of calls from one place must not hand them all the
+      // context of the first. 40 callers at once, each in its own context, through every step a request makes.
+      const store = app.sessions.store!;
+      const als = new AsyncLocalStorage<number>();
+      const wrong: string[] = [];
+      const step = (i: number, op: string, call: (d: (err?: unknown, v?: unknown) => void) => void) =>
+        als.run(i, () =>
+          cb((d) =>
+            call((err, v) => {
+              if (als.getStore() !== i) wrong.push(`${op} of caller ${i} answered in the context of ${als.getStore()}`);
+              d(err, v);
+            }),
+          ),
+        );
+      const ids = Array.from({ length: 40 }, (_, i) => `ctx-${i}`);
+      await Promise.all(ids.map((id, i) => step(i, 'set', (d) => store.set(id, sessionData(60_000, { user: `u${i}` }), d))));
+      const got = await Promise.all(ids.map((id, i) => step(i, 'get', (d) => store.get(id, d))));
+      assert.deepEqual(got.map((s) => (s as { user?: string } | null)?.user), ids.map((_, i) => `u${i}`));
+      await Promise.all(ids.map((id, i) => step(i, 'touch', (d) => store.touch!(id, sessionData(120_000, { user: `u${i}` }), d))));
+      await Promise.all(ids.map((id, i) => step(i, 'destroy', (d) => store.destroy(id, d))));
+      assert.deepEqual(wrong, []);
     });
 
     it('length, all and clear see exactly the live sessions', async () => {

@@ -107,3 +107,77 @@ describe('SQLite store: the saves of one tick in one transaction', () => {
     }
   });
 });
+
+describe('SQLite store: the gets of one tick in one read transaction', () => {
+  test('50 gets in one tick: each answered once with its own session; an expired row reads as none and is deleted', async () => {
+    const { file, store } = open();
+    const other = new DatabaseSync(file);
+    try {
+      for (let i = 0; i < 50; i++) await save(store, `g-${i}`, sess({ n: i }));
+      // A row past its expiry that the sweep has not reached yet.
+      other.prepare('UPDATE sessions SET expires = ? WHERE sid = ?').run(Date.now() - 1000, 'g-7');
+      const calls = new Map<string, number>();
+      const got = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          new Promise<SessionData | null>((resolve, reject) =>
+            store.get(`g-${i}`, (err, s) => {
+              calls.set(`g-${i}`, (calls.get(`g-${i}`) ?? 0) + 1);
+              return err ? reject(err) : resolve(s);
+            }),
+          ),
+        ),
+      );
+      assert.deepEqual(got.map((s) => (s as unknown as { n: number } | null)?.n ?? null), Array.from({ length: 50 }, (_, i) => (i === 7 ? null : i)));
+      assert.deepEqual([...new Set(calls.values())], [1]);
+      assert.equal(other.prepare('SELECT 1 FROM sessions WHERE sid = ?').get('g-7'), undefined, 'the expired row is gone');
+    } finally {
+      other.close();
+      store.close();
+    }
+  });
+
+  test('in order with the calls on the same id in the same tick: a get before a destroy or a save sees the old value, one after sees the new', async () => {
+    const { store } = open();
+    try {
+      await save(store, 'a', sess({ v: 1 }));
+      await save(store, 'b', sess({ v: 1 }));
+      const beforeDestroy = get(store, 'a');
+      const destroyed = new Promise<void>((resolve, reject) => store.destroy('a', (err) => (err ? reject(err) : resolve())));
+      const afterDestroy = get(store, 'a');
+      const beforeSave = get(store, 'b');
+      const saved = save(store, 'b', sess({ v: 2 }));
+      const afterSave = get(store, 'b');
+      assert.equal((await beforeDestroy as unknown as { v: number }).v, 1);
+      await destroyed;
+      assert.equal(await afterDestroy, null);
+      assert.equal((await beforeSave as unknown as { v: number }).v, 1);
+      assert.equal(await saved, null);
+      assert.equal((await afterSave as unknown as { v: number }).v, 2);
+    } finally {
+      store.close();
+    }
+  });
+
+  test("another connection's write lock does not hold up reads", async () => {
+    const { file, store } = open();
+    const locker = new DatabaseSync(file);
+    try {
+      await save(store, 'r', sess({ v: 1 }));
+      locker.exec('BEGIN IMMEDIATE');
+      locker.prepare("UPDATE sessions SET sess = json_set(sess, '$.v', 9) WHERE sid = 'r'").run();
+      let committed = false;
+      const seen = get(store, 'r').then((s) => ({ s, committed }));
+      setTimeout(() => {
+        committed = true;
+        locker.exec('COMMIT');
+      }, 300);
+      const { s, committed: afterCommit } = await seen;
+      assert.equal(afterCommit, false, 'answered while the lock was held');
+      assert.equal((s as unknown as { v: number }).v, 1, 'the last committed value');
+    } finally {
+      await new Promise((r) => setTimeout(r, 350));
+      locker.close();
+      store.close();
+    }
+  });
+});

@@ -73,11 +73,36 @@ interface QueuedSave {
   cb: Cb | undefined;
 }
 
-/** Each save's callback, on its own: one that throws must not keep the rest of the batch from their answers. */
-function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknown): void {
+/**
+ * `cb`, to run in the async context of the call that gave it (its request's AsyncLocalStorage: the store budget, an
+ * app's own request id), whichever turn of the event loop answers it. A batch answers many calls from one place,
+ * which is the context of none of them (the first caller's, for a setImmediate); a promise reaction runs in the
+ * context it was registered in, so the answer goes through one made here.
+ */
+function inCallersContext(cb: Cb): Cb;
+function inCallersContext(cb: Cb | undefined): Cb | undefined;
+function inCallersContext(cb: Cb | undefined): Cb | undefined {
+  if (!cb) return undefined;
+  let answer!: (a: readonly [unknown, unknown]) => void;
+  void new Promise<readonly [unknown, unknown]>((resolve) => (answer = resolve)).then(([err, value]) => cb(err, value));
+  return (err, value) => answer([err, value]);
+}
+
+interface QueuedGet {
+  sid: string;
+  cb: Cb;
+}
+
+/**
+ * Each callback of a batch, on its own: one that throws must not keep the rest of the batch from their answers
+ * (it is rethrown from a microtask, as an exception in a callback would be).
+ */
+function answerEach(batch: readonly { cb: Cb | undefined }[], errorOf: (i: number) => unknown, valueOf: (i: number) => unknown = () => undefined): void {
   batch.forEach((w, i) => {
     try {
-      w.cb?.(errorOf(i));
+      const err = errorOf(i);
+      if (err) w.cb?.(err);
+      else w.cb?.(null, valueOf(i));
     } catch (err) {
       queueMicrotask(() => {
         throw err;
@@ -87,9 +112,10 @@ function answerEach(batch: readonly QueuedSave[], errorOf: (i: number) => unknow
 }
 
 /**
- * The embedded store on node:sqlite: one file shared by every process of the host. The saves of one turn of the
- * event loop are written in one transaction (drain()); every other write is one statement, atomic on its own; last
- * write wins per session, as on Redis.
+ * The embedded store on node:sqlite: one file shared by every process of the host. The gets of one turn of the event
+ * loop are read in one transaction (readQueued()), and its saves written in one (drain()); every other write is one
+ * statement, atomic on its own; last write wins per session, as on Redis. Every call keeps its order with the calls
+ * on the same session id (and those over many rows) made before it, as commands on one Redis connection do.
  */
 export class SqliteStore extends Store {
   readonly db: DatabaseSync;
@@ -111,6 +137,11 @@ export class SqliteStore extends Store {
   /** Saves made in this turn of the event loop, not written yet. */
   private queued: QueuedSave[] | null = null;
   private readonly queuedIds = new Set<string>();
+  /** Gets made in this turn of the event loop, not read yet. */
+  private reads: QueuedGet[] | null = null;
+  private readonly readIds = new Set<string>();
+  /** Whether a setImmediate will read and write what is queued (schedule()). */
+  private scheduled = false;
   /** The last batch of saves, while it is being written or waits for the write lock. */
   private writing: Promise<void> | null = null;
 
@@ -177,15 +208,81 @@ export class SqliteStore extends Store {
   }
 
   /**
-   * Every statement after the saves queued before it that it could see (drain()): those of its session id, or all
-   * of them for a statement over many rows (`sid` undefined). A get of one session does not end the batch of
-   * another's saves, or no batch would ever hold more than one. In order even while a batch waits for the lock.
+   * Every statement after the gets and saves queued before it that it could see or change: those of its session id,
+   * or all of them for a statement over many rows (`sid` undefined). A call on one session does not end the batch of
+   * another's, or no batch would ever hold more than one. In order even while a batch waits for the lock.
    */
   private run<T>(cb: Cb | undefined, fn: () => T, sid?: string): Promise<T> {
+    if (this.reads !== null && (sid === undefined || this.readIds.has(sid))) this.readQueued();
     if (this.queued !== null && (sid === undefined || this.queuedIds.has(sid))) this.drain();
     const p = this.afterWriting(fn);
     if (cb) p.then((v) => cb(null, v), (e) => cb(e));
     return p;
+  }
+
+  /** What this turn of the event loop queued, once it has made all its calls: gets first (see drain()), then saves. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drain();
+    });
+  }
+
+  /**
+   * Reads the queued gets in one read transaction: one snapshot, and one lock and unlock of the file for all of
+   * them instead of one per get (in a loop: ~6 µs of CPU for a get alone, ~2.3 µs each for eight in one
+   * transaction). Synchronous unless a batch of saves waits for the lock; answered in each caller's context.
+   */
+  private readQueued(): void {
+    const batch = this.reads;
+    if (batch === null) return;
+    this.reads = null;
+    this.readIds.clear();
+    const values: unknown[] = new Array(batch.length);
+    const errors: unknown[] = new Array(batch.length);
+    this.afterWriting(() => this.readBatch(batch, values, errors)).then(
+      () => answerEach(batch, (i) => errors[i], (i) => values[i]),
+      (err: unknown) => answerEach(batch, () => err),
+    );
+  }
+
+  private readBatch(batch: readonly QueuedGet[], values: unknown[], errors: unknown[]): void {
+    const now = Date.now();
+    const expired: number[] = [];
+    const one = batch.length === 1;
+    if (!one) this.db.exec('BEGIN');
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        errors[i] = undefined;
+        try {
+          const row = this.q.get.get(batch[i]!.sid) as { sess: string; expires: number } | undefined;
+          values[i] = row === undefined || row.expires <= now ? null : this.live(row, now);
+          if (row !== undefined && row.expires <= now) expired.push(i);
+        } catch (err) {
+          if (isBusy(err)) throw err; // the whole batch again: reads repeat safely
+          errors[i] = err;
+        }
+      }
+    } finally {
+      if (!one && this.db.isTransaction) this.db.exec('COMMIT');
+    }
+    for (const i of expired) {
+      // After the read transaction, best effort: a get must not wait for (or fail on) the write lock; the sweep
+      // deletes the row otherwise.
+      try {
+        this.q.deleteExpired1.run(batch[i]!.sid, now);
+      } catch (err) {
+        if (!isBusy(err)) errors[i] = err;
+      }
+    }
+  }
+
+  /** The session a stored row holds, null when it does not parse or its stored cookie has expired. */
+  private live(row: { sess: string; expires: number }, now: number): SessionData | null {
+    const sess = parseSession(row.sess, this.logger);
+    return sess && cookieLive(sess, row.expires, now) ? sess : null;
   }
 
   /**
@@ -194,6 +291,9 @@ export class SqliteStore extends Store {
    * held by another process: then the batch retries, and later statements wait for it (`writing`).
    */
   private drain(): void {
+    // The gets queued before these saves: none of them is of a session saved since (a get after a save of its id
+    // drains first), so reading them first keeps every session's order.
+    this.readQueued();
     const batch = this.queued;
     if (batch === null) return;
     this.queued = null;
@@ -237,40 +337,29 @@ export class SqliteStore extends Store {
     }
   }
 
+  /** Queued, and read with the other gets of this turn of the event loop in one transaction (readQueued()). */
   override get(sid: string, cb: Cb): void {
-    void this.run(cb, () => {
-      const now = Date.now();
-      const row = this.q.get.get(sid) as { sess: string; expires: number } | undefined;
-      if (!row) return null;
-      if (row.expires <= now) {
-        // Best effort: a read must not wait for (or fail on) the write lock; the sweep gets it otherwise.
-        try {
-          this.q.deleteExpired1.run(sid, now);
-        } catch (err) {
-          if (!isBusy(err)) throw err;
-        }
-        return null;
-      }
-      const sess = parseSession(row.sess, this.logger);
-      return sess && cookieLive(sess, row.expires, now) ? sess : null;
-    }, sid).catch(() => {});
+    // A save of this id queued before it is written first, so the get sees it.
+    if (this.queuedIds.has(sid)) this.drain();
+    if (this.reads === null) this.reads = [];
+    this.reads.push({ sid, cb: inCallersContext(cb) });
+    this.readIds.add(sid);
+    this.schedule();
   }
 
   /** Queued, and written with the other saves of this turn of the event loop in one transaction (drain()). */
   override set(sid: string, sess: SessionData, cb?: Cb): void {
     let save: QueuedSave;
     try {
-      save = { sid, json: JSON.stringify(sess), expires: expiryColumn(sess, this.ttl), user: userOf(sess, this.userKey) ?? null, cb };
+      save = { sid, json: JSON.stringify(sess), expires: expiryColumn(sess, this.ttl), user: userOf(sess, this.userKey) ?? null, cb: inCallersContext(cb) };
     } catch (err) {
       if (cb) setImmediate(cb, err); // a session JSON cannot hold (a BigInt, a cycle): this save fails, as a store's would
       return;
     }
-    if (this.queued === null) {
-      this.queued = [];
-      setImmediate(() => this.drain());
-    }
+    if (this.queued === null) this.queued = [];
     this.queued.push(save);
     this.queuedIds.add(sid);
+    this.schedule();
   }
 
   override touch(sid: string, sess: SessionData, cb?: Cb): void {
@@ -383,7 +472,7 @@ export class SqliteStore extends Store {
   }
 
   close(): void {
-    this.drain(); // the saves of this turn still go in
+    this.drain(); // the gets and saves of this turn still go in
     clearInterval(this.timer);
     clearTimeout(this.first);
     void this.stopSweeper();
