@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { deadline as withDeadline } from '@cluster-session/core';
-import { redisCli, startNode, startProcess, startRedisCluster, startRedisSentinel, type Proc, type RedisAddress, type RedisCluster, type RedisSentinel } from '@cluster-session/testkit';
+import { redisCli, startNode, startProcess, startRedisCluster, startRedisSentinel, until, type Proc, type RedisAddress, type RedisCluster, type RedisSentinel } from '@cluster-session/testkit';
 import { createNet, unavailable, type Host, type Net } from '../support/netns.ts';
 import { CLI } from '../support/stack.ts';
 
@@ -498,10 +498,8 @@ describe('multi-host partitions (network namespaces)', { skip, concurrency: fals
     await cut.heal();
     const healedAt = Date.now();
     // The old master comes back to a world where it is no longer master: the sentinels demote it.
-    let demoted = false;
-    for (const deadline = Date.now() + 30_000; !demoted && Date.now() < deadline; await sleep(200)) {
-      demoted = /^role:slave/m.test(await redisCli(old.address, ['INFO', 'replication']).catch(() => ''));
-    }
+    // until() asks again after a failed query: a sentinel reconfiguring the instance cuts its clients off.
+    await until('the returning master demoted to a replica (no split brain)', async () => /^role:slave/m.test(await redisCli(old.address, ['INFO', 'replication'])), 30_000, 200);
     const demotedAt = Date.now();
     await sleep(1_000);
     const row = report(
@@ -513,7 +511,6 @@ describe('multi-host partitions (network namespaces)', { skip, concurrency: fals
 
     assert.notEqual(promoted, old);
     assert.ok(recovered, 'the clients recovered while the old master was still cut off');
-    assert.ok(demoted, 'the returning master was demoted to a replica (no split brain)');
     assert.equal(row.loginsLost, 0, 'every login made before the partition is valid after it');
     assert.ok(row.samples.every((x) => x.st !== 'hang' && x.st !== 'error'), 'every request was answered');
     const failed = row.samples.filter((x) => x.st !== 200);
