@@ -3,6 +3,7 @@
 // that follow it (a destroy, a get), a save that cannot be written fails alone, and a batch that meets another
 // process's write lock waits for it rather than dropping anything.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -156,6 +157,31 @@ describe('SQLite store: the gets of one tick in one read transaction', () => {
     } finally {
       store.close();
     }
+  });
+
+  test('a callback that throws keeps the rest of its batch from nothing, and its exception is uncaught', async () => {
+    // In a process of its own: the exceptions must reach 'uncaughtException' (not an unhandled rejection), which
+    // this test runner would take for a failure of its own.
+    const script = [
+      `import { SqliteStore } from ${JSON.stringify(new URL('../src/stores/sqlite.ts', import.meta.url).href)};`,
+      `const store = new SqliteStore(${JSON.stringify(path.join(dir, `s${n++}.sqlite`))}, { table: 'sessions', ttl: 3600, userKey: 'user', logger: console, timeoutMs: 2000 });`,
+      `process.on('uncaughtException', (e) => console.log('uncaught ' + e.message));`,
+      `process.on('unhandledRejection', (e) => console.log('unhandled rejection ' + e));`,
+      `const s = { cookie: { originalMaxAge: 3600000, expires: new Date(Date.now() + 3600000).toISOString() }, v: 1 };`,
+      `store.set('a', s, () => { throw new Error('from a save'); });`,
+      `store.set('b', s, (err) => console.log('save b ' + err));`,
+      `setTimeout(() => {`,
+      `  store.get('a', () => { throw new Error('from a get'); });`,
+      `  store.get('b', (err, v) => console.log('get b ' + err + ' ' + v.v));`,
+      `}, 50);`,
+      `setTimeout(() => store.close(), 200);`,
+    ].join('\n');
+    const args = [...process.execArgv.filter((a) => a.startsWith('--conditions')), '--input-type=module', '-e', script];
+    const stdout = await new Promise<string>((resolve, reject) => {
+      const child = execFile(process.execPath, args, { timeout: 20_000 }, (err, out) => (err ? reject(err) : resolve(out)));
+      child.stdin?.end();
+    });
+    assert.deepEqual(stdout.trim().split('\n').sort(), ['get b null 1', 'save b null', 'uncaught from a get', 'uncaught from a save']);
   });
 
   test("another connection's write lock does not hold up reads", async () => {

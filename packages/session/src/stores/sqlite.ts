@@ -77,14 +77,23 @@ interface QueuedSave {
  * `cb`, to run in the async context of the call that gave it (its request's AsyncLocalStorage: the store budget, an
  * app's own request id), whichever turn of the event loop answers it. A batch answers many calls from one place,
  * which is the context of none of them (the first caller's, for a setImmediate); a promise reaction runs in the
- * context it was registered in, so the answer goes through one made here.
+ * context it was registered in, so the answer goes through one made here. Each callback runs on its own: one that
+ * throws keeps no other from its answer, and its exception is uncaught, as it would be from any callback.
  */
 function inCallersContext(cb: Cb): Cb;
 function inCallersContext(cb: Cb | undefined): Cb | undefined;
 function inCallersContext(cb: Cb | undefined): Cb | undefined {
   if (!cb) return undefined;
   let answer!: (a: readonly [unknown, unknown]) => void;
-  void new Promise<readonly [unknown, unknown]>((resolve) => (answer = resolve)).then(([err, value]) => cb(err, value));
+  void new Promise<readonly [unknown, unknown]>((resolve) => (answer = resolve)).then(([err, value]) => {
+    try {
+      cb(err, value);
+    } catch (thrown) {
+      queueMicrotask(() => {
+        throw thrown;
+      });
+    }
+  });
   return (err, value) => answer([err, value]);
 }
 
@@ -93,21 +102,12 @@ interface QueuedGet {
   cb: Cb;
 }
 
-/**
- * Each callback of a batch, on its own: one that throws must not keep the rest of the batch from their answers
- * (it is rethrown from a microtask, as an exception in a callback would be).
- */
+/** Answers every call of a batch (callbacks made by inCallersContext(), which only schedule theirs). */
 function answerEach(batch: readonly { cb: Cb | undefined }[], errorOf: (i: number) => unknown, valueOf: (i: number) => unknown = () => undefined): void {
   batch.forEach((w, i) => {
-    try {
-      const err = errorOf(i);
-      if (err) w.cb?.(err);
-      else w.cb?.(null, valueOf(i));
-    } catch (err) {
-      queueMicrotask(() => {
-        throw err;
-      });
-    }
+    const err = errorOf(i);
+    if (err) w.cb?.(err);
+    else w.cb?.(null, valueOf(i));
   });
 }
 
