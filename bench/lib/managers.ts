@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { request, startNode, type Proc } from '@cluster-session/testkit';
+import { request, startProcess, type Proc } from '@cluster-session/testkit';
+import { sharedInstall } from './built.ts';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const FIXTURES = path.join(here, '..', 'fixtures');
-const CLI = path.join(here, '..', '..', 'packages', 'cli', 'bin', 'cluster-session.js');
+/** The CLI of a built install (built.ts): workers start as a user's do, without the TypeScript stripper. */
+const cli = () => path.join(sharedInstall(), 'node_modules', '@cluster-session', 'cli', 'bin', 'cluster-session.js');
 
 /** Polls until `url` answers 200 `times` in a row with `distinct` different pids (all workers up). */
 export async function waitServing(url: string, distinct = 1, timeoutMs = 30_000): Promise<void> {
@@ -39,7 +41,8 @@ export interface Managed {
 /** Our cluster, through the public CLI: `cluster-session start <entry> -i N [--sticky]`. */
 export async function startOurs(entry: string, workers: number, port: number, extra: string[] = []): Promise<Managed> {
   const name = `bench-${process.pid}-${port}`;
-  const proc: Proc = startNode([CLI, 'start', entry, '-i', String(workers), '--name', name, '--port', String(port), ...extra], {
+  const bin = cli();
+  const proc: Proc = startProcess(process.execPath, [bin, 'start', entry, '-i', String(workers), '--name', name, '--port', String(port), ...extra], {
     env: { ...process.env, PORT: String(port), NODE_ENV: 'production' },
   });
   // Ready means every slot says so: counting pids seen from one client cannot work in sticky mode.
@@ -48,7 +51,7 @@ export async function startOurs(entry: string, workers: number, port: number, ex
   return {
     pid: proc.pid,
     async reload() {
-      await run(process.execPath, [...process.execArgv, CLI, 'reload', '--name', name]);
+      await run(process.execPath, [bin, 'reload', '--name', name]);
     },
     async stop() {
       await proc.stop('SIGTERM', 15_000);
