@@ -1,5 +1,8 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 export interface LoadOptions {
   connections: number;
@@ -61,6 +64,7 @@ const toMs = (value: string, unit: string) => Number(value) * ({ us: 0.001, ms: 
 async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
   const args = ['-t', '1', '-c', String(o.connections), '-d', `${o.durationSec}s`, '--latency', '--timeout', '10s'];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  let script: string | undefined;
   if ((o.method && o.method !== 'GET') || o.varyForwardedFor || o.cookies) {
     // wrk sets method, body and per-request headers from a Lua script.
     let lua = `wrk.method = ${JSON.stringify(o.method ?? 'GET')}\n${o.body ? `wrk.body = ${JSON.stringify(o.body)}\n` : ''}`;
@@ -71,11 +75,16 @@ async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
       lua += `local cookies = {${o.cookies.map((c) => JSON.stringify(c)).join(',')}}\n`;
       lua += 'request = function()\n  wrk.headers["Cookie"] = cookies[math.random(#cookies)]\n  return wrk.format()\nend\n';
     }
-    const file = `/tmp/cs-bench-${process.pid}.lua`;
-    (await import('node:fs')).writeFileSync(file, lua);
-    args.push('-s', file);
+    script = mkdtempSync(path.join(tmpdir(), 'cs-bench-wrk-'));
+    writeFileSync(path.join(script, 'request.lua'), lua);
+    args.push('-s', path.join(script, 'request.lua'));
   }
-  const out = await run('wrk', [...args, url]);
+  let out: string;
+  try {
+    out = await run('wrk', [...args, url]);
+  } finally {
+    if (script) rmSync(script, { recursive: true, force: true });
+  }
   const num = (re: RegExp) => Number(out.match(re)?.[1] ?? 0);
   const lat = (p: string) => {
     const m = out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm'));
