@@ -29,8 +29,16 @@ export interface LoadResult {
   p99Ms: number;
   /** Socket errors and timeouts: requests that got no HTTP answer at all. */
   errors: number;
+  /** What `errors` were, as the generator counts them (wrk: connect, read, write, timeout); empty when none. */
+  errorKinds: string;
   /** Answers outside 2xx/3xx. */
   non2xx: number;
+}
+
+/** A round's failures for a log line: their count, and what they were when there were any. */
+export function failureSummary(r: LoadResult): string {
+  const kinds = [r.errorKinds, r.non2xx ? `non-2xx/3xx ${r.non2xx}` : ''].filter(Boolean).join(', ');
+  return `${r.errors + r.non2xx}${kinds ? ` (${kinds})` : ''}`;
 }
 
 let wrkPresent: boolean | undefined;
@@ -90,6 +98,7 @@ async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
     const m = out.match(new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)`, 'm'));
     return m ? toMs(m[1]!, m[2]!) : NaN;
   };
+  // wrk prints this line only when there was a socket error; its timeouts are requests unanswered after --timeout.
   const sock = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
   return {
     tool: 'wrk',
@@ -98,6 +107,7 @@ async function wrk(url: string, o: LoadOptions): Promise<LoadResult> {
     p50Ms: lat('50'),
     p99Ms: lat('99'),
     errors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
+    errorKinds: sock ? `socket errors: ${sock[0].slice('Socket errors: '.length)}` : '',
     non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
   };
 }
@@ -118,6 +128,7 @@ async function autocannon(url: string, o: LoadOptions): Promise<LoadResult> {
     p50Ms: r.latency.p50,
     p99Ms: r.latency.p99,
     errors: r.errors + r.timeouts,
+    errorKinds: r.errors + r.timeouts ? `errors ${r.errors}, timeouts ${r.timeouts}` : '',
     non2xx: r.non2xx,
   };
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startProcess, waitForPort, which, type Proc } from '@cluster-session/testkit';
 import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
-import { hasWrk, load, type LoadResult } from '../lib/load.ts';
+import { failureSummary, hasWrk, load, type LoadResult } from '../lib/load.ts';
 import { cpuMicros, rssMiB } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
@@ -87,7 +87,7 @@ const scenario: Scenario = {
                 const before = cpuMicros(c.pid);
                 const res = await load(c.url, { connections, durationSec: ctx.durationSec });
                 (cpu[k] ??= []).push((cpuMicros(c.pid) - before) / Math.max(1, res.requests));
-                ctx.log(`balancer-many: ${k} at ${connections}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, errors ${res.errors + res.non2xx}`);
+                ctx.log(`balancer-many: ${k} at ${connections}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, errors ${failureSummary(res)}`);
                 return res;
               },
             ]),

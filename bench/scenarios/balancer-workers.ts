@@ -12,7 +12,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startProcess, waitForPort, which, type Proc } from '@cluster-session/testkit';
 import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
-import { hasWrk, load, type LoadResult } from '../lib/load.ts';
+import { failureSummary, hasWrk, load, type LoadResult } from '../lib/load.ts';
 import { children, treeCpuMicros } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
@@ -95,7 +95,7 @@ const scenario: Scenario = {
                 const before = treeCpuMicros(c.pid);
                 const res = await load(c.url, { connections, durationSec: ctx.durationSec });
                 (cpu[k as Key] ??= []).push((treeCpuMicros(c.pid) - before) / Math.max(1, res.requests));
-                ctx.log(`balancer-workers: ${c.label} at ${connections}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, errors ${res.errors + res.non2xx} (${res.tool})`);
+                ctx.log(`balancer-workers: ${c.label} at ${connections}: ${Math.round(res.rps)} req/s, p99 ${res.p99Ms} ms, errors ${failureSummary(res)} (${res.tool})`);
                 return res;
               },
             ]),

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { freePort, startProcess, testCA, waitForPort, which, type Proc } from '@cluster-session/testkit';
 import { buildJs, startUpstreams } from '../lib/balancer-js.ts';
-import { load, type LoadResult } from '../lib/load.ts';
+import { failureSummary, load, type LoadResult } from '../lib/load.ts';
 import { cpuMicros } from '../lib/proc.ts';
 import { alternate, median, ratio } from '../lib/stats.ts';
 import type { Row, Scenario } from '../lib/types.ts';
@@ -139,7 +139,7 @@ const scenario: Scenario = {
                 const before = cpuMicros(c.pid);
                 const r = await load(c.url, { connections: CONNECTIONS, durationSec: ctx.durationSec, ...(c.headers ? { headers: c.headers } : {}) });
                 (cpu[k] ??= []).push((cpuMicros(c.pid) - before) / Math.max(1, r.requests));
-                ctx.log(`edge/${g.name}: ${c.label}: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms, errors ${r.errors + r.non2xx} (${r.tool})`);
+                ctx.log(`edge/${g.name}: ${c.label}: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms, errors ${failureSummary(r)} (${r.tool})`);
                 return r;
               },
             ]),
