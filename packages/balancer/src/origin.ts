@@ -9,6 +9,14 @@ import type { Upstream } from './upstream.ts';
 
 const MAX_RESPONSE_HEAD = 65_536;
 
+/**
+ * The one buffer every instance connection of this thread reads into (net's `onread`), in place of the stream's
+ * default of a fresh 64 KiB allocation, shrunk, per read, pushed through the Readable machinery and emitted as
+ * 'data'. Reads are synchronous and one at a time on the thread, and onRead() copies each read out before it
+ * returns, so nothing ever holds a view of this buffer.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(65_536);
+
 const O_IDLE = 0;
 const O_HEAD = 1;
 const O_BODY = 2;
@@ -100,20 +108,14 @@ export class OriginConn implements Timed {
     this.handler = handler;
     this.expect = expect;
     this.deadline = ctx.now + ctx.config.timeouts.connect;
-    const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true });
+    const onread = { buffer: READ_BUFFER, callback: (n: number, buf: Buffer) => this.onRead(n, buf) };
+    const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true, onread });
     this.socket = socket;
     ctx.origins.add(this);
     socket.on('connect', () => {
       this.connected = true;
       this.deadline = this.ctx.now + this.ctx.config.timeouts.response;
       this.handler?.onReady(this);
-    });
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.onData(chunk);
-      } catch (err) {
-        this.fail(`internal error: ${err instanceof Error ? err.message : String(err)}`, err);
-      }
     });
     socket.on('drain', () => {
       if (this.phase !== O_IDLE) this.handler?.onWritable();
@@ -201,6 +203,18 @@ export class OriginConn implements Timed {
     this.timedOut = true;
     this.error ||= this.connected ? 'response timeout' : 'connect timeout';
     this.socket.destroy();
+  }
+
+  /** net's onread callback: one read, in READ_BUFFER. What is handed on is a copy (small ones from Buffer's pool). */
+  private onRead(n: number, buf: Buffer): boolean {
+    const chunk = Buffer.allocUnsafe(n);
+    buf.copy(chunk, 0, 0, n);
+    try {
+      this.onData(chunk);
+    } catch (err) {
+      this.fail(`internal error: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+    return true; // pausing is explicit (socket.pause()), as with 'data'
   }
 
   private onData(chunk: Buffer): void {

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
+import { setTimeout } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { request } from '@cluster-session/testkit';
 import type { Balancer } from '@cluster-session/balancer';
@@ -106,6 +109,55 @@ describe('proxying', () => {
     });
     assert.equal(received, 32 * 256 * 1024);
     assert.equal(got.digest('hex'), sent.digest('hex'));
+  });
+
+  test('instance reads share one buffer: an answer queued for a stalled client is not overwritten by other reads', async () => {
+    // Every instance connection reads into one buffer (origin.ts READ_BUFFER). A client that stops reading makes the
+    // balancer queue the last pieces of its answer (the kernel's buffers are full) while other connections' reads land
+    // in that buffer; a queued view of it instead of a copy shows up here as the other answers' bytes.
+    const stalled = net.connect(Number(new URL(lb.url).port), '127.0.0.1');
+    await once(stalled, 'connect');
+    stalled.pause();
+    stalled.write('GET /big?mb=24&fill=97 HTTP/1.1\r\nHost: x\r\n\r\n');
+    await setTimeout(300); // the balancer fills both kernel buffers, queues the rest and pauses that instance socket
+    const others = await Promise.all(
+      [98, 99, 100].map((fill) =>
+        new Promise<{ bytes: number; foreign: number }>((resolve, reject) => {
+          http.get(`${lb.url}/big?mb=8&fill=${fill}`, { agent: false }, (res) => {
+            let bytes = 0;
+            let foreign = 0;
+            res.on('data', (d: Buffer) => {
+              bytes += d.length;
+              for (const b of d) if (b !== fill) foreign++;
+            });
+            res.on('end', () => resolve({ bytes, foreign }));
+            res.on('error', reject);
+          }).on('error', reject);
+        }),
+      ),
+    );
+    for (const o of others) assert.deepEqual(o, { bytes: 8 * 1048576, foreign: 0 });
+    const want = 24 * 1048576;
+    let head = Buffer.alloc(0);
+    let body = -1;
+    const foreign = new Map<number, number>();
+    stalled.on('data', (d: Buffer) => {
+      if (body < 0) {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        assert.match(head.subarray(0, end).toString('latin1'), /^HTTP\/1\.1 200 /);
+        d = head.subarray(end + 4);
+        body = 0;
+      }
+      for (const b of d) if (b !== 97) foreign.set(b, (foreign.get(b) ?? 0) + 1);
+      body += d.length;
+      if (body >= want) stalled.end();
+    });
+    stalled.resume();
+    await once(stalled, 'close');
+    assert.equal(body, want);
+    assert.deepEqual([...foreign], [], 'bytes of other answers (fill: count) in the stalled one');
   });
 
   test('keep-alive pool: many client connections share few instance connections', async () => {
