@@ -29,9 +29,11 @@ function emit(from: string, to: string): void {
  * emits: the sources use erasable syntax only), beside the third-party packages of this checkout. A process
  * started from there runs as a published build does. Running the .ts sources instead loads Node's TypeScript
  * stripper into every process (a worker of the plain bench app: 101 MB RSS against 65 MB, and about 300 ms more CPU
- * at each start, i.e. at every reload), which the benchmarks would charge to us and no user pays. Returns `dir`.
+ * at each start, i.e. at every reload), which the benchmarks would charge to us and no user pays. `from` is the tree
+ * whose `packages/` are built (another revision's, for an A/B); the third-party packages are this checkout's either
+ * way. Returns `dir`.
  */
-export function installBuilt(dir: string): string {
+export function installBuilt(dir: string, from = root): string {
   const modules = path.join(dir, 'node_modules');
   const ours = path.join(modules, '@cluster-session');
   mkdirSync(ours, { recursive: true });
@@ -40,12 +42,12 @@ export function installBuilt(dir: string): string {
     if (name !== '@cluster-session' && name !== '.bin') symlinkSync(path.join(root, 'node_modules', name), path.join(modules, name));
   }
   for (const name of PACKAGES) {
-    const from = path.join(root, 'packages', name);
+    const source = path.join(from, 'packages', name);
     const to = path.join(ours, name);
     mkdirSync(to);
-    cpSync(path.join(from, 'package.json'), path.join(to, 'package.json'));
-    if (existsSync(path.join(from, 'bin'))) cpSync(path.join(from, 'bin'), path.join(to, 'bin'), { recursive: true });
-    emit(path.join(from, 'src'), path.join(to, 'dist'));
+    cpSync(path.join(source, 'package.json'), path.join(to, 'package.json'));
+    if (existsSync(path.join(source, 'bin'))) cpSync(path.join(source, 'bin'), path.join(to, 'bin'), { recursive: true });
+    emit(path.join(source, 'src'), path.join(to, 'dist'));
   }
   return dir;
 }

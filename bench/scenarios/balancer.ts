@@ -3,7 +3,7 @@
  * the same two upstream processes, the same load generator, alternating rounds. Reports req/s, p99, CPU per
  * request and resident memory holding 1,000 idle keep-alive clients. A peer that is not installed is skipped with
  * a note (`apt-get install nginx haproxy wrk`); without wrk the load comes from autocannon. BENCH_NAIVE=1 adds a
- * straightforward node:http proxy as a reference.
+ * straightforward node:http proxy as a reference, BENCH_FLOOR=1 a proxy that parses nothing (the runtime's ceiling).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -132,14 +132,18 @@ const scenario: Scenario = {
         contenders.haproxy = { url: `http://127.0.0.1:${port}/`, port, pid: proc.pid, label: 'HAProxy 1 thread' };
       } else notes.push('haproxy not installed: skipped (apt-get install haproxy)');
 
-      if (process.env.BENCH_NAIVE === '1') {
-        // The reference the design had to beat: node:http server + keep-alive Agent, piped both ways.
+      /** A reference proxy from bench/fixtures (not ours), as one more contender. */
+      const reference = async (key: string, fixture: string, label: string) => {
         const port = await freePort();
-        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', 'naive-proxy.ts'), String(port), ...urls]);
+        const proc = startProcess(process.execPath, [path.join(here, '..', 'fixtures', fixture), String(port), ...urls]);
         procs.push(proc);
         await proc.waitFor(/ready/);
-        contenders.naive = { url: `http://127.0.0.1:${port}/`, port, pid: proc.pid, label: 'naive node:http proxy' };
-      }
+        contenders[key] = { url: `http://127.0.0.1:${port}/`, port, pid: proc.pid, label };
+      };
+      // The reference the design had to beat: node:http server + keep-alive Agent, piped both ways.
+      if (process.env.BENCH_NAIVE === '1') await reference('naive', 'naive-proxy.ts', 'naive node:http proxy');
+      // The ceiling: Node sockets piped 1:1, nothing parsed.
+      if (process.env.BENCH_FLOOR === '1') await reference('floor', 'floor-proxy.ts', 'parse-nothing Node socket pipe');
 
       for (const note of notes) ctx.log(`balancer: ${note}`);
       // Warm every contender (JIT, keep-alive pools) before measuring.
@@ -189,6 +193,13 @@ const scenario: Scenario = {
       }
       if (contenders.naive && contenders.nginx) {
         rows.push({ scenario: 'balancer', metric: 'naive node:http proxy req/s (reference, not ours)', unit: 'req/s', ours: rps('naive'), peer: 'nginx 1 worker', peerValue: rps('nginx'), ratio: ratio(rps('naive'), rps('nginx')) });
+      }
+      if (contenders.floor && contenders.nginx) {
+        const metric = 'parse-nothing Node socket pipe (reference, not ours)';
+        rows.push(
+          { scenario: 'balancer', metric: `${metric} req/s`, unit: 'req/s', ours: rps('floor'), peer: 'nginx 1 worker', peerValue: rps('nginx'), ratio: ratio(rps('floor'), rps('nginx')) },
+          { scenario: 'balancer', metric: `${metric} CPU per request`, unit: 'µs', ours: cpuPer('floor'), peer: 'nginx 1 worker', peerValue: cpuPer('nginx'), ratio: ratio(cpuPer('floor'), cpuPer('nginx')) },
+        );
       }
       if (rows.length === 0) {
         rows.push({ scenario: 'balancer', metric: `req/s, ${CONNECTIONS} keep-alive connections`, unit: 'req/s', ours: rps('ours'), note: notes.join('; ') });
