@@ -6,7 +6,7 @@
  * Why instructions and not seconds: on the 2-core VMs this project is measured on, the same build's CPU per request
  * moves by 30-50% between runs, so a change worth 5-10% cannot be told from the noise by wall clock or CPU time
  * (bench/ab.ts-style alternation included). Callgrind counts what the process executes: the same build gives the same
- * count within about 1% whatever else the machine does. It does not count the kernel (system calls and loopback
+ * count within about 2% whatever else the machine does. It does not count the kernel (system calls and loopback
  * delivery are about 40% of the balancer's CPU), nor cache misses or stalls: it answers "does this change execute
  * less", and the wall-clock benches answer "is it faster".
  *
@@ -16,7 +16,7 @@
  * (autocannon, an exact count), and the counters are dumped (`callgrind_control -d`). Instructions per request =
  * the dump's total / COUNT. ROUNDS repeats each variant (a repeat shows the method's spread).
  *
- * Env: WARM (40000), COUNT (40000), ROUNDS (1). About 2.5 minutes per variant and round on an EPYC core.
+ * Env: WARM (40000), COUNT (40000), ROUNDS (1). About 2.5 minutes per variant and round on these VMs.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startProcess, until, type Proc } from '@cluster-session/testkit';
+import { freePort, startProcess, until, which, type Proc } from '@cluster-session/testkit';
 import { startUpstreams } from './lib/balancer-js.ts';
 import { builtFixture, installBuilt } from './lib/built.ts';
 
@@ -33,11 +33,7 @@ const WARM = Number(process.env.WARM ?? 40_000);
 const COUNT = Number(process.env.COUNT ?? 40_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 1);
 for (const tool of ['valgrind', 'callgrind_control']) {
-  try {
-    execFileSync('which', [tool], { stdio: 'ignore' });
-  } catch {
-    throw new Error(`${tool} is not installed: apt-get install valgrind`);
-  }
+  if (!which(tool)) throw new Error(`${tool} is not installed: apt-get install valgrind`);
 }
 
 const work = mkdtempSync(path.join(tmpdir(), 'cs-bench-instructions-'));
@@ -73,13 +69,13 @@ function totalOf(file: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-async function measure(fixture: string, ups: number[], round: number): Promise<number> {
-  const out = path.join(work, `cg-${variants.findIndex((v) => v.fixture === fixture)}-${round}`);
+async function measure(variant: number, ups: number[], round: number): Promise<number> {
+  const out = path.join(work, `cg-${variant}-${round}`);
   mkdirSync(out);
   const port = await freePort();
   const lb: Proc = startProcess('valgrind', [
     '--tool=callgrind', '--smc-check=all-non-file', '--dump-instr=no', `--callgrind-out-file=${path.join(out, 'cg.out')}`,
-    process.execPath, fixture, String(port), ...ups.map((p) => `http://127.0.0.1:${p}`),
+    process.execPath, variants[variant]!.fixture, String(port), ...ups.map((p) => `http://127.0.0.1:${p}`),
   ]);
   try {
     await lb.waitFor(/ready /, 180_000);
@@ -107,19 +103,21 @@ async function measure(fixture: string, ups: number[], round: number): Promise<n
 const procs: Proc[] = [];
 try {
   const ups = await startUpstreams(procs);
-  const results = new Map<string, number[]>();
+  /** Instructions per request, by variant, one per round. */
+  const results: number[][] = variants.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const v of variants) {
-      const perRequest = await measure(v.fixture, ups, round);
-      results.set(v.name, [...(results.get(v.name) ?? []), perRequest]);
+    for (const [i, v] of variants.entries()) {
+      const perRequest = await measure(i, ups, round);
+      results[i]!.push(perRequest);
       console.log(`round ${round + 1} ${v.name}: ${Math.round(perRequest).toLocaleString('en-US')} instructions per request`);
     }
   }
-  const base = results.get(variants[0]!.name)!;
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const base = mean(results[0]!);
   console.log(`\n| balancer build | instructions per request (${WARM} warm, ${COUNT} counted, -c 32) | / ${variants[0]!.name} |\n|---|---:|---:|`);
-  for (const [name, xs] of results) {
-    console.log(`| ${name} | ${xs.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')} | ${(mean(xs) / mean(base)).toFixed(3)}x |`);
+  for (const [i, v] of variants.entries()) {
+    const xs = results[i]!;
+    console.log(`| ${v.name} | ${xs.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')} | ${(mean(xs) / base).toFixed(3)}x |`);
   }
 } finally {
   await Promise.all(procs.map((p) => p.stop()));
