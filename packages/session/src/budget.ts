@@ -23,6 +23,11 @@ export class StoreBudget {
   charge(ms: number): void {
     this.#spent += Math.max(0, ms);
   }
+
+  /** Leaves nothing: every later step of the request fails at once. */
+  exhaust(): void {
+    this.#spent = this.#total;
+  }
 }
 
 const current = new AsyncLocalStorage<StoreBudget>();

@@ -70,7 +70,8 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
   const store = handle.store as Store & Record<string, unknown>;
   const timeout = config.storeTimeout;
   // A step that overruns is answered within a tenth of storeTimeout of its deadline (5 to 50 ms).
-  const deadlines = new Deadlines(Math.min(50, Math.max(5, Math.floor(timeout / 10))));
+  const slack = Math.min(50, Math.max(5, Math.floor(timeout / 10)));
+  const deadlines = new Deadlines(slack);
 
   /**
    * One store step, bounded by what is left of its request's store budget (see budget.ts), or by `storeTimeout`
@@ -87,8 +88,14 @@ export function guardStore(handle: StoreHandle, config: ResolvedConfig): void {
       if (done) return;
       done = true;
       if (due !== undefined) deadlines.cancel(due);
-      budget?.charge(Date.now() - started);
       if (err && op === 'touch' && /unable to find the session to touch/i.test(String((err as Error).message))) err = undefined;
+      const elapsed = Date.now() - started;
+      // A step that fails within `slack` of its limit timed out, whoever's timer said so: the store client's own
+      // (ioredis' commandTimeout runs on the event loop's cached clock and can end a few ms before Date.now()
+      // reaches the limit) or ours. It leaves the request nothing, else a later step with a ms or two left would
+      // be sent to a store that is not answering and run there after the request was answered 503.
+      if (err && budget && elapsed >= limit - slack) budget.exhaust();
+      else budget?.charge(elapsed);
       // For whoever measures the store (the cluster's worker side): core's channels.ts.
       if (storeOperationChannel.hasSubscribers) {
         const error = err ? (err instanceof Error ? err.message : String(err)) : undefined;

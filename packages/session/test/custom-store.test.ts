@@ -14,9 +14,11 @@ import { clusterSession, type SessionConfigInput } from '@cluster-session/sessio
 /** A MemoryStore that can be made to hang (never call back), as a store whose server stopped answering. */
 class FlakyStore extends MemoryStore {
   hang = false;
+  /** The get with this call number fails after 280 ms with the store's own timeout error, as ioredis' commandTimeout does. */
+  timeOutGet = 0;
   calls = { get: 0, set: 0, touch: 0 };
   override get(sid: string, cb: (err: unknown, s?: SessionData | null) => void): void {
-    this.calls.get++;
+    if (++this.calls.get === this.timeOutGet) return void setTimeout(() => cb(new Error('Command timed out')), 280);
     if (!this.hang) super.get(sid, cb);
   }
   override set(sid: string, sess: SessionData, cb?: (err?: unknown) => void): void {
@@ -39,6 +41,13 @@ async function start(config: SessionConfigInput) {
     res.json({ ok: true });
   });
   app.get('/me', (req, res) => void res.json({ user: (req.session as unknown as { user?: string }).user ?? null }));
+  // A reload whose error the app ignores, then a save: the reload's outcome decides whether the save may run.
+  app.get('/reload-then-save', (req, res, next) => {
+    req.session.reload(() => {
+      (req.session as unknown as Record<string, unknown>).after = true;
+      req.session.save((err) => (err ? next(err) : res.json({ ok: true })));
+    });
+  });
   app.get('/logout', (req, res, next) => req.session.destroy((err) => (err ? next(err) : res.json({ ok: true }))));
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -89,6 +98,19 @@ describe('a custom Store instance', () => {
       store.hang = false;
     }
     assert.deepEqual((await c.get('/me')).json, { user: 'ann' });
+  });
+
+  test("a step that fails on the store's own timeout just short of the budget leaves the request nothing: the save is not sent", async () => {
+    const c = client(app.url);
+    await c.get('/set');
+    const sets = store.calls.set;
+    // The load takes ~0 ms of the 300 ms budget; the reload then fails after 280 ms with the store's own timeout,
+    // within the 30 ms in which a timer's cached clock may end it early. Before, the save was sent with ~20 ms left.
+    store.timeOutGet = store.calls.get + 2; // the load succeeds, the reload times out
+    const res = await c.get('/reload-then-save');
+    assert.equal(store.calls.set, sets, 'the save was refused without calling the store');
+    assert.equal(res.status, 503);
+    assert.equal(res.json.code, 'CS_ERR_SESSION_STORE_UNAVAILABLE');
   });
 
   test("a store that says 'disconnect': 503 within storeTimeout without asking it, and back on 'connect'", async () => {
