@@ -115,6 +115,21 @@ function refused(head: string): number {
   return r.status;
 }
 
+describe('field names in any letter case', () => {
+  test('a mixed-case framing or hop-by-hop name is recognised as its lower-case self', () => {
+    const r = request('GET / HTTP/1.1\r\nhOST: h\r\ncONNECTION: close\r\ntRANSFER-eNCODING: chunked\r\nX-Keep: 1\r\n');
+    assert.equal(r.host, 'h');
+    assert.equal(r.keepAlive, false);
+    assert.equal(r.framing.kind, BODY_CHUNKED);
+    assert.equal(r.headers, 'X-Keep: 1\r\n');
+    const res = response('HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 3\r\nkEEP-aLIVE: timeout=7\r\nConnection: KEEP-ALIVE\r\n');
+    assert.equal(res.framing.kind, BODY_LENGTH);
+    assert.equal(res.keepAliveMs, 7000);
+    assert.equal(res.close, false);
+    assert.equal(res.head, 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n');
+  });
+});
+
 describe('request head', () => {
   test('keeps end-to-end fields, removes Host (re-written), framing, hop-by-hop ones and those Connection names', () => {
     const r = request('GET /a?b HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, X-Drop, Host\r\nX-Drop: 1\r\nX-Keep: 2\r\nTE: trailers\r\nContent-Length: 0\r\n');
