@@ -105,7 +105,8 @@ describe('a custom Store instance', () => {
     await c.get('/set');
     const sets = store.calls.set;
     // The load takes ~0 ms of the 300 ms budget; the reload then fails after 280 ms with the store's own timeout,
-    // within the 30 ms in which a timer's cached clock may end it early. Before, the save was sent with ~20 ms left.
+    // within the guard's slack (30 ms here) of its limit, as a client timer on the loop's cached clock can. Before,
+    // the save was then sent with ~20 ms left.
     store.timeOutGet = store.calls.get + 2; // the load succeeds, the reload times out
     const res = await c.get('/reload-then-save');
     assert.equal(store.calls.set, sets, 'the save was refused without calling the store');
