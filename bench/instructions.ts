@@ -7,9 +7,9 @@
  * moves by 30-50% between runs, so a change worth 5-10% cannot be told from the noise by wall clock or CPU time
  * (bench/ab.ts-style alternation included). Callgrind counts what the process executes: the same build gives the same
  * count within about 4% whatever else the machine does (57,055 to 59,209 over four runs of one build on an AMD EPYC
- * VM: repeat a difference under 5% with ROUNDS=2). It does not count the kernel (system calls and loopback delivery
- * are about 40% of the balancer's CPU), nor cache misses or stalls: it answers "does this change execute less", and
- * the wall-clock benches answer "is it faster".
+ * VM, two of them with --perf-basic-prof: repeat a difference under 5% with ROUNDS=2). It does not count the kernel
+ * (system calls and loopback delivery are about 40% of the balancer's CPU), nor cache misses or stalls: it answers
+ * "does this change execute less", and the wall-clock benches answer "is it faster".
  *
  * Method: two upstream processes (bench/fixtures/upstream.ts) run natively; the balancer runs under callgrind
  * (--smc-check=all-non-file, as V8 writes code it then runs). WARM requests first, so that V8 has compiled the hot
